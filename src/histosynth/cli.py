@@ -1,0 +1,56 @@
+"""``histosynth``: the pipeline's jobs from the command line, outside DVC.
+
+Each command calls the same library function as the matching DVC stage script.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from histosynth import paths
+from histosynth.config import PARAMS_FILE, load_params
+from histosynth.entry import run_guarded, setup_logging
+
+app = typer.Typer(
+    help="Versioned real + GAN-synthesised microscopy datasets (see README.md).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOption = typer.Option(PARAMS_FILE, "--params", "-p", help="params.yaml to read.")
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def ingest(
+    params_file: Path = ParamsOption,
+    out: Path = typer.Option(paths.REAL_DIR, help="Output folder (train/val/test class folders + manifest)."),
+) -> None:
+    """Read the data source named by data.source into split class folders."""
+    from histosynth.data.ingest import ingest as run
+
+    run_guarded(lambda: run(load_params(params_file).data, out))
+
+
+@app.command()
+def augment(
+    params_file: Path = ParamsOption,
+    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest`."),
+    out: Path = typer.Option(paths.AUGMENTED_DIR, help="Output folder (class folders + manifest)."),
+    preview: Path = typer.Option(paths.AUGMENT_REPORT_DIR, help="Folder for the per-class preview grids."),
+) -> None:
+    """Rudi-style affine augmentation of the real train split to augment.per_class per class."""
+    from histosynth.augment import augment as run
+
+    run_guarded(lambda: run(load_params(params_file).augment, real, out, preview))
+
+
+if __name__ == "__main__":
+    app()

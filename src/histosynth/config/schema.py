@@ -1,0 +1,18 @@
+"""The whole params.yaml as one typed object."""
+
+from __future__ import annotations
+
+from histosynth.config.augment import AugmentParams
+from histosynth.config.base import Section
+from histosynth.config.data import DataParams
+from histosynth.config.gan import GanParams
+from histosynth.config.generate import GenerateParams
+from histosynth.config.qa import QaParams
+
+
+class Params(Section):
+    data: DataParams = DataParams()
+    augment: AugmentParams = AugmentParams()
+    gan: GanParams = GanParams()
+    generate: GenerateParams = GenerateParams()
+    qa: QaParams = QaParams()

@@ -1,0 +1,78 @@
+"""Image manifests: one Parquet row per image file, validated with pandera.
+
+Every image folder the pipeline writes (real, augmented, synthetic) has a
+``manifest.parquet`` beside its class folders. ``path`` is relative to the manifest's
+folder, POSIX-style, so a folder can be moved or fetched with ``dvc get`` and still resolve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaError, SchemaErrors
+
+from histosynth.errors import DataError
+from histosynth.fsutil import atomic_write_bytes
+
+MANIFEST_NAME = "manifest.parquet"
+SPLITS = ("train", "val", "test")
+
+MANIFEST_SCHEMA = pa.DataFrameSchema(
+    {
+        "id": pa.Column(str, unique=True),
+        "path": pa.Column(str, pa.Check.str_matches(r"^[^/].*\.png$"), unique=True),
+        "class_name": pa.Column(str),
+        "label": pa.Column("int64", pa.Check.ge(0)),
+        "split": pa.Column(str, pa.Check.isin(SPLITS)),
+        "source": pa.Column(str),
+        "md5": pa.Column(str, pa.Check.str_matches(r"^[0-9a-f]{32}$")),
+        # Where the image came from: source file and region, npz index, or the parent image id.
+        "origin": pa.Column(str),
+    },
+    checks=[
+        pa.Check(lambda df: df.groupby("label")["class_name"].nunique().le(1).all(),
+                 error="each label must map to exactly one class_name"),
+    ],
+    strict=False,  # stages may add columns (e.g. augmentation ops, latent seed)
+    ordered=False,
+)
+
+
+def validate_manifest(df: pd.DataFrame, where: str = "manifest") -> pd.DataFrame:
+    try:
+        return MANIFEST_SCHEMA.validate(df, lazy=True)
+    except (SchemaErrors, SchemaError) as err:
+        first = str(err).strip().splitlines()
+        summary = "; ".join(line.strip() for line in first[:6] if line.strip())
+        raise DataError(f"{where}: manifest does not match the schema: {summary}") from None
+
+
+def write_manifest(df: pd.DataFrame, folder: Path | str) -> Path:
+    """Validate and write ``folder/manifest.parquet`` (deterministic bytes for the same rows)."""
+    df = validate_manifest(df.reset_index(drop=True), where=str(folder))
+    path = Path(folder) / MANIFEST_NAME
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def read_manifest(folder: Path | str) -> pd.DataFrame:
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME if folder.is_dir() or not folder.suffix else folder
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found; run the stage that writes it first (e.g. `dvc repro`)")
+    return validate_manifest(pd.read_parquet(path), where=str(path))
+
+
+def class_names_of(df: pd.DataFrame) -> list[str]:
+    """Class names ordered by label (labels must run 0..K-1)."""
+    pairs = df[["label", "class_name"]].drop_duplicates().sort_values("label")
+    labels = pairs["label"].tolist()
+    if labels != list(range(len(labels))):
+        raise DataError(f"manifest labels must be 0..K-1 without gaps, found {labels}")
+    return pairs["class_name"].tolist()

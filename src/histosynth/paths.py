@@ -1,0 +1,15 @@
+"""Fixed output locations (DESIGN.md "Fixed names"), relative to the project root."""
+
+from pathlib import Path
+
+RAW_DIR = Path("data/raw")
+REAL_DIR = Path("data/real")
+AUGMENTED_DIR = Path("data/augmented")
+GAN_DIR = Path("models/gan")
+SYNTHETIC_DIR = Path("data/synthetic")
+PACKAGE_DIR = Path("data/package")
+REPORTS_DIR = Path("reports")
+AUGMENT_REPORT_DIR = REPORTS_DIR / "augment"
+TRAIN_REPORT_DIR = REPORTS_DIR / "train"
+QA_REPORT_DIR = REPORTS_DIR / "qa"
+BENCHMARK_REPORT_DIR = REPORTS_DIR / "benchmark"

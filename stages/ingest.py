@@ -1,0 +1,10 @@
+"""DVC stage `ingest`: data.source -> data/real/{train,val,test}/<class>/*.png + manifest."""
+
+from histosynth import paths
+from histosynth.config import load_params
+from histosynth.data.ingest import ingest
+from histosynth.entry import run_guarded, setup_logging
+
+if __name__ == "__main__":
+    setup_logging()
+    run_guarded(lambda: ingest(load_params().data, paths.REAL_DIR))
