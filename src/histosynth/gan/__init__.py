@@ -1,0 +1,1 @@
+"""Label-conditioned GANs: models, losses, training, checkpoints."""
