@@ -1,1 +1,1 @@
-"""Label-conditioned GANs: models, losses, training, checkpoints."""
+"""Label-conditioned GANs: architectures, losses, limited-data tricks, training and sampling."""

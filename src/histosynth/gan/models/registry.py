@@ -1,0 +1,90 @@
+"""Architecture registry: each arch's training recipe from the source documents, and builders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Literal
+
+from torch import nn
+
+from histosynth.errors import ConfigError
+from histosynth.gan.models import dcgan
+
+LossKind = Literal["bce", "hinge", "wgan-gp"]
+
+
+@dataclass(frozen=True)
+class ArchRecipe:
+    """How the source documents train an architecture (``width`` is a CPU-friendly default;
+    ``paper_width`` is the width that gives the documents' channel counts)."""
+
+    name: str
+    image_sizes: tuple[int, ...]
+    latent_dim: int
+    width: int
+    paper_width: int
+    loss: LossKind
+    g_lr: float
+    d_lr: float
+    betas: tuple[float, float]
+    n_critic: int
+    batch_size: int
+    weight_decay: float
+    lr_step: tuple[int, float] | None
+    diffaugment: tuple[str, ...]
+
+
+_RECIPES: dict[str, ArchRecipe] = {
+    # Radford et al. 2016: Adam 2e-4, beta1 0.5, non-saturating BCE.
+    "dcgan": ArchRecipe(
+        name="dcgan", image_sizes=dcgan.IMAGE_SIZES, latent_dim=128, width=32, paper_width=64,
+        loss="bce", g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), n_critic=1, batch_size=64,
+        weight_decay=0.0, lr_step=None, diffaugment=(),
+    ),
+}
+
+_MODULES: dict[str, ModuleType] = {"dcgan": dcgan}
+
+
+def known_archs() -> tuple[str, ...]:
+    return tuple(_RECIPES)
+
+
+def get_recipe(arch: str) -> ArchRecipe:
+    try:
+        return _RECIPES[arch]
+    except KeyError:
+        raise ConfigError(f"gan.arch={arch!r} is unknown; choose one of {', '.join(_RECIPES)}") from None
+
+
+def check_image_size(arch: str, image_size: int) -> None:
+    sizes = get_recipe(arch).image_sizes
+    if image_size not in sizes:
+        raise ConfigError(
+            f"gan.arch={arch} supports image sizes {', '.join(map(str, sizes))}; "
+            f"data.image_size is {image_size}"
+        )
+
+
+def _check_counts(n_classes: int, width: int) -> None:
+    if n_classes < 1:
+        raise ConfigError(f"a conditional GAN needs at least one class; the training data has {n_classes}")
+    if width < 1:
+        raise ConfigError(f"gan width must be a positive integer; got {width}")
+
+
+def build_generator(arch: str, n_classes: int, image_size: int, latent_dim: int, width: int) -> nn.Module:
+    """``G(z [B, latent_dim], y [B]) -> [B, 3, S, S]`` in [-1, 1]; initialised from torch's RNG."""
+    check_image_size(arch, image_size)
+    _check_counts(n_classes, width)
+    if latent_dim < 1:
+        raise ConfigError(f"gan latent_dim must be a positive integer; got {latent_dim}")
+    return _MODULES[arch].Generator(n_classes, image_size, latent_dim, width)
+
+
+def build_discriminator(arch: str, n_classes: int, image_size: int, width: int) -> nn.Module:
+    """``D(x [B, 3, S, S], y [B]) -> [B]`` raw scores (logits for BCE; no sigmoid)."""
+    check_image_size(arch, image_size)
+    _check_counts(n_classes, width)
+    return _MODULES[arch].Discriminator(n_classes, image_size, width)
