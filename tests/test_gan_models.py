@@ -129,3 +129,19 @@ def test_bfloat16_autocast_forward_and_backward(arch: str, size: int) -> None:
     scores.float().mean().backward()
     grads = [p.grad for p in G.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+SPECTRALLY_NORMALISED = [
+    (arch, net) for arch, net in [("sagan", "G"), ("sagan", "D"), ("ascgan", "D")] if arch in known_archs()
+]
+
+
+@pytest.mark.parametrize(("arch", "net"), SPECTRALLY_NORMALISED)
+def test_spectral_norm_on_every_conv_and_linear(arch: str, net: str) -> None:
+    for size in get_recipe(arch).image_sizes:
+        model = build_pair(arch, size)[0 if net == "G" else 1]
+        layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+        assert layers
+        for layer in layers:
+            assert parametrize.is_parametrized(layer, "weight")
+            assert type(layer.parametrizations.weight[0]).__name__ == "_SpectralNorm"

@@ -9,7 +9,7 @@ from typing import Literal
 from torch import nn
 
 from histosynth.errors import ConfigError
-from histosynth.gan.models import dcgan
+from histosynth.gan.models import dcgan, sagan
 
 LossKind = Literal["bce", "hinge", "wgan-gp"]
 
@@ -42,9 +42,15 @@ _RECIPES: dict[str, ArchRecipe] = {
         loss="bce", g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999), n_critic=1, batch_size=64,
         weight_decay=0.0, lr_step=None, diffaugment=(),
     ),
+    # Thesis ch. 3: hinge loss, TTUR, Adam (0.5, 0.999), batch 128, DiffAugment colour + translation.
+    "sagan": ArchRecipe(
+        name="sagan", image_sizes=sagan.IMAGE_SIZES, latent_dim=128, width=16, paper_width=64,
+        loss="hinge", g_lr=1e-4, d_lr=4e-4, betas=(0.5, 0.999), n_critic=1, batch_size=128,
+        weight_decay=0.0, lr_step=None, diffaugment=("color", "translation"),
+    ),
 }
 
-_MODULES: dict[str, ModuleType] = {"dcgan": dcgan}
+_MODULES: dict[str, ModuleType] = {"dcgan": dcgan, "sagan": sagan}
 
 
 def known_archs() -> tuple[str, ...]:
