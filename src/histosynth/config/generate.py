@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from histosynth.config.base import Section
@@ -9,5 +11,11 @@ from histosynth.config.base import Section
 
 class GenerateParams(Section):
     n_per_class: int = Field(200, ge=1)
+    # Images generated ahead of the PNG writers (memory bound). The generator always runs on
+    # fixed blocks of latents, so this changes no image: see histosynth.generate.sampler.
     batch_size: int = Field(256, ge=1)
-    seed: int = 0
+    # With the class index and the image index, picks each image's latent vector.
+    seed: int = Field(0, ge=0)
+    # auto: CUDA when present (bf16 autocast where supported), CPU otherwise. Byte-identical
+    # outputs for the same params are guaranteed on CPU.
+    device: Literal["auto", "cpu", "cuda"] = "auto"

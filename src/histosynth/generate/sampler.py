@@ -1,0 +1,95 @@
+"""Running a generator: fixed blocks of latents in, uint8 RGB images out.
+
+Why fixed blocks: on CPU the float result for one image changes in its last bits with the
+batch it is computed in (oneDNN and MKL choose kernels and blockings by batch size), and after
+rounding to uint8 a few images in every hundred differ by one grey level. The generator
+therefore always sees the same block of latents for an image: block ``b`` of class ``c`` holds
+images ``b * FORWARD_BLOCK .. (b + 1) * FORWARD_BLOCK - 1`` of that class, whatever the
+number of images, the batch size or the caller (a class's last block is filled up with the
+images that would follow and they are dropped). So an image is a function of
+(generator, seed, class, index) alone, and :meth:`BlockSampler.image` reproduces it byte for
+byte on the same kind of device with the same library versions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch import nn
+
+from histosynth.errors import ConfigError
+from histosynth.generate.latents import latents
+
+FORWARD_BLOCK = 64
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a ConfigError."""
+    cuda = torch.cuda.is_available()
+    if choice == "cuda" and not cuda:
+        raise ConfigError("generate.device is 'cuda' but torch finds no CUDA device; set it to 'auto' or 'cpu'")
+    if choice == "auto":
+        return torch.device("cuda" if cuda else "cpu")
+    return torch.device(choice)
+
+
+def to_uint8_images(x: torch.Tensor) -> np.ndarray:
+    """Generator output [B, 3, S, S] in [-1, 1] -> (B, S, S, 3) uint8 RGB (the GAN pixel convention)."""
+    pixels = ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+class BlockSampler:
+    """The images of one label-conditioned generator ``G(z, y)``, computed a block at a time."""
+
+    def __init__(self, generator: nn.Module, latent_dim: int, seed: int, device: torch.device) -> None:
+        self.generator = generator.to(device).eval()
+        self.latent_dim = latent_dim
+        self.seed = seed
+        self.device = device
+        self.bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def block(self, label: int, block: int) -> np.ndarray:
+        """Images of block ``block`` of class ``label``: (FORWARD_BLOCK, S, S, 3) uint8."""
+        z = torch.from_numpy(latents(self.seed, label, block * FORWARD_BLOCK, FORWARD_BLOCK, self.latent_dim))
+        y = torch.full((FORWARD_BLOCK,), label, dtype=torch.long)
+        # inference_mode is thread-local: entered here because blocks run on a worker thread.
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            x = self.generator(z.to(self.device), y.to(self.device))
+        return to_uint8_images(x)
+
+    def image(self, label: int, index: int) -> np.ndarray:
+        """Image ``index`` of class ``label``, (S, S, 3) uint8."""
+        return self.block(label, index // FORWARD_BLOCK)[index % FORWARD_BLOCK].copy()
+
+    def stream(self, n_classes: int, n_per_class: int, lookahead: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(label, index, image)`` for every class and index, class by class, in index order.
+
+        Blocks are computed on a background thread, at most ``lookahead`` images ahead of the
+        consumer, so the generator runs while the consumer encodes and memory stays bounded.
+        """
+        blocks_per_class = math.ceil(n_per_class / FORWARD_BLOCK)
+        todo = ((label, b) for label in range(n_classes) for b in range(blocks_per_class))
+        depth = max(1, math.ceil(lookahead / FORWARD_BLOCK))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator") as pool:
+            pending: deque[tuple[int, int, Future[np.ndarray]]] = deque()
+
+            def submit_next() -> None:
+                key = next(todo, None)
+                if key is not None:
+                    pending.append((*key, pool.submit(self.block, *key)))
+
+            for _ in range(depth):
+                submit_next()
+            while pending:
+                label, b, future = pending.popleft()
+                images = future.result()
+                submit_next()
+                first = b * FORWARD_BLOCK
+                for offset in range(min(FORWARD_BLOCK, n_per_class - first)):
+                    yield label, first + offset, images[offset]
