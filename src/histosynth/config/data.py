@@ -18,12 +18,16 @@ class DataParams(Section):
     # Where downloads and local copies of source files live (e.g. MedMNIST .npz files).
     root: str = "data/raw"
     image_size: Literal[28, 32, 64, 128, 224] = 32
-    # Keep at most this many images per class and split (0 = keep all): the small-data regime.
+    # Let the medmnist package download a missing .npz into `root` (otherwise: an error naming the file).
+    download: bool = False
+    # Keep at most this many TRAIN images per class, a seeded choice (0 = all): the small-data regime.
     max_per_class: int = Field(0, ge=0)
+    # The same cap for the val and test splits (0 = all).
+    max_eval_per_class: int = Field(0, ge=0)
     # Only for sources without official splits (folder:): stratified fractions.
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
     @field_validator("source")
     @classmethod
