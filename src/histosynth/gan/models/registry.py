@@ -9,7 +9,7 @@ from typing import Literal
 from torch import nn
 
 from histosynth.errors import ConfigError
-from histosynth.gan.models import dcgan, sagan
+from histosynth.gan.models import ascgan, dcgan, sagan
 
 LossKind = Literal["bce", "hinge", "wgan-gp"]
 
@@ -48,9 +48,15 @@ _RECIPES: dict[str, ArchRecipe] = {
         loss="hinge", g_lr=1e-4, d_lr=4e-4, betas=(0.5, 0.999), n_critic=1, batch_size=128,
         weight_decay=0.0, lr_step=None, diffaugment=("color", "translation"),
     ),
+    # PathMNIST paper: WGAN-GP, n_critic 5, Adam 5e-4 (0.5, 0.999), StepLR 0.9 / 10 epochs, batch 64.
+    "ascgan": ArchRecipe(
+        name="ascgan", image_sizes=ascgan.IMAGE_SIZES, latent_dim=100, width=16, paper_width=64,
+        loss="wgan-gp", g_lr=5e-4, d_lr=5e-4, betas=(0.5, 0.999), n_critic=5, batch_size=64,
+        weight_decay=0.0, lr_step=(10, 0.9), diffaugment=(),
+    ),
 }
 
-_MODULES: dict[str, ModuleType] = {"dcgan": dcgan, "sagan": sagan}
+_MODULES: dict[str, ModuleType] = {"dcgan": dcgan, "sagan": sagan, "ascgan": ascgan}
 
 
 def known_archs() -> tuple[str, ...]:
