@@ -1,0 +1,33 @@
+"""What every data source hands to ingest: class names and, per split, labelled images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SplitImages:
+    """The images of one split, decoded on demand so a big source need not sit in memory twice."""
+
+    labels: np.ndarray  # (N,) int64, 0..K-1
+    ids: Sequence[str]  # N file-name-safe ids, unique within the source and stable across runs
+    origins: Sequence[str]  # N human-readable "where from" (file, region, array index)
+    image: Callable[[int], np.ndarray]  # index -> (S, S, 3) uint8 RGB at data.image_size
+
+    def __post_init__(self) -> None:
+        if not len(self.labels) == len(self.ids) == len(self.origins):
+            raise ValueError("labels, ids and origins must have one entry per image")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class SourceImages:
+    """A data source: ``read_split(name)`` is called once per split, in train/val/test order."""
+
+    class_names: tuple[str, ...]
+    read_split: Callable[[str], SplitImages]

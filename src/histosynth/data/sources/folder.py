@@ -1,0 +1,193 @@
+"""``folder:<path>``: one sub-folder per class of image files, split by a seeded stratified draw.
+
+Layout: ``<path>/<class name>/.../<image>``; a relative ``<path>`` is relative to the current
+directory. Class names are the folder names as written (spaces, accents, quotes and all; the
+output folders use :func:`histosynth.fsutil.unique_safe_names`), labelled in sorted order.
+Images may sit in sub-folders of a class folder (e.g. one per patient). Decoding, mode
+conversion and resizing: :mod:`histosynth.data.image_decode`.
+
+What is read, skipped or refused:
+
+- Read: ``.png .jpg .jpeg .tif .tiff .bmp`` files (any case).
+- Ignored quietly: hidden files and folders (names starting with ``.``: ``.DS_Store``,
+  ``._x.png``, ``.git``).
+- Ignored, named in an info line: other files (``notes.txt``) and files beside the class
+  folders.
+- Skipped, each named in a warning: symbolic links (to files or folders; never followed: a
+  link may lead outside the folder and make the data set depend on files elsewhere, and a
+  link inside it duplicates an image that could land in two splits), and image files that
+  cannot be decoded (empty, truncated, corrupt, over the decompression-bomb limit).
+- Refused with a DataError (nothing is written): a missing path or one that is not a folder,
+  fewer than two classes, a class without a usable image (an empty folder, or all its files
+  skipped), and a class too small to give every split with a non-zero fraction an image.
+
+Split: per class, the images (sorted by path) are shuffled by a generator seeded with
+``(data.seed, label)``; the first ``round(test_fraction * n)`` go to test, the next
+``round(val_fraction * n)`` to val (halves round up; at least one each when the fraction is
+above zero), the rest to train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from histosynth.config.data import DataParams
+from histosynth.data.image_decode import IMAGE_SUFFIXES, UnreadableImageError, read_image_rgb
+from histosynth.data.source_images import SourceImages, SplitImages
+from histosynth.errors import DataError
+from histosynth.fsutil import safe_name
+
+log = logging.getLogger(__name__)
+
+SPLIT_STREAM = 1  # keeps this generator apart from other seeded choices made from data.seed
+
+
+@dataclass
+class _Scan:
+    """Image files per class folder and what was passed over on the way."""
+
+    classes: dict[str, list[Path]] = field(default_factory=dict)
+    links: list[Path] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Image:
+    pixels: np.ndarray
+    label: int
+    relpath: str
+
+
+def load_folder(params: DataParams) -> SourceImages:
+    root = Path(params.source_arg)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"data.source = {params.source!r}: {root.resolve()} {what}; point it at a folder"
+                        " with one sub-folder of images per class")
+    scan = _scan(root)
+    for link in scan.links:
+        log.warning("skipped symbolic link %s (links are not followed)", link)
+    if scan.others:
+        log.info("ignored %d file(s) that are not images inside a class folder: %s", len(scan.others),
+                 ", ".join(str(p) for p in scan.others))
+    names = sorted(scan.classes)
+    if len(names) < 2:
+        found = f"only the class folder {names[0]!r}" if names else "no class folders"
+        raise DataError(f"{root.resolve()}: found {found}; a folder source needs at least two"
+                        " sub-folders, one per class, each holding that class's images")
+    images = _decode(root, scan, names, params.image_size)
+    split_of = _stratified_split(images, names, params)
+    return SourceImages(tuple(names), partial(_split_images, params.source_arg, images, split_of))
+
+
+def _scan(root: Path) -> _Scan:
+    scan = _Scan()
+    for entry in _visible_entries(root, scan):
+        if entry.is_dir(follow_symlinks=False):
+            scan.classes[entry.name] = _image_files(Path(entry.path), scan)
+        else:
+            scan.others.append(Path(entry.path))
+    return scan
+
+
+def _visible_entries(folder: Path, scan: _Scan) -> list[os.DirEntry]:
+    """Entries of ``folder`` by name, hidden ones dropped and symbolic links set aside."""
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    visible = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            scan.links.append(Path(entry.path))
+        else:
+            visible.append(entry)
+    return visible
+
+
+def _image_files(folder: Path, scan: _Scan) -> list[Path]:
+    files = []
+    for entry in _visible_entries(folder, scan):
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            files.extend(_image_files(path, scan))
+        elif entry.is_file(follow_symlinks=False) and path.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(path)
+        else:
+            scan.others.append(path)
+    return files
+
+
+def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> list[_Image]:
+    total = sum(len(scan.classes[name]) for name in names)
+    images: list[_Image] = []
+    skipped = 0
+    with tqdm(total=total, desc="decoding images", unit="img", disable=total < 200) as bar:
+        for label, name in enumerate(names):
+            usable = 0
+            for path in scan.classes[name]:
+                bar.update()
+                try:
+                    pixels = read_image_rgb(path, size)
+                except UnreadableImageError as err:
+                    log.warning("skipped %s", err)
+                    skipped += 1
+                    continue
+                images.append(_Image(pixels, label, path.relative_to(root).as_posix()))
+                usable += 1
+            if not usable:
+                folder = root.resolve() / name
+                detail = (f"all {len(scan.classes[name])} image files were unreadable (see the warnings above)"
+                          if scan.classes[name] else "has no image files (PNG, JPEG, TIFF or BMP)")
+                raise DataError(f"class folder {folder}: {detail}; add images or remove the folder")
+    if skipped:
+        log.warning("skipped %d of %d image files that could not be read (named above)", skipped, total)
+    return images
+
+
+def _count(fraction: float, n: int) -> int:
+    """round(fraction * n) with halves up, and at least 1 for a non-zero fraction."""
+    return max(1, math.floor(fraction * n + 0.5)) if fraction > 0 else 0
+
+
+def _stratified_split(images: list[_Image], names: list[str], params: DataParams) -> list[str]:
+    """The split of each image, as described in the module docstring."""
+    split_of = ["train"] * len(images)
+    for label, name in enumerate(names):
+        members = [i for i, image in enumerate(images) if image.label == label]
+        n = len(members)
+        n_val, n_test = _count(params.val_fraction, n), _count(params.test_fraction, n)
+        if n - n_val - n_test < 1:
+            raise DataError(f"class {name!r} has {n} usable image(s): too few for data.val_fraction ="
+                            f" {params.val_fraction} and data.test_fraction = {params.test_fraction}, which"
+                            f" take {n_val} and {n_test} and leave none for training; add images or lower"
+                            " the fractions")
+        order = np.random.default_rng([params.seed, SPLIT_STREAM, label]).permutation(n)
+        for rank, k in enumerate(order):
+            split_of[members[k]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    return split_of
+
+
+def _split_images(source_path: str, images: list[_Image], split_of: list[str], split: str) -> SplitImages:
+    chosen = [image for image, s in zip(images, split_of) if s == split]
+    return SplitImages(
+        labels=np.array([image.label for image in chosen], dtype=np.int64),
+        ids=[_image_id(image.relpath) for image in chosen],
+        origins=[f"{source_path.rstrip('/')}/{image.relpath}" for image in chosen],
+        image=lambda i: chosen[i].pixels,
+    )
+
+
+def _image_id(relpath: str) -> str:
+    """Readable (the file's stem) and unique (a hash of its path inside the source folder)."""
+    digest = hashlib.md5(relpath.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
+    return f"{safe_name(Path(relpath).stem)[:40]}_{digest}"
