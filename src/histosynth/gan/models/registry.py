@@ -9,7 +9,7 @@ from typing import Literal
 from torch import nn
 
 from histosynth.errors import ConfigError
-from histosynth.gan.models import ascgan, dcgan, sagan
+from histosynth.gan.models import ascgan, cwgan128, dcgan, sagan
 
 LossKind = Literal["bce", "hinge", "wgan-gp"]
 
@@ -54,9 +54,15 @@ _RECIPES: dict[str, ArchRecipe] = {
         loss="wgan-gp", g_lr=5e-4, d_lr=5e-4, betas=(0.5, 0.999), n_critic=5, batch_size=64,
         weight_decay=0.0, lr_step=(10, 0.9), diffaugment=(),
     ),
+    # Breast-lesion paper: Adam lr 1e-3 (betas not given: Adam's defaults), L2 1e-6, batch 64.
+    "cwgan128": ArchRecipe(
+        name="cwgan128", image_sizes=cwgan128.IMAGE_SIZES, latent_dim=64, width=8, paper_width=64,
+        loss="bce", g_lr=1e-3, d_lr=1e-3, betas=(0.9, 0.999), n_critic=1, batch_size=64,
+        weight_decay=1e-6, lr_step=None, diffaugment=(),
+    ),
 }
 
-_MODULES: dict[str, ModuleType] = {"dcgan": dcgan, "sagan": sagan, "ascgan": ascgan}
+_MODULES: dict[str, ModuleType] = {"dcgan": dcgan, "sagan": sagan, "ascgan": ascgan, "cwgan128": cwgan128}
 
 
 def known_archs() -> tuple[str, ...]:
