@@ -64,16 +64,20 @@ def load_medmnist(params: DataParams) -> SourceImages:
 def _supported_info(medmnist: Any, flag: str) -> dict[str, Any]:
     from medmnist.dataset import MedMNIST2D
 
-    def usable(name: str) -> bool:
-        return (issubclass(getattr(medmnist, medmnist.INFO[name]["python_class"]), MedMNIST2D)
-                and not medmnist.INFO[name]["task"].startswith("multi-label"))
+    def unusable_because(name: str) -> str | None:
+        info = medmnist.INFO[name]
+        if not issubclass(getattr(medmnist, info["python_class"]), MedMNIST2D):
+            return "a 3D set"
+        return "multi-label" if info["task"].startswith("multi-label") else None
 
-    usable_flags = [name for name in medmnist.INFO if usable(name)]
+    usable = ", ".join(name for name in medmnist.INFO if unusable_because(name) is None)
     if flag not in medmnist.INFO:
-        raise ConfigError(f"data.source = 'medmnist:{flag}': unknown MedMNIST flag; known: {', '.join(usable_flags)}")
-    if flag not in usable_flags:
-        raise ConfigError(f"data.source = 'medmnist:{flag}': {flag} is a 3D or multi-label set; the pipeline"
-                          f" needs one class per 2D image; usable: {', '.join(usable_flags)}")
+        raise ConfigError(f"data.source = 'medmnist:{flag}': unknown MedMNIST flag; the usable (2D,"
+                          f" single-label) ones are: {usable}")
+    reason = unusable_because(flag)
+    if reason:
+        raise ConfigError(f"data.source = 'medmnist:{flag}': {flag} is {reason}, but the pipeline needs one"
+                          f" class per 2D image; usable: {usable}")
     return medmnist.INFO[flag]
 
 
