@@ -32,11 +32,14 @@ class ZoomParams(Section):
 
 class SkewParams(Section):
     p: float = Probability
+    # Corners move outwards by up to this fraction of the longer side (Augmentor's skew).
     magnitude: float = Field(0.7, ge=0.0, le=1.0)
 
 
 class DistortionParams(Section):
     p: float = Probability
+    # A grid x grid mesh over the image; its inner vertices move by up to ``magnitude`` pixels
+    # of a 256 px image (Augmentor's unit), scaled to the tile size: 1 px at 32 px.
     grid: int = Field(8, ge=2, le=64)
     magnitude: float = Field(8.0, ge=0.0)
 
@@ -44,7 +47,7 @@ class DistortionParams(Section):
 class AugmentParams(Section):
     # Images per class written, originals included (thesis: 200 per class).
     per_class: int = Field(200, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     rotate: RotateParams = RotateParams()
     flip: FlipParams = FlipParams()
     zoom: ZoomParams = ZoomParams()
