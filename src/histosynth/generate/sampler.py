@@ -9,11 +9,17 @@ number of images, the batch size or the caller (a class's last block is filled u
 images that would follow and they are dropped). So an image is a function of
 (generator, seed, class, index) alone, and :meth:`BlockSampler.image` reproduces it byte for
 byte on the same kind of device with the same library versions.
+
+Every block is computed with one torch thread (the thread count can change float results,
+and OpenMP teams spin badly on a busy machine); throughput comes from running several blocks
+at once on worker threads instead, while the PNG writers use the cores as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +32,21 @@ from histosynth.errors import ConfigError
 from histosynth.generate.latents import latents
 
 FORWARD_BLOCK = 64
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """Run torch ops on one intra-op thread here and in threads started inside the block."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -48,14 +69,18 @@ class BlockSampler:
     """The images of one label-conditioned generator ``G(z, y)``, computed a block at a time."""
 
     def __init__(self, generator: nn.Module, latent_dim: int, seed: int, device: torch.device) -> None:
-        self.generator = generator.to(device).eval()
+        # channels_last: oneDNN's faster convolution layout (on CPU dcgan 15-20%, cwgan128 2-3x).
+        self.generator = generator.to(device, memory_format=torch.channels_last).eval()
         self.latent_dim = latent_dim
         self.seed = seed
         self.device = device
         self.bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
 
-    def block(self, label: int, block: int) -> np.ndarray:
-        """Images of block ``block`` of class ``label``: (FORWARD_BLOCK, S, S, 3) uint8."""
+    def _block(self, label: int, block: int) -> np.ndarray:
+        """Images of block ``block`` of class ``label``: (FORWARD_BLOCK, S, S, 3) uint8.
+
+        Call only under :func:`single_torch_thread`.
+        """
         z = torch.from_numpy(latents(self.seed, label, block * FORWARD_BLOCK, FORWARD_BLOCK, self.latent_dim))
         y = torch.full((FORWARD_BLOCK,), label, dtype=torch.long)
         # inference_mode is thread-local: entered here because blocks run on a worker thread.
@@ -65,24 +90,27 @@ class BlockSampler:
 
     def image(self, label: int, index: int) -> np.ndarray:
         """Image ``index`` of class ``label``, (S, S, 3) uint8."""
-        return self.block(label, index // FORWARD_BLOCK)[index % FORWARD_BLOCK].copy()
+        with single_torch_thread():
+            return self._block(label, index // FORWARD_BLOCK)[index % FORWARD_BLOCK].copy()
 
     def stream(self, n_classes: int, n_per_class: int, lookahead: int) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(label, index, image)`` for every class and index, class by class, in index order.
 
-        Blocks are computed on a background thread, at most ``lookahead`` images ahead of the
-        consumer, so the generator runs while the consumer encodes and memory stays bounded.
+        Blocks are computed on worker threads (one per two cores on CPU, one for a GPU), at most
+        ``lookahead`` images (and at least one block per worker) ahead of the consumer, so the
+        generator runs while the consumer encodes and memory stays bounded.
         """
         blocks_per_class = math.ceil(n_per_class / FORWARD_BLOCK)
         todo = ((label, b) for label in range(n_classes) for b in range(blocks_per_class))
-        depth = max(1, math.ceil(lookahead / FORWARD_BLOCK))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator") as pool:
+        workers = 1 if self.device.type == "cuda" else max(1, usable_cores() // 2)
+        depth = max(workers, math.ceil(lookahead / FORWARD_BLOCK))
+        with single_torch_thread(), ThreadPoolExecutor(workers, thread_name_prefix="generator") as pool:
             pending: deque[tuple[int, int, Future[np.ndarray]]] = deque()
 
             def submit_next() -> None:
                 key = next(todo, None)
                 if key is not None:
-                    pending.append((*key, pool.submit(self.block, *key)))
+                    pending.append((*key, pool.submit(self._block, *key)))
 
             for _ in range(depth):
                 submit_next()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from tqdm import tqdm
 
 from histosynth.fsutil import unique_safe_names
 from histosynth.generate.md5sums import write_md5sums
-from histosynth.generate.sampler import BlockSampler
+from histosynth.generate.sampler import BlockSampler, usable_cores
 from histosynth.images import write_pngs
 from histosynth.manifest import write_manifest
 
@@ -25,10 +24,6 @@ SOURCE = "synthetic"
 
 def image_id(class_folder: str, index: int) -> str:
     return f"syn_{class_folder}_{index:06d}"
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def write_synthetic_set(
