@@ -6,6 +6,7 @@ Each command calls the same library function as the matching DVC stage script.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -50,6 +51,29 @@ def augment(
     from histosynth.augment import augment as run
 
     run_guarded(lambda: run(load_params(params_file).augment, real, out, preview))
+
+
+@app.command()
+def generate(
+    params_file: Path = ParamsOption,
+    checkpoint: Path = typer.Option(paths.GAN_DIR, help="Folder written by `train` (generator.pt + record.json)."),
+    out: Path = typer.Option(paths.SYNTHETIC_DIR, help="Output folder (class folders with MD5SUMS + manifest); replaced."),
+    n_per_class: int | None = typer.Option(None, min=1, help="Images per class (default: generate.n_per_class)."),
+    seed: int | None = typer.Option(None, min=0, help="Latent seed (default: generate.seed)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Images generated ahead of the writers; changes no image "
+                                          "(default: generate.batch_size)."),
+    device: Literal["auto", "cpu", "cuda"] | None = typer.Option(None, help="Where the generator runs (default: generate.device)."),
+) -> None:
+    """Sample N images per class from a trained generator, with MD5SUMS per class and a manifest."""
+    from histosynth.generate import generate as run
+
+    def job() -> None:
+        options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device)
+        params = load_params(params_file).generate.model_copy(
+            update={key: value for key, value in options.items() if value is not None})
+        run(params, checkpoint, out)
+
+    run_guarded(job)
 
 
 if __name__ == "__main__":
