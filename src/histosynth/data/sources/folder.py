@@ -101,8 +101,11 @@ def _scan(root: Path) -> _Scan:
 
 def _visible_entries(folder: Path, scan: _Scan) -> list[os.DirEntry]:
     """Entries of ``folder`` by name, hidden ones dropped and symbolic links set aside."""
-    with os.scandir(folder) as it:
-        entries = sorted(it, key=lambda e: e.name)
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as err:
+        raise DataError(f"{folder}: cannot list this folder ({err.strerror}); check its permissions") from None
     visible = []
     for entry in entries:
         if entry.name.startswith("."):

@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 SIZES = (28, 64, 128, 224)
 
 
-def npz_name(flag: str, size: int) -> str:
-    """MedMNIST's file name for ``flag`` at ``size`` pixels."""
-    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+def size_suffix(size: int) -> str:
+    """MedMNIST's suffix for a size in file names and INFO keys: bloodmnist.npz, bloodmnist_64.npz, url_64."""
+    return "" if size == 28 else f"_{size}"
 
 
 def load_medmnist(params: DataParams) -> SourceImages:
@@ -45,9 +45,8 @@ def load_medmnist(params: DataParams) -> SourceImages:
     if size not in SIZES:
         raise ConfigError(f"data.image_size = {size}: MedMNIST publishes {flag} at"
                           f" {', '.join(map(str, SIZES))} pixels only; pick one of those")
-    root = Path(params.root)
-    path = root / npz_name(flag, size)
-    suffix = "" if size == 28 else f"_{size}"
+    root, suffix = Path(params.root), size_suffix(size)
+    path = root / f"{flag}{suffix}.npz"
     url, md5 = info[f"url{suffix}"], info[f"MD5{suffix}"]
     if not path.is_file():
         if not params.download:
@@ -57,7 +56,6 @@ def load_medmnist(params: DataParams) -> SourceImages:
         root.mkdir(parents=True, exist_ok=True)
     dataset_class = getattr(medmnist, info["python_class"])
     class_names = tuple(info["label"][str(i)] for i in range(len(info["label"])))
-    log.info("medmnist:%s: reading %s", flag, path)
     return SourceImages(class_names, partial(_read_split, dataset_class, params, flag, path, url, class_names))
 
 
@@ -84,6 +82,8 @@ def _supported_info(medmnist: Any, flag: str) -> dict[str, Any]:
 def _read_split(dataset_class: type, params: DataParams, flag: str, path: Path, url: str,
                 class_names: tuple[str, ...], split: str) -> SplitImages:
     download = params.download and not path.is_file()
+    if download:
+        log.info("downloading %s into %s", url, path.parent)
     try:
         dataset = dataset_class(split=split, size=params.image_size, root=str(path.parent), download=download)
     except RuntimeError as err:  # medmnist's (multi-line) download failure
