@@ -32,7 +32,7 @@ def _vgg_features(weights_path: Path) -> nn.Sequential:
         raise ConfigError(
             f"the perceptual loss needs torchvision's ImageNet VGG-19 weights ({VGG19_WEIGHTS_FILE}, "
             f"{VGG19_WEIGHTS_URL}); no file at {weights_path}: download it and put it there, "
-            "or switch the perceptual loss off"
+            'or set gan.perceptual_weights to "" to switch the perceptual loss off'
         )
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
