@@ -1,10 +1,10 @@
 """``folder:<path>``: one sub-folder per class of image files, split by a seeded stratified draw.
 
 Layout: ``<path>/<class name>/.../<image>``; a relative ``<path>`` is relative to the current
-directory. Class names are the folder names as written (spaces, accents, quotes and all; the
-output folders use :func:`histosynth.fsutil.unique_safe_names`), labelled in sorted order.
-Images may sit in sub-folders of a class folder (e.g. one per patient). Decoding, mode
-conversion and resizing: :mod:`histosynth.data.image_decode`.
+directory, ``~`` is the home folder. Class names are the folder names as written (spaces,
+accents, quotes and all; the output folders use :func:`histosynth.fsutil.unique_safe_names`),
+labelled in sorted order. Images may sit in sub-folders of a class folder (e.g. one per
+patient). Decoding, mode conversion and resizing: :mod:`histosynth.data.image_decode`.
 
 What is read, skipped or refused:
 
@@ -21,10 +21,13 @@ What is read, skipped or refused:
   fewer than two classes, a class without a usable image (an empty folder, or all its files
   skipped), and a class too small to give every split with a non-zero fraction an image.
 
-Split: per class, the images (sorted by path) are shuffled by a generator seeded with
-``(data.seed, label)``; the first ``round(test_fraction * n)`` go to test, the next
+Split: per class, the images (sorted by path) are shuffled by a generator seeded from
+``data.seed`` and the label; the first ``round(test_fraction * n)`` go to test, the next
 ``round(val_fraction * n)`` to val (halves round up; at least one each when the fraction is
 above zero), the rest to train.
+
+Memory: every image is decoded once and kept at ``data.image_size`` until written
+(``N * size * size * 3`` bytes: 10,000 images of 224 px take 1.5 GB).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class _Image:
 
 
 def load_folder(params: DataParams) -> SourceImages:
-    root = Path(params.source_arg)
+    root = Path(params.source_arg).expanduser()
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise DataError(f"data.source = {params.source!r}: {root.resolve()} {what}; point it at a folder"
