@@ -15,7 +15,6 @@ from histosynth.data.ingest import ingest
 from histosynth.errors import DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import read_png_rgb
-from histosynth.manifest import read_manifest
 from test_ingest_decode import header_only_png
 
 ODD_NAMES = ("benign cells", "Épithélium d'été", 'say "a..b"')
