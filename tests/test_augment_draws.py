@@ -9,7 +9,7 @@ import pytest
 
 from histosynth.augment.ops import Distort, Flip, Rotate, Skew, Zoom, describe
 from histosynth.augment.plan import plan_class
-from histosynth.augment.rudi import _CORNER_SKEWS, _TILTS, draw_operations
+from histosynth.augment.rudi import SKEW_CORNERS, SKEW_TILTS, draw_operations
 from histosynth.config.augment import AugmentParams
 
 ONLY = {name: {"p": 0.0} for name in ("rotate", "flip", "zoom", "skew", "distortion")}
@@ -50,14 +50,14 @@ def test_skews_follow_augmentor_random_mix() -> None:
     assert all(0 <= s.amount <= 0.5 * 32 for s in skews)
     assert all(max(abs(v) for xy in s.offsets for v in xy) == pytest.approx(s.amount) for s in skews)
     kinds = Counter(s.kind for s in skews)
-    assert set(kinds) == set(_TILTS) | set(_CORNER_SKEWS)
-    tilt_share = sum(kinds[k] for k in _TILTS) / len(skews)
+    assert set(kinds) == set(SKEW_TILTS) | set(SKEW_CORNERS)
+    tilt_share = sum(kinds[k] for k in SKEW_TILTS) / len(skews)
     assert 0.70 < tilt_share < 0.80  # Augmentor: TILT, TILT_LEFT_RIGHT, TILT_TOP_BOTTOM or CORNER
 
 
 def test_skew_corners_only_move_outwards() -> None:
     outwards = ((-1, -1), (1, -1), (1, 1), (-1, 1))  # top-left, top-right, bottom-right, bottom-left
-    for unit in [*_TILTS.values(), *_CORNER_SKEWS.values()]:
+    for unit in [*SKEW_TILTS.values(), *SKEW_CORNERS.values()]:
         assert sum(dx != 0 or dy != 0 for dx, dy in unit) in (1, 2)
         for (dx, dy), (ox, oy) in zip(unit, outwards):
             assert dx in (0, ox) and dy in (0, oy)

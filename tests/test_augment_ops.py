@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from histosynth.augment.ops import Distort, Flip, Rotate, Skew, Zoom, apply_all, describe
-from histosynth.augment.rudi import _CORNER_SKEWS, _TILTS
+from histosynth.augment.rudi import SKEW_CORNERS, SKEW_TILTS
 
 
 @pytest.fixture
@@ -65,9 +65,9 @@ def test_zoom_keeps_the_centre_and_changes_the_rest(bright: torch.Tensor) -> Non
     assert torch.equal(Zoom(1.0).apply(bright), bright)
 
 
-@pytest.mark.parametrize("kind", [*_TILTS, *_CORNER_SKEWS])
+@pytest.mark.parametrize("kind", [*SKEW_TILTS, *SKEW_CORNERS])
 def test_every_skew_keeps_the_frame_full(bright: torch.Tensor, kind: str) -> None:
-    unit = {**_TILTS, **_CORNER_SKEWS}[kind]
+    unit = {**SKEW_TILTS, **SKEW_CORNERS}[kind]
     amount = 0.7 * 32
     skewed = Skew(kind, amount, tuple((dx * amount, dy * amount) for dx, dy in unit)).apply(bright)
     assert skewed.min() >= bright.min()

@@ -12,24 +12,25 @@ import numpy as np
 from histosynth.augment.ops import Distort, Flip, Operation, Rotate, Skew, Zoom
 from histosynth.config.augment import AugmentParams, DistortionParams, SkewParams
 
-# Augmentor's tilts: the two corners of one side move apart along that side.
-# Corner offsets are (dx, dy) unit moves of top-left, top-right, bottom-right, bottom-left.
-_TILTS: dict[str, tuple[tuple[int, int], ...]] = {
+# Corner moves are (dx, dy) unit offsets of the top-left, top-right, bottom-right and
+# bottom-left corners, always outwards. Augmentor's tilts: two corners of a side move apart.
+SKEW_TILTS: dict[str, tuple[tuple[int, int], ...]] = {
     "tilt-left": ((0, -1), (0, 0), (0, 0), (0, 1)),
     "tilt-right": ((0, 0), (0, -1), (0, 1), (0, 0)),
     "tilt-top": ((-1, 0), (1, 0), (0, 0), (0, 0)),
     "tilt-bottom": ((0, 0), (0, 0), (1, 0), (-1, 0)),
 }
-# Augmentor's corner skews: one corner moves outwards along one of its two sides.
-_CORNER_NAMES = ("top-left", "top-right", "bottom-right", "bottom-left")
-_CORNER_OUTWARDS = ((-1, -1), (1, -1), (1, 1), (-1, 1))
-_CORNER_SKEWS: dict[str, tuple[tuple[int, int], ...]] = {
-    f"corner-{_CORNER_NAMES[c]}-{axis}": tuple(
-        ((_CORNER_OUTWARDS[c][0], 0) if axis == "x" else (0, _CORNER_OUTWARDS[c][1])) if i == c else (0, 0)
-        for i in range(4)
-    )
-    for c in range(4)
-    for axis in ("x", "y")
+_CORNERS = {"top-left": (-1, -1), "top-right": (1, -1), "bottom-right": (1, 1), "bottom-left": (-1, 1)}
+
+
+def _corner_move(corner: str, axis: str) -> tuple[tuple[int, int], ...]:
+    ox, oy = _CORNERS[corner]
+    return tuple(((ox, 0) if axis == "x" else (0, oy)) if name == corner else (0, 0) for name in _CORNERS)
+
+
+# Augmentor's corner skews: one corner moves outwards along x or y.
+SKEW_CORNERS: dict[str, tuple[tuple[int, int], ...]] = {
+    f"corner-{corner}-{axis}": _corner_move(corner, axis) for corner in _CORNERS for axis in ("x", "y")
 }
 # Augmentor moves distortion vertices by ``magnitude`` pixels of the image it is given; our
 # tiles are 28-224 px, so the move is scaled from an image this wide to look the same at every
@@ -59,7 +60,7 @@ def draw_operations(params: AugmentParams, rng: np.random.Generator, height: int
 def _draw_skew(params: SkewParams, rng: np.random.Generator, height: int, width: int) -> Skew:
     """Corners move outwards by up to ``magnitude`` times the longer side, as in Augmentor."""
     amount = float(rng.uniform(0.0, params.magnitude * max(height, width)))
-    table = _TILTS if rng.random() < _TILT_SHARE else _CORNER_SKEWS
+    table = SKEW_TILTS if rng.random() < _TILT_SHARE else SKEW_CORNERS
     kind = list(table)[rng.integers(len(table))]
     offsets = tuple((dx * amount, dy * amount) for dx, dy in table[kind])
     return Skew(kind, amount, offsets)
