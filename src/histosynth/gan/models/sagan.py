@@ -70,10 +70,14 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        query = self.query(x).flatten(2).transpose(1, 2)
-        key = F.max_pool2d(self.key(x), 2).flatten(2).transpose(1, 2)
-        value = F.max_pool2d(self.value(x), 2).flatten(2).transpose(1, 2)
-        attended = F.scaled_dot_product_attention(query, key, value)
+
+        def tokens(t: torch.Tensor) -> torch.Tensor:  # [B, C, H, W] -> [B, 1 head, H*W, C]
+            return t.flatten(2).transpose(1, 2).unsqueeze(1)
+
+        query = tokens(self.query(x))
+        key = tokens(F.max_pool2d(self.key(x), 2))
+        value = tokens(F.max_pool2d(self.value(x), 2))
+        attended = F.scaled_dot_product_attention(query, key, value).squeeze(1)
         return x + self.gamma * self.out(attended.transpose(1, 2).reshape(b, -1, h, w))
 
 
