@@ -43,7 +43,7 @@ def test_shapes_range_and_scores(arch: str, size: int) -> None:
     assert torch.isfinite(scores).all()
 
 
-@pytest.mark.parametrize(("arch", "size"), SMALLEST)
+@pytest.mark.parametrize(("arch", "size"), ARCH_SIZES)
 def test_label_changes_generator_and_discriminator_output(arch: str, size: int) -> None:
     G, D = build_pair(arch, size)
     G.eval(), D.eval()
@@ -163,3 +163,24 @@ def test_sagan_self_attention_sits_at_the_thesis_resolutions(
     with torch.no_grad():
         D(G(z, y), y)
     assert seen == generator_at + discriminator_at
+
+
+def test_paper_widths_give_the_documented_layer_sizes() -> None:
+    """Built on the meta device: shapes only, no memory or init time for the full-size models."""
+    with torch.device("meta"):
+        sagan_g = build_generator("sagan", 4, 64, 128, get_recipe("sagan").paper_width)
+        ascgan_g = build_generator("ascgan", 9, 28, 100, get_recipe("ascgan").paper_width)
+        ascgan_d = build_discriminator("ascgan", 9, 28, get_recipe("ascgan").paper_width)
+        cwgan_g = build_generator("cwgan128", 4, 128, 64, WIDTH)
+        cwgan_d = build_discriminator("cwgan128", 4, 128, WIDTH)
+    assert sagan_g.stem.out_features == 1024 * 4 * 4  # thesis: 4x4x1024 start at 64 px
+    assert ascgan_g.dense.out_features == 1024 * 7 * 7  # paper: dense to 1024x7x7
+    refine = [m.out_channels for m in ascgan_g.refine.modules() if isinstance(m, nn.Conv2d)]
+    assert refine == [128, 64, 32, 3]  # refinement 256 -> 128 -> 64 -> 32, then RGB
+    convs = [(m.in_channels, m.out_channels) for m in ascgan_d.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [(3, 64), (64, 128)] and ascgan_d.head.linear.in_features == 6272
+    g_convs = [m for m in cwgan_g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [m.kernel_size for m in g_convs] == [(5, 5)] * 7
+    d_convs = [m for m in cwgan_d.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.kernel_size for m in d_convs] == [(5, 5)] * 6
+    assert [m.stride[0] for m in d_convs] == [2, 2, 2, 2, 2, 1]
