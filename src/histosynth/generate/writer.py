@@ -43,10 +43,11 @@ def write_synthetic_set(
     ``lookahead`` images plus the writers' queue, whatever ``n_per_class`` is.
     """
     folders = unique_safe_names(class_names)
-    for folder in folders:
-        (out_dir / folder).mkdir(parents=True)
+    folder_paths = [out_dir / folder for folder in folders]
+    for path in folder_paths:
+        path.mkdir(parents=True)
     items = (
-        (out_dir / folders[label] / f"{image_id(folders[label], index)}.png", image)
+        (folder_paths[label] / f"{image_id(folders[label], index)}.png", image)
         for label, index, image in sampler.stream(len(folders), n_per_class, lookahead)
     )
     total = len(folders) * n_per_class
