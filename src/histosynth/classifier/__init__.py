@@ -1,0 +1,1 @@
+"""A small CNN classifier for tissue tiles: the QA feature net and the benchmark's classifier."""

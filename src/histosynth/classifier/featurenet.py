@@ -1,0 +1,80 @@
+"""The `featurenet` stage: the domain feature extractor that QA measures synthetic images with.
+
+A :class:`SmallCNN` trained on the real train split (val for model selection), evaluated on
+the real test split. Its pooled features are the domain feature space of QA (FID,
+precision/recall/density/coverage, memorisation) and its predictions check label consistency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from histosynth.classifier.checkpoint import save_classifier
+from histosynth.classifier.embed import embed
+from histosynth.config.classifier import ClassifierRecipe
+from histosynth.classifier.train import train_classifier
+from histosynth.dataset import ImageSet, load_image_set
+from histosynth.errors import DataError
+from histosynth.fsutil import atomic_output_dir, atomic_write_text
+from histosynth.images import md5_file
+from histosynth.manifest import MANIFEST_NAME
+
+log = logging.getLogger(__name__)
+
+
+def per_class_recall(predictions: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> dict[str, float | None]:
+    """Share of each class's images predicted as that class (None for a class with no images)."""
+    return {name: (float(np.mean(predictions[labels == c] == c)) if np.any(labels == c) else None)
+            for c, name in enumerate(class_names)}
+
+
+def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
+                     report_dir: Path | None = None) -> dict[str, Any]:
+    """Train on ``real_dir``'s train split, write ``out_dir`` (weights + record); return the record.
+
+    With ``report_dir``, also write ``metrics.json`` (test accuracy, per-class recall) and
+    ``history.csv`` (loss and validation accuracy per epoch) there for ``dvc metrics``/``plots``.
+    """
+    real_dir, out_dir = Path(real_dir), Path(out_dir)
+    train, val, test = (load_image_set(real_dir, split) for split in ("train", "val", "test"))
+    if len(train) == 0:
+        raise DataError(f"{real_dir}: the real train split is empty; the feature net needs training images")
+    log.info("training the feature net on %d real train images (%d val, %d test), %d classes",
+             len(train), len(val), len(test), len(train.class_names))
+    trained = train_classifier(train, val, recipe)
+    metrics = _evaluate(trained.model, test)
+    record = {
+        "class_names": list(train.class_names),
+        "recipe": recipe.model_dump(),
+        "best_epoch": trained.best_epoch,
+        "epochs_run": len(trained.history),
+        "n_images": {"train": len(train), "val": len(val), "test": len(test)},
+        "real_manifest_md5": md5_file(real_dir / MANIFEST_NAME),
+        "torch_version": torch.__version__,
+        **metrics,
+    }
+    with atomic_output_dir(out_dir) as tmp:
+        save_classifier(trained.model, record, tmp)
+    if report_dir is not None:
+        with atomic_output_dir(report_dir) as tmp:
+            atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            rows = ["epoch,train_loss,val_accuracy"] + [
+                f"{h.epoch},{h.train_loss:.6f},{'' if h.val_accuracy is None else f'{h.val_accuracy:.6f}'}"
+                for h in trained.history]
+            atomic_write_text(tmp / "history.csv", "\n".join(rows) + "\n")
+    log.info("feature net: real test accuracy %s", metrics["test_accuracy"])
+    return record
+
+
+def _evaluate(model: torch.nn.Module, test: ImageSet) -> dict[str, Any]:
+    if len(test) == 0:
+        return {"test_accuracy": None, "test_recall": {}}
+    predictions = embed(model, test.images, desc="test features").predictions
+    return {"test_accuracy": float(np.mean(predictions == test.labels)),
+            "test_recall": per_class_recall(predictions, test.labels, test.class_names)}

@@ -1,0 +1,22 @@
+"""A training recipe for histosynth.classifier's small CNN: used by `qa.featurenet` and reusable by the benchmark."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from histosynth.config.base import Section
+
+
+class ClassifierRecipe(Section):
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(2e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    # Base channel count; the feature vector (penultimate layer) has 4 * width values.
+    width: int = Field(16, ge=4, le=256)
+    # With a validation set: stop after this many epochs without a better validation accuracy
+    # (0 = run all epochs) and keep the best epoch's weights.
+    patience: int = Field(10, ge=0)
+    # Random flips and 90-degree rotations of training batches: tissue tiles have no up or left.
+    dihedral_augment: bool = True
+    seed: int = 0
