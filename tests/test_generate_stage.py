@@ -60,7 +60,7 @@ def test_generate_writes_the_synthetic_set_of_the_checkpoint(model_dir, tmp_path
     assert manifest.groupby("class_name").size().to_dict() == {name: 4 for name in CLASSES}
     assert (manifest["checkpoint_md5"] == checkpoint_hash(model_dir)).all()
     assert (manifest["origin"] == f"gan:{checkpoint_hash(model_dir)}").all()
-    assert (manifest["arch"] == "dcgan").all() and (manifest["seed"] == 3).all()
+    assert (manifest["arch"] == "dcgan").all() and (manifest["seed"] == 3).all() and (manifest["device"] == "cpu").all()
     assert read_png_rgb(out / manifest["path"].iloc[0]).shape == (28, 28, 3)
     assert not list(tmp_path.glob("data/.*"))  # no temporary folder left behind
 

@@ -39,7 +39,8 @@ def generate(params: GenerateParams, model_dir: Path, out_dir: Path) -> pd.DataF
 def regenerate(model_dir: Path, seed: int, label: int, index: int, device: str = "cpu") -> np.ndarray:
     """Image ``index`` of class ``label`` as ``generate`` wrote it with ``seed``: (S, S, 3) uint8.
 
-    Byte-identical to the stored PNG's pixels when generated on the same kind of device.
+    Byte-identical to the stored PNG's pixels on the kind of device that generated it (the
+    manifest's ``device`` column) with the same library versions; guaranteed on CPU.
     """
     sampler, record = _load_sampler(Path(model_dir), seed, torch.device(device))
     n_classes = len(record["class_names"])
