@@ -136,6 +136,28 @@ def test_images_depend_on_neither_lookahead_nor_how_many_were_asked_for(tmp_path
     assert large["md5"].nunique() == len(large)  # and every image is a different one
 
 
+class CountingGenerator(TinyGenerator):
+    def __init__(self) -> None:
+        super().__init__(len(CLASSES), LATENT_DIM)
+        self.calls = 0
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return super().forward(z, y)
+
+
+def test_stream_computes_at_most_lookahead_images_ahead_of_its_consumer():
+    generator = CountingGenerator()
+    sampler = BlockSampler(generator, LATENT_DIM, 0, torch.device("cpu"))
+    n_blocks, depth = 12, 2
+    stream = sampler.stream(1, n_blocks * FORWARD_BLOCK, lookahead=depth * FORWARD_BLOCK)
+    for consumed in range(1, n_blocks * FORWARD_BLOCK + 1):
+        next(stream)
+        blocks_reached = -(-consumed // FORWARD_BLOCK)
+        assert generator.calls <= blocks_reached + depth  # memory does not grow with the number of images
+    assert next(stream, None) is None and generator.calls == n_blocks
+
+
 def test_image_reproduces_the_stored_file_byte_for_byte(tmp_path):
     manifest = write_set(tmp_path / "out", n_per_class=FORWARD_BLOCK + 3)
     sampler = make_sampler()
