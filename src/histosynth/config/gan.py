@@ -34,8 +34,8 @@ class GanParams(Section):
     batch_size: int | None = Field(None, ge=2)
     latent_dim: int | None = Field(None, ge=1)
     width: int | None = Field(None, ge=1)
-    g_lr: float | None = Field(None, gt=0.0, le=1.0)
-    d_lr: float | None = Field(None, gt=0.0, le=1.0)
+    g_lr: float | None = Field(None, gt=0.0)
+    d_lr: float | None = Field(None, gt=0.0)
     n_critic: int | None = Field(None, ge=1, le=100)
     # DiffAugment policies applied to every discriminator input; [] = off.
     diffaugment: list[str] | None = None

@@ -1,0 +1,98 @@
+"""``gan.*`` params resolved against the architecture's recipe: the values training uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from histosynth.config.gan import GanParams
+from histosynth.errors import ConfigError
+from histosynth.gan.models import get_recipe
+from histosynth.images import md5_file
+
+# Values that may change between a checkpoint and its continuation: how long and where to
+# train, how often to save and probe. Everything else defines the training run.
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "probe_every", "probe_max_images", "device", "precision")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    arch: str
+    train_on: str
+    loss: str
+    latent_dim: int
+    width: int
+    batch_size: int
+    g_lr: float
+    d_lr: float
+    betas: tuple[float, float]
+    n_critic: int
+    weight_decay: float
+    lr_step: tuple[int, float] | None
+    diffaugment: tuple[str, ...]
+    gp_weight: float
+    ema: float
+    perceptual_weights: str
+    seed: int
+    epochs: int
+    checkpoint_every: int
+    probe_every: int
+    probe_max_images: int
+    device: str
+    precision: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as in record.json
+
+    def fingerprint(self, data_md5: str, class_names: tuple[str, ...], image_size: int) -> str:
+        """Identity of a training run: same fingerprint = a checkpoint this run may continue."""
+        identity = {k: v for k, v in self.as_dict().items() if k not in RESUMABLE_CHANGES}
+        identity.update(data_md5=data_md5, class_names=list(class_names), image_size=image_size)
+        if self.perceptual_weights:
+            identity["perceptual_weights"] = _file_md5(Path(self.perceptual_weights))
+        blob = json.dumps(identity, sort_keys=True).encode("utf-8")
+        return hashlib.md5(blob, usedforsecurity=False).hexdigest()
+
+
+def resolve_settings(params: GanParams) -> TrainSettings:
+    recipe = get_recipe(params.arch)
+
+    def pick(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
+    return TrainSettings(
+        arch=params.arch,
+        train_on=params.train_on,
+        loss=recipe.loss,
+        latent_dim=pick(params.latent_dim, recipe.latent_dim),
+        width=pick(params.width, recipe.width),
+        batch_size=pick(params.batch_size, recipe.batch_size),
+        g_lr=pick(params.g_lr, recipe.g_lr),
+        d_lr=pick(params.d_lr, recipe.d_lr),
+        betas=tuple(recipe.betas),
+        n_critic=pick(params.n_critic, recipe.n_critic),
+        weight_decay=recipe.weight_decay,
+        lr_step=tuple(recipe.lr_step) if recipe.lr_step else None,
+        diffaugment=tuple(pick(params.diffaugment, recipe.diffaugment)),
+        gp_weight=params.gp_weight,
+        ema=params.ema,
+        perceptual_weights=params.perceptual_weights,
+        seed=params.seed,
+        epochs=params.epochs,
+        checkpoint_every=params.checkpoint_every,
+        probe_every=params.probe.every,
+        probe_max_images=params.probe.max_images,
+        device=params.device,
+        precision=params.precision,
+    )
+
+
+def _file_md5(path: Path) -> str:
+    if not path.is_file():
+        raise ConfigError(f"gan.perceptual_weights = {str(path)!r}: file not found; put the VGG-19 weights "
+                          "file there or set it to \"\" (it is never downloaded)")
+    return md5_file(path)

@@ -1,0 +1,14 @@
+"""DVC stage `train`: data/augmented (or data/real) -> models/gan + reports/train.
+
+Multi-GPU (or multi-process CPU): `torchrun --nproc_per_node=K stages/train.py`.
+"""
+
+from histosynth import paths
+from histosynth.config import load_params
+from histosynth.entry import run_guarded, setup_logging
+from histosynth.gan.train import default_train_dir, train
+
+if __name__ == "__main__":
+    setup_logging()
+    params = load_params().gan
+    run_guarded(lambda: train(params, default_train_dir(params), paths.REAL_DIR, paths.GAN_DIR, paths.TRAIN_REPORT_DIR))

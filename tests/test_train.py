@@ -1,0 +1,213 @@
+"""GAN training on tiny real image folders: outputs, determinism, resume, divergence, archs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_image_folder
+
+from histosynth.config import params_from_mapping
+from histosynth.errors import ConfigError, HistosynthError
+from histosynth.gan import checkpoint
+from histosynth.gan.models import get_recipe
+from histosynth.gan.train import train
+from histosynth.gan.training.data import epoch_batches
+from histosynth.gan.training.settings import resolve_settings
+from histosynth.images import md5_file, read_png_rgb
+
+TINY = dict(train_on="real", width=4, latent_dim=16, batch_size=16, epochs=2, checkpoint_every=1,
+            probe={"every": 0})
+
+
+def gan_params(**overrides):
+    return params_from_mapping({"gan": TINY | overrides}).gan
+
+
+def run(tmp_path, real_dir, name="run", **overrides):
+    model_dir, report_dir = tmp_path / name / "model", tmp_path / name / "reports"
+    record = train(gan_params(**overrides), real_dir, real_dir, model_dir, report_dir)
+    return record, model_dir, report_dir
+
+
+def read_tsv(path):
+    header, *rows = path.read_text().splitlines()
+    return [dict(zip(header.split("\t"), row.split("\t"))) for row in rows]
+
+
+def test_training_writes_checkpoint_record_and_monitoring(tmp_path, tiny_real_dir):
+    record, model_dir, report_dir = run(tmp_path, tiny_real_dir, probe={"every": 1})
+
+    assert record == json.loads((model_dir / checkpoint.RECORD_FILE).read_text())
+    assert record["epoch"] == 2 and record["arch"] == "dcgan" and record["image_size"] == 32
+    assert record["class_names"] == ["red blobs", "green stripes", "blue noise"]
+    assert record["params"]["g_lr"] == get_recipe("dcgan").g_lr and record["params"]["width"] == 4
+    state = torch.load(model_dir / checkpoint.CHECKPOINT_FILE, weights_only=True)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    generator, _ = checkpoint.load_generator(model_dir)
+    with torch.no_grad():
+        images = generator(torch.randn(3, 16), torch.arange(3))
+    assert images.shape == (3, 3, 32, 32) and images.abs().max() <= 1
+
+    grid = read_png_rgb(report_dir / "samples_final.png")
+    assert grid.shape[0] == 3 * 34 + 2 and grid.shape[1] == 8 * 34 + 2  # one row of 8 per class
+    assert sorted(p.name for p in (report_dir / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert [row["epoch"] for row in read_tsv(report_dir / "losses.tsv")] == ["1", "2"]
+    probe = read_tsv(report_dir / "probe.tsv")
+    assert len(probe) == 2 and all(0.0 <= float(row["real_vs_fake_accuracy"]) <= 1.0 for row in probe)
+    metrics = json.loads((report_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["images_per_s"] > 0
+    assert metrics["real_vs_fake_accuracy"] == float(probe[-1]["real_vs_fake_accuracy"])
+
+
+def test_same_params_give_byte_identical_generator(tmp_path, tiny_real_dir):
+    _, first, _ = run(tmp_path, tiny_real_dir, name="a", epochs=1)
+    _, second, _ = run(tmp_path, tiny_real_dir, name="b", epochs=1)
+    assert md5_file(first / checkpoint.GENERATOR_FILE) == md5_file(second / checkpoint.GENERATOR_FILE)
+    _, other_seed, _ = run(tmp_path, tiny_real_dir, name="c", epochs=1, seed=1)
+    assert md5_file(first / checkpoint.GENERATOR_FILE) != md5_file(other_seed / checkpoint.GENERATOR_FILE)
+
+
+@pytest.mark.parametrize("settings", [dict(arch="dcgan"), dict(arch="ascgan", width=2, n_critic=2)])
+def test_resumed_training_matches_uninterrupted_training(tmp_path, tiny_real_dir, caplog, settings):
+    caplog.set_level(logging.INFO)
+    # 3 batches per epoch; ascgan's G steps (every 2nd D step) straddle the resume point.
+    settings = settings | dict(batch_size=24)
+    run(tmp_path, tiny_real_dir, name="resumed", epochs=1, **settings)
+    caplog.clear()
+    record, resumed, reports = run(tmp_path, tiny_real_dir, name="resumed", epochs=2, **settings)
+    assert "resuming from epoch 1 of 2" in caplog.text
+    assert record["epoch"] == 2
+    assert [row["epoch"] for row in read_tsv(reports / "losses.tsv")] == ["1", "2"]
+    _, straight, _ = run(tmp_path, tiny_real_dir, name="straight", epochs=2, **settings)
+    assert md5_file(resumed / checkpoint.GENERATOR_FILE) == md5_file(straight / checkpoint.GENERATOR_FILE)
+
+
+def test_checkpoint_of_other_params_is_not_resumed(tmp_path, tiny_real_dir, caplog):
+    caplog.set_level(logging.INFO)
+    first, _, _ = run(tmp_path, tiny_real_dir, epochs=1)
+    caplog.clear()
+    second, _, _ = run(tmp_path, tiny_real_dir, epochs=2, g_lr=1e-4)
+    assert "trained on other data or params: starting fresh" in caplog.text
+    assert second["fingerprint"] != first["fingerprint"]
+    assert json.loads((tmp_path / "run/reports/metrics.json").read_text())["resumed_from_epoch"] == 0
+
+
+def test_finished_checkpoint_is_not_trained_again(tmp_path, tiny_real_dir):
+    _, model_dir, _ = run(tmp_path, tiny_real_dir, epochs=1)
+    before = md5_file(model_dir / checkpoint.GENERATOR_FILE)
+    run(tmp_path, tiny_real_dir, epochs=1, checkpoint_every=3)  # not part of the run's identity
+    assert md5_file(model_dir / checkpoint.GENERATOR_FILE) == before
+    assert json.loads((tmp_path / "run/reports/metrics.json").read_text())["resumed_from_epoch"] == 1
+
+
+def test_divergence_names_epoch_and_step_and_keeps_last_good_checkpoint(tmp_path, tiny_real_dir):
+    _, model_dir, _ = run(tmp_path, tiny_real_dir, epochs=1)
+    # Make the saved discriminator blow up at the next step, as a run that diverged would.
+    path = model_dir / checkpoint.CHECKPOINT_FILE
+    state = torch.load(path, weights_only=True)
+    state["discriminator"]["head.linear.weight"].fill_(float("inf"))
+    torch.save(state, path)
+    saved = {name: md5_file(model_dir / name) for name in (checkpoint.CHECKPOINT_FILE, checkpoint.GENERATOR_FILE)}
+
+    with pytest.raises(HistosynthError, match=r"non-finite loss in epoch 2 at step 1 .*last good checkpoint \(epoch 1\)"):
+        run(tmp_path, tiny_real_dir, epochs=3)
+    assert saved == {name: md5_file(model_dir / name) for name in saved}
+
+
+def test_absurd_learning_rate_stops_in_the_first_epoch(tmp_path, tiny_real_dir):
+    with pytest.raises(HistosynthError, match="non-finite loss in epoch 1 at step .*no checkpoint was written"):
+        run(tmp_path, tiny_real_dir, g_lr=1e30, d_lr=1e30)
+    assert not (tmp_path / "run/model" / checkpoint.GENERATOR_FILE).exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_a_config_error(tmp_path, tiny_real_dir):
+    with pytest.raises(ConfigError, match="gan.device = 'cuda' but PyTorch sees no CUDA GPU"):
+        run(tmp_path, tiny_real_dir, device="cuda")
+
+
+@pytest.mark.parametrize(
+    "arch, size, width, precision",
+    [("dcgan", 32, 4, "bf16"), ("sagan", 32, 2, "fp32"), ("ascgan", 28, 2, "bf16"), ("cwgan128", 64, 2, "fp32")],
+)
+def test_every_arch_trains(tmp_path, arch, size, width, precision):
+    # bf16 autocast on the CPU runs the same code path that CUDA mixed precision takes.
+    real_dir = write_image_folder(tmp_path / "real", {"train": 8, "val": 4}, size=size)
+    record, model_dir, report_dir = run(tmp_path, real_dir, arch=arch, width=width, precision=precision,
+                                        batch_size=12, n_critic=1, epochs=1)
+    assert record["arch"] == arch and record["image_size"] == size
+    assert metrics_are_finite(json.loads((report_dir / "metrics.json").read_text()))
+    assert json.loads((report_dir / "metrics.json").read_text())["precision"] == precision
+    generator, _ = checkpoint.load_generator(model_dir)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in generator.parameters())
+    assert read_png_rgb(report_dir / "samples_final.png").shape[0] == 3 * (size + 2) + 2
+
+
+def metrics_are_finite(metrics):
+    return all(np.isfinite(metrics[key]) for key in ("d_loss", "g_loss"))
+
+
+def test_without_ema_the_raw_generator_is_saved(tmp_path, tiny_real_dir):
+    record, model_dir, _ = run(tmp_path, tiny_real_dir, ema=0, epochs=1)
+    assert record["generator_weights"] == "raw"
+    state = torch.load(model_dir / checkpoint.CHECKPOINT_FILE, weights_only=True)
+    saved = torch.load(model_dir / checkpoint.GENERATOR_FILE, weights_only=True)
+    assert "ema" not in state
+    assert all(torch.equal(saved[k], v) for k, v in state["generator"].items())
+
+
+def test_null_params_take_the_arch_recipe_and_values_override_it():
+    recipe = get_recipe("ascgan")
+    resolved = resolve_settings(params_from_mapping({"gan": {"arch": "ascgan"}}).gan)
+    assert (resolved.batch_size, resolved.n_critic, resolved.lr_step) == (recipe.batch_size, recipe.n_critic, recipe.lr_step)
+    assert resolved.diffaugment == recipe.diffaugment
+    resolved = resolve_settings(params_from_mapping({"gan": {"arch": "ascgan", "n_critic": 2, "diffaugment": ["cutout"]}}).gan)
+    assert resolved.n_critic == 2 and resolved.diffaugment == ("cutout",)
+
+
+def test_fingerprint_ignores_run_length_and_device_but_not_training_values():
+    def fingerprint(**gan):
+        return resolve_settings(params_from_mapping({"gan": gan}).gan).fingerprint("md5", ("a", "b"), 32)
+
+    base = fingerprint()
+    assert fingerprint(epochs=99, checkpoint_every=7, device="cpu", precision="fp32", probe={"every": 3}) == base
+    assert fingerprint(g_lr=1e-3) != base and fingerprint(seed=1) != base and fingerprint(ema=0) != base
+    assert resolve_settings(gan_params()).fingerprint("other-md5", ("a", "b"), 32) != \
+        resolve_settings(gan_params()).fingerprint("md5", ("a", "b"), 32)
+
+
+def test_epoch_batches_are_seeded_and_shard_without_overlap():
+    assert [b.tolist() for b in epoch_batches(50, 8, seed=0, epoch=3)] == \
+        [b.tolist() for b in epoch_batches(50, 8, seed=0, epoch=3)]
+    assert [b.tolist() for b in epoch_batches(50, 8, seed=0, epoch=3)] != \
+        [b.tolist() for b in epoch_batches(50, 8, seed=0, epoch=4)]
+    shards = [torch.cat(epoch_batches(50, 8, seed=0, epoch=0, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 24
+    assert not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
+@pytest.mark.parametrize(
+    "gan, message",
+    [
+        ({"diffaugment": ["blur"]}, "unknown DiffAugment polic(ies) 'blur'"),
+        ({"perceptual_weights": "vgg.pth"}, "only used by arch ascgan"),
+        ({"ema": 1.0}, "gan.ema = 1.0"),
+        ({"precision": "fp16"}, "gan.precision = 'fp16'"),
+        ({"checkpoint_every": 0}, "gan.checkpoint_every = 0"),
+        ({"batch_size": 1}, "gan.batch_size = 1"),
+        ({"probe": {"max_images": 2}}, "gan.probe.max_images = 2"),
+    ],
+)
+def test_bad_gan_params_are_named(gan, message):
+    with pytest.raises(ConfigError) as err:
+        params_from_mapping({"gan": gan}, source="params.yaml")
+    assert message in str(err.value)
+
+
+def test_missing_perceptual_weights_file_is_a_config_error(tmp_path, tiny_real_dir):
+    with pytest.raises(ConfigError, match="perceptual_weights .*file not found"):
+        run(tmp_path, tiny_real_dir, arch="ascgan", perceptual_weights=str(tmp_path / "vgg19.pth"))
