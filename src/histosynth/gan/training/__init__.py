@@ -1,0 +1,1 @@
+"""GAN training internals: run settings, data order, runtime (devices, DDP), loop, probe, monitoring."""
