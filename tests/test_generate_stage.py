@@ -74,6 +74,18 @@ def test_regenerate_reproduces_stored_files_byte_for_byte(model_dir, tmp_path):
         assert encode_png(image) == (out / row["path"]).read_bytes()
 
 
+def test_bf16_images_stay_within_a_grey_level_or_two_and_regenerate_at_their_precision(model_dir, tmp_path):
+    fp32 = generate(params(precision="fp32"), model_dir, tmp_path / "fp32")
+    bf16 = generate(params(precision="bf16"), model_dir, tmp_path / "bf16")
+    assert (fp32["precision"] == "fp32").all() and (bf16["precision"] == "bf16").all()
+    a = np.stack([read_png_rgb(tmp_path / "fp32" / p) for p in fp32["path"]]).astype(int)
+    b = np.stack([read_png_rgb(tmp_path / "bf16" / p) for p in bf16["path"]]).astype(int)
+    assert (a != b).any() and np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.25  # bf16, yet close
+    row = bf16.iloc[5]
+    image = regenerate(model_dir, seed=0, label=int(row["label"]), index=int(row["latent_index"]), precision="bf16")
+    assert encode_png(image) == (tmp_path / "bf16" / row["path"]).read_bytes()
+
+
 def test_same_params_give_byte_identical_outputs_and_another_seed_other_images(model_dir, tmp_path):
     generate(params(), model_dir, tmp_path / "a")
     generate(params(), model_dir, tmp_path / "b")

@@ -74,7 +74,9 @@ def write_synthetic_set(
         "latent_index": indices,
         "checkpoint_md5": checkpoint_md5,
         "arch": arch,
-        "device": sampler.device.type,  # regenerate() reproduces the bytes on the same kind of device
+        # regenerate() reproduces the bytes on the same kind of device at the same precision.
+        "device": sampler.device.type,
+        "precision": sampler.precision,
     })
     write_manifest(manifest, out_dir)
     log.info("wrote %d images (%d per class, %d classes) to %s", total, n_per_class, len(folders), out_dir)
