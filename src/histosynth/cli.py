@@ -62,20 +62,41 @@ def generate(
     seed: int | None = typer.Option(None, min=0, help="Latent seed (default: generate.seed)."),
     batch_size: int | None = typer.Option(None, min=1, help="Images generated ahead of the writers; changes no image "
                                           "(default: generate.batch_size)."),
-    device: Literal["auto", "cpu", "cuda"] | None = typer.Option(
-        None, help="Where the generator runs (default: generate.device)."),
-    precision: Literal["auto", "fp32", "bf16"] | None = typer.Option(
-        None, help="Generator arithmetic (default: generate.precision)."),
+    device: Literal["auto", "cpu", "cuda"] | None = typer.Option(None, help="Where the generator runs (default: generate.device)."),
 ) -> None:
     """Sample N images per class from a trained generator, with MD5SUMS per class and a manifest."""
     from histosynth.generate import generate as run
 
     def job() -> None:
-        options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device,
-                       precision=precision)
+        options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device)
         params = load_params(params_file).generate.model_copy(
             update={key: value for key, value in options.items() if value is not None})
         run(params, checkpoint, out)
+
+    run_guarded(job)
+
+
+@app.command()
+def train(
+    params_file: Path = ParamsOption,
+    data: Path | None = typer.Option(None, help="Training images, a folder with a manifest (default: data/augmented, "
+                                     "or data/real when gan.train_on = real); its train split is used."),
+    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest`; its val split feeds the real-vs-fake probe."),
+    out: Path = typer.Option(paths.GAN_DIR, help="Model folder (checkpoint.pt, generator.pt, record.json); a matching "
+                             "checkpoint there is resumed."),
+    report: Path = typer.Option(paths.TRAIN_REPORT_DIR, help="Folder for sample grids, loss and probe curves, metrics.json."),
+    epochs: int | None = typer.Option(None, min=1, help="Train up to this epoch (default: gan.epochs)."),
+    device: Literal["auto", "cpu", "cuda"] | None = typer.Option(None, help="Where to train (default: gan.device)."),
+) -> None:
+    """Train (or resume) the label-conditioned GAN named by gan.arch. Multi-GPU: run under torchrun."""
+    from histosynth.gan.train import default_train_dir
+    from histosynth.gan.train import train as run
+
+    def job() -> None:
+        options = dict(epochs=epochs, device=device)
+        params = load_params(params_file).gan.model_copy(
+            update={key: value for key, value in options.items() if value is not None})
+        run(params, data or default_train_dir(params), real, out, report)
 
     run_guarded(job)
 
