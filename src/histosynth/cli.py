@@ -62,13 +62,17 @@ def generate(
     seed: int | None = typer.Option(None, min=0, help="Latent seed (default: generate.seed)."),
     batch_size: int | None = typer.Option(None, min=1, help="Images generated ahead of the writers; changes no image "
                                           "(default: generate.batch_size)."),
-    device: Literal["auto", "cpu", "cuda"] | None = typer.Option(None, help="Where the generator runs (default: generate.device)."),
+    device: Literal["auto", "cpu", "cuda"] | None = typer.Option(
+        None, help="Where the generator runs (default: generate.device)."),
+    precision: Literal["auto", "fp32", "bf16"] | None = typer.Option(
+        None, help="Generator arithmetic (default: generate.precision)."),
 ) -> None:
     """Sample N images per class from a trained generator, with MD5SUMS per class and a manifest."""
     from histosynth.generate import generate as run
 
     def job() -> None:
-        options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device)
+        options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device,
+                       precision=precision)
         params = load_params(params_file).generate.model_copy(
             update={key: value for key, value in options.items() if value is not None})
         run(params, checkpoint, out)
