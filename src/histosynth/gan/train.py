@@ -68,7 +68,7 @@ def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path
     settings = resolve_settings(params)
     train_dir, model_dir, report_dir = Path(train_dir), Path(model_dir), Path(report_dir)
     log.info("loading training images from %s (gan.train_on = %s)", train_dir, settings.train_on)
-    images = load_training_set(train_dir, settings.train_on)
+    images = load_training_set(train_dir)
     check_image_size(settings.arch, images.image_size)
     probe = (load_probe_set(Path(holdout_dir), images.class_names, settings.probe_max_images, settings.seed)
              if settings.probe_every else None)

@@ -14,11 +14,11 @@ from histosynth.images import md5_file
 from histosynth.manifest import MANIFEST_NAME
 
 
-def load_training_set(train_dir: Path, train_on: str) -> ImageSet:
-    """The augmented set as a whole, or the train split of the real set."""
-    images = load_image_set(train_dir, split="train" if train_on == "real" else None)
+def load_training_set(train_dir: Path) -> ImageSet:
+    """The train split of a manifest folder (the augmented set holds nothing else)."""
+    images = load_image_set(train_dir, split="train")
     if len(images) == 0:
-        raise DataError(f"{train_dir}: no training images (gan.train_on = {train_on!r}); run the stages before train")
+        raise DataError(f"{train_dir}: no images of the train split; run the stages before train (`dvc repro`)")
     return images
 
 
