@@ -81,6 +81,42 @@ def generate(
 
 
 @app.command()
+def featurenet(
+    params_file: Path = ParamsOption,
+    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest` (train, val and test splits)."),
+    out: Path = typer.Option(paths.FEATURENET_DIR, help="Output folder (weights.pt + record.json); replaced."),
+    report: Path = typer.Option(paths.FEATURENET_REPORT_DIR, help="Folder for metrics.json and history.csv."),
+) -> None:
+    """Train the domain feature net that `qa` measures synthetic images with (qa.featurenet recipe)."""
+    from histosynth.classifier.featurenet import train_featurenet
+
+    run_guarded(lambda: train_featurenet(load_params(params_file).qa.featurenet, real, out, report))
+
+
+@app.command()
+def qa(
+    params_file: Path = ParamsOption,
+    real: Path = typer.Option(paths.REAL_DIR, help="Real images with a manifest (as `ingest` writes them)."),
+    synthetic: Path = typer.Option(paths.SYNTHETIC_DIR, help="Synthetic images: a folder with a manifest, or plain "
+                                   "class folders named like the real ones."),
+    featurenet_dir: Path = typer.Option(paths.FEATURENET_DIR, "--featurenet", help="Folder written by `featurenet`."),
+    out: Path = typer.Option(paths.QA_REPORT_DIR, help="Report folder (metrics.json, histograms, memorisation); replaced."),
+    enforce: bool | None = typer.Option(None, "--enforce/--report-only",
+                                        help="Exit non-zero when a gate fails (default: qa.enforce)."),
+) -> None:
+    """Check synthetic images against real ones per class and apply the QA gates (qa.* thresholds)."""
+    from histosynth.qa.run import run_qa
+
+    def job() -> None:
+        params = load_params(params_file).qa
+        if enforce is not None:
+            params = params.model_copy(update={"enforce": enforce})
+        run_qa(params, real, synthetic, featurenet_dir, out)
+
+    run_guarded(job)
+
+
+@app.command()
 def train(
     params_file: Path = ParamsOption,
     data: Path | None = typer.Option(None, help="Training images, a folder with a manifest (default: data/augmented, "

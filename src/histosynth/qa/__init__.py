@@ -1,0 +1,1 @@
+"""Quality gates for synthetic images: per-class metrics against real images, and their verdict."""

@@ -1,0 +1,110 @@
+"""Loading what QA compares: the real splits and a synthetic set, on one label space.
+
+The synthetic set is a folder with a manifest (as the generate stage writes it) or, for sets
+made outside the pipeline, plain class folders of images named like the real class folders
+(or like the class names). Synthetic labels are mapped to the real labels by class name.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from histosynth.dataset import ImageSet
+from histosynth.errors import DataError
+from histosynth.images import read_png_rgb
+from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest
+from histosynth.qa.sampling import class_rng, draw
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    images: ImageSet
+    ids: np.ndarray  # (N,) str, the manifest ids (or file paths for plain folders)
+
+
+@dataclass(frozen=True)
+class QaInputs:
+    class_names: tuple[str, ...]  # the real class names, in label order
+    train: LabelledImages
+    val: LabelledImages
+    test: LabelledImages
+    synthetic: LabelledImages  # labels in the real label space
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.image_size
+
+
+def load_qa_inputs(real_dir: Path, synthetic_dir: Path, max_per_class: int, seed: int) -> QaInputs:
+    """Real train/val/test and up to ``max_per_class`` synthetic images per class (drawn with ``seed``)."""
+    real_dir, synthetic_dir = Path(real_dir), Path(synthetic_dir)
+    real = read_manifest(real_dir)
+    names = tuple(class_names_of(real))
+    splits = {s: _read(real_dir, real[real["split"] == s], names) for s in ("train", "val", "test")}
+    if len(splits["train"].ids) == 0:
+        raise DataError(f"{real_dir}: the real train split is empty")
+
+    rows = _synthetic_rows(synthetic_dir, real, names)
+    picked = [rows.index[rows["label"] == c][draw(int((rows["label"] == c).sum()), max_per_class,
+                                                   class_rng(seed, c, "synthetic"))]
+              for c in range(len(names))]
+    synthetic = _read(synthetic_dir, rows.loc[np.concatenate(picked)], names)
+    sizes = {s.images.images.shape[1:3] for s in (*splits.values(), synthetic) if len(s.ids)}
+    if len(sizes) > 1:
+        raise DataError(f"real ({real_dir}) and synthetic ({synthetic_dir}) images differ in size: "
+                        f"{sorted(sizes)}; QA compares images of one size")
+    missing = [n for c, n in enumerate(names) if not np.any(synthetic.images.labels == c)]
+    if missing:
+        log.warning("no synthetic images for class(es) %s: they are not checked", ", ".join(missing))
+    return QaInputs(names, splits["train"], splits["val"], splits["test"], synthetic)
+
+
+def _synthetic_rows(folder: Path, real: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """Rows (id, path, label) of the synthetic set, labels mapped to ``names`` by class name."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: synthetic image folder not found; run the generate stage "
+                        "(`dvc repro generate`) or pass the folder of your own images")
+    if (folder / MANIFEST_NAME).is_file():
+        rows = read_manifest(folder)[["id", "path", "class_name"]]
+    else:
+        rows = _rows_from_class_folders(folder, real)
+    unknown = sorted(set(rows["class_name"]) - set(names))
+    if unknown:
+        raise DataError(f"{folder}: synthetic classes {unknown} are not among the real classes {list(names)}")
+    if rows.empty:
+        raise DataError(f"{folder}: no synthetic images found")
+    label_of = {n: c for c, n in enumerate(names)}
+    return rows.assign(label=rows["class_name"].map(label_of)).reset_index(drop=True)
+
+
+def _rows_from_class_folders(folder: Path, real: pd.DataFrame) -> pd.DataFrame:
+    """A plain ``<class folder>/<image>`` tree; class folders named as in data/real or as the class."""
+    class_of_folder = {PurePosixPath(p).parent.name: n for p, n in zip(real["path"], real["class_name"])}
+    class_of_folder.update({n: n for n in real["class_name"]})
+    rows = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if sub.name not in class_of_folder:
+            raise DataError(f"{sub}: folder name matches no real class (expected one of "
+                            f"{sorted(set(class_of_folder))})")
+        for path in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            rel = path.relative_to(folder).as_posix()
+            rows.append({"id": rel, "path": rel, "class_name": class_of_folder[sub.name]})
+    return pd.DataFrame(rows, columns=["id", "path", "class_name"])
+
+
+def _read(folder: Path, rows: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
+    labels = rows["label"].to_numpy(np.int64)
+    images = [read_png_rgb(folder / p) for p in rows["path"]]
+    if len({im.shape for im in images}) > 1:
+        raise DataError(f"{folder}: images of different sizes; QA compares images of one size")
+    stacked = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
+    return LabelledImages(ImageSet(stacked, labels, names), rows["id"].to_numpy(str))

@@ -1,0 +1,137 @@
+"""The `qa` stage: figures for every class, the gates' verdict, and reports/qa/.
+
+Images are loaded once and their features computed once per image set; every metric reads
+them from there. All figures are written before the verdict: with ``qa.enforce`` a failed
+gate then raises :class:`QaGateFailed`, whose message is the table of failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from histosynth.classifier.checkpoint import load_classifier
+from histosynth.classifier.embed import embed
+from histosynth.config.qa import QaParams
+from histosynth.errors import DataError
+from histosynth.qa import evaluate
+from histosynth.qa.evaluate import FeatureSpace
+from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, verdict_table
+from histosynth.qa.inputs import QaInputs, load_qa_inputs
+from histosynth.qa.report import write_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QaResult:
+    passed: bool
+    metrics: dict[str, Any]  # what metrics.json holds
+    gates: list[GateResult]
+    timings: dict[str, float]  # seconds per step (not written: they differ run to run)
+
+
+class _Timings(dict[str, float]):
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self[name] = self.get(name, 0.0) + time.perf_counter() - start
+
+
+def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir: Path,
+           report_dir: Path) -> QaResult:
+    timings = _Timings()
+    with timings.step("load images"):
+        inputs = load_qa_inputs(real_dir, synthetic_dir, params.max_per_class, params.seed)
+    model, record = load_classifier(featurenet_dir)
+    _check_featurenet(record, inputs, featurenet_dir)
+    log.info("QA of %d synthetic images against %d real train / %d real test images, %d classes",
+             len(inputs.synthetic.ids), len(inputs.train.ids), len(inputs.test.ids), len(inputs.class_names))
+
+    with timings.step("features"):
+        train, val, test, synthetic = (
+            embed(model, s.images.images, desc=f"{name} features") for name, s in
+            (("train", inputs.train), ("val", inputs.val), ("test", inputs.test), ("synthetic", inputs.synthetic)))
+        domain = FeatureSpace(train.features, test.features, synthetic.features)
+        heldout_features = np.concatenate([val.features, test.features])
+    per_class: list[evaluate.PerClass] = []
+    with timings.step("colour KL"):
+        kl, histogram_rows = evaluate.colour_kl_by_class(inputs, params)
+    with timings.step("FID"):
+        fid, overall_fid = evaluate.fid_by_class(inputs, domain)
+    with timings.step("label consistency"):
+        per_class.append(evaluate.label_agreement_by_class(inputs, test.predictions, synthetic.predictions))
+    with timings.step("precision/recall/density/coverage"):
+        per_class.append(evaluate.prdc_by_class(inputs, domain, params))
+    with timings.step("duplicates"):
+        per_class.append(evaluate.duplicates_by_class(inputs))
+    with timings.step("memorisation"):
+        memorised, memorisation_rows = evaluate.memorisation_by_class(inputs, domain, heldout_features, params)
+    per_class += [kl, fid, memorised]
+    if params.fid.inception_weights is not None:
+        with timings.step("Inception FID"):
+            inception_fid, overall_inception = _inception_fid(params.fid.inception_weights, inputs)
+        per_class.append(inception_fid)
+        overall_fid.update(overall_inception)
+
+    figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in per_class for k, v in part[c].items()}
+               for c in evaluate.checked_labels(inputs)}
+    results = evaluate_gates(figures, params)
+    passed = not any(r.failed for r in results)
+    metrics = _assemble(passed, figures, results, overall_fid, record, inputs)
+    with timings.step("write report"):
+        write_report(report_dir, metrics, histogram_rows, memorisation_rows, inputs.class_names, params.kl.bins)
+    log.info("QA gates:\n%s", verdict_table(results))
+    log.info("QA time per step: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    if not passed:
+        if params.enforce:
+            raise QaGateFailed(results, str(report_dir))
+        log.warning("QA gates failed (qa.enforce is false: reporting only)")
+    return QaResult(passed, metrics, results, dict(timings))
+
+
+def _check_featurenet(record: dict[str, Any], inputs: QaInputs, featurenet_dir: Path) -> None:
+    if tuple(record["class_names"]) != inputs.class_names or record["model"]["image_size"] != inputs.image_size:
+        raise DataError(f"{featurenet_dir}: the feature net was trained on other data (classes "
+                        f"{record['class_names']}, {record['model']['image_size']} px) than the real images "
+                        f"(classes {list(inputs.class_names)}, {inputs.image_size} px); retrain it "
+                        "(`dvc repro featurenet` or `histosynth featurenet`)")
+
+
+def _class_counts(inputs: QaInputs, c: int) -> dict[str, int]:
+    return {f"n_{name}": int((s.images.labels == c).sum()) for name, s in
+            (("real_train", inputs.train), ("real_test", inputs.test), ("synthetic", inputs.synthetic))}
+
+
+def _inception_fid(weights: Path, inputs: QaInputs) -> tuple[evaluate.PerClass, dict[str, float]]:
+    from histosynth.qa.inception import inception_features, load_inception
+
+    net = load_inception(weights)
+    space = FeatureSpace(*(inception_features(net, s.images.images, desc=f"{name} inception") for name, s in
+                           (("train", inputs.train), ("test", inputs.test), ("synthetic", inputs.synthetic))))
+    return evaluate.fid_by_class(inputs, space, key="inception_fid")
+
+
+def _assemble(passed: bool, figures: dict[str, dict[str, Any]], results: list[GateResult],
+              overall_fid: dict[str, float], record: dict[str, Any], inputs: QaInputs) -> dict[str, Any]:
+    classes = {}
+    for name, values in figures.items():
+        own = [r for r in results if r.class_name == name]
+        classes[name] = {**values, "passed": not any(r.failed for r in own),
+                         "gates": {r.gate.name: r.as_json() for r in own}}
+    return {
+        "passed": passed,
+        "failed_gates": sum(r.failed for r in results),
+        "classes": classes,
+        "fid": overall_fid,
+        "featurenet": {"real_test_accuracy": record.get("test_accuracy"), "feature_dim": record["model"]["feature_dim"]},
+        "counts": {"real_train": len(inputs.train.ids), "real_test": len(inputs.test.ids),
+                   "synthetic": len(inputs.synthetic.ids)},
+    }
