@@ -8,7 +8,8 @@
    the same writer threads, in the same run. Rounds alternate raw and end-to-end so that both
    see the same background load; the figures are medians over rounds. The generator is the
    registry's dcgan at its CPU default width with random weights (throughput does not depend
-   on the weights).
+   on the weights), in fp32 (the CPU default) and, where the CPU has native bf16, in bf16
+   (generate.precision).
 2. Memory: peak RSS of the real `generate` entry point (checkpoint loading included) making
    10k and 100k images of 28 px, each in its own child process (``os.wait4`` gives that child's
    ru_maxrss), writing to a temporary folder on disk that is deleted afterwards.
@@ -63,9 +64,14 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def throughput(image_size: int, n_per_class: int, rounds: int, scratch: Path) -> dict:
+def cpu_has_native_bf16() -> bool:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def throughput(image_size: int, n_per_class: int, rounds: int, scratch: Path, precision: str) -> dict:
     generator, latent_dim, width = dcgan(image_size)
-    sampler = BlockSampler(generator, latent_dim, seed=0, device=torch.device("cpu"))
+    sampler = BlockSampler(generator, latent_dim, seed=0, device=torch.device("cpu"), precision=precision)
     images = [image for _, _, image in sampler.stream(N_CLASSES, n_per_class, lookahead=256)]
     n = len(images)
 
@@ -82,14 +88,15 @@ def throughput(image_size: int, n_per_class: int, rounds: int, scratch: Path) ->
     for r in range(rounds):
         order = [("raw", raw), ("end_to_end", end_to_end)]
         for name, fn in order if r % 2 == 0 else order[::-1]:  # alternate, so neither always goes first
-            runs[name].append(timed(lambda: fn(scratch / f"{name}{image_size}_{r}")))
-            shutil.rmtree(scratch / f"{name}{image_size}_{r}")
+            out = scratch / f"{name}_{image_size}_{precision}_{r}"
+            runs[name].append(timed(lambda: fn(out)))
+            shutil.rmtree(out)
     rates = {name: [n / wall for wall, _ in times] for name, times in runs.items()}
     cpu_us = {name: statistics.median(cpu / n * 1e6 for _, cpu in times) for name, times in runs.items()}
     ratios = [e / r for e, r in zip(rates["end_to_end"], rates["raw"])]
     result = {
-        "image_size": image_size, "arch": ARCH, "width": width, "images": n, "rounds": rounds,
-        "raw_images_per_s": round(statistics.median(rates["raw"])),
+        "image_size": image_size, "precision": precision, "arch": ARCH, "width": width, "images": n,
+        "rounds": rounds, "raw_images_per_s": round(statistics.median(rates["raw"])),
         "end_to_end_images_per_s": round(statistics.median(rates["end_to_end"])),
         "ratio": round(statistics.median(ratios), 3),
         "ratios": [round(x, 3) for x in ratios],
@@ -131,6 +138,8 @@ def memory(sizes: list[int], scratch: Path) -> dict:
         "peak_rss_mib": {str(n): round(p / 2**20, 1) for n, p in peaks.items()},
         "ratio": round(peaks[large] / peaks[small], 3),
         "compared": [small, large],
+        # What does grow: the md5 list and the returned manifest, one row per image.
+        "growth_bytes_per_image": round((peaks[large] - peaks[small]) / (large - small)),
         "goal": RSS_GOAL,
     }
     result["met"] = result["ratio"] <= RSS_GOAL
@@ -147,21 +156,23 @@ def markdown(results: dict) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, torch {m['torch']} "
         f"({m['torch_threads']} threads), Python {m['python']}; {m['date']}; "
-        f"load average at start {results['load_average_start']}.",
+        f"load average at start {results['load_average_start']}, at end {results['load_average_end']} "
+        "(other jobs share the cores: see the spread over rounds).",
         "",
         "| benchmark | figure | goal | met |",
         "|---|---|---|---|",
     ]
     for t in results["throughput"]:
         lines.append(
-            f"| generate {t['image_size']} px ({t['arch']}, width {t['width']}, {t['images']} images) "
+            f"| generate {t['image_size']} px {t['precision']} ({t['arch']}, width {t['width']}, {t['images']} images) "
             f"| {t['end_to_end_images_per_s']} img/s end to end vs {t['raw_images_per_s']} img/s raw PNG write: "
-            f"**{t['ratio']:.2f}** (rounds {', '.join(f'{r:.2f}' for r in t['ratios'])}); CPU per image "
+            f"**{t['ratio']:.3f}** (rounds {', '.join(f'{r:.2f}' for r in t['ratios'])}); CPU per image "
             f"{t['end_to_end_cpu_us_per_image']} vs {t['raw_cpu_us_per_image']} us: {t['cpu_ratio']:.2f} "
             f"| >= {t['goal']} | {'yes' if t['met'] else 'no'} |")
     mem = results["memory"]
     peaks = ", ".join(f"{int(n):,} images {mib:.0f} MiB" for n, mib in mem["peak_rss_mib"].items())
-    lines.append(f"| peak RSS, {mem['image_size']} px {mem['arch']} | {peaks}: ratio **{mem['ratio']:.2f}** "
+    lines.append(f"| peak RSS, {mem['image_size']} px {mem['arch']} | {peaks}: ratio **{mem['ratio']:.3f}** "
+                 f"({mem['growth_bytes_per_image']} bytes per extra image: md5s and manifest rows) "
                  f"| <= {mem['goal']} | {'yes' if mem['met'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
@@ -181,7 +192,9 @@ def main() -> None:
     rss_sizes = [1_000, 10_000] if args.quick else [10_000, 100_000]
     with tempfile.TemporaryDirectory(prefix="histosynth-bench-") as tmp:
         scratch = Path(tmp)
-        results["throughput"] = [throughput(size, n, 2 if args.quick else 5, scratch) for size, n in per_class.items()]
+        precisions = ["fp32", "bf16"] if cpu_has_native_bf16() else ["fp32"]
+        results["throughput"] = [throughput(size, n, 2 if args.quick else 5, scratch, precision)
+                                 for precision in precisions for size, n in per_class.items()]
         results["memory"] = memory(rss_sizes, scratch)
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     table = markdown(results)
