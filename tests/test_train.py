@@ -23,6 +23,12 @@ TINY = dict(train_on="real", width=4, latent_dim=16, batch_size=16, epochs=2, ch
             probe={"every": 0})
 
 
+@pytest.fixture(autouse=True)
+def one_thread_per_run(monkeypatch):
+    """Tiny models run fastest on one thread, and the test machine's cores are shared."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 def gan_params(**overrides):
     return params_from_mapping({"gan": TINY | overrides}).gan
 

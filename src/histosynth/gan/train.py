@@ -141,6 +141,8 @@ class _Training:
 
     def _resume_or_start_fresh(self) -> int:
         """The epoch to start from (0 = fresh); loads the checkpoint's state when it continues."""
+        if self.runtime.is_main:
+            _remove_partial_writes(self.model_dir, self.report_dir)
         state = checkpoint.load_training_state(self.model_dir, self.runtime.device)
         epochs = self.settings.epochs
         if state is None:
@@ -272,6 +274,14 @@ def _history_row(epoch: int, result: EpochResult, accuracy: float | None, second
         "real_vs_fake_accuracy": accuracy,
         "images_per_s": result.images / seconds if seconds > 0 else None,
     }
+
+
+def _remove_partial_writes(*folders: Path) -> None:
+    """Temporary files of atomic writes that a killed run left behind (fsutil names them ``.<name>.tmp-<pid>``)."""
+    for folder in folders:
+        for leftover in folder.rglob(".*.tmp-*") if folder.is_dir() else ():
+            if leftover.is_file():
+                leftover.unlink()
 
 
 def _losses(result: EpochResult) -> str:

@@ -96,6 +96,9 @@ def resolve_autocast_dtype(precision: str, device: torch.device) -> torch.dtype 
 
 
 def _cpu_threads(local_world_size: int) -> int:
+    """OMP_NUM_THREADS when set (torchrun sets 1), else this machine's cores shared among its processes."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // local_world_size)
 
