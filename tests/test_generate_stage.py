@@ -13,14 +13,16 @@ import torch
 from typer.testing import CliRunner
 
 from histosynth.cli import app
+from histosynth.config import params_from_mapping
 from histosynth.config.generate import GenerateParams
 from histosynth.errors import ConfigError, DataError
 from histosynth.gan.checkpoint import GENERATOR_FILE, checkpoint_hash, save_generator, write_record
 from histosynth.gan.models import build_generator, get_recipe, known_archs
+from histosynth.gan.train import train
 from histosynth.generate import generate, regenerate
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler
 from histosynth.images import encode_png, md5_file, read_png_rgb
-from histosynth.manifest import read_manifest
+from histosynth.manifest import class_names_of, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("tumour", "stroma", "background")
@@ -63,6 +65,23 @@ def test_generate_writes_the_synthetic_set_of_the_checkpoint(model_dir, tmp_path
     assert (manifest["arch"] == "dcgan").all() and (manifest["seed"] == 3).all() and (manifest["device"] == "cpu").all()
     assert read_png_rgb(out / manifest["path"].iloc[0]).shape == (28, 28, 3)
     assert not list(tmp_path.glob("data/.*"))  # no temporary folder left behind
+
+
+def test_a_trained_checkpoint_generates_into_the_real_sets_class_folders(tmp_path, tiny_real_dir):
+    gan = params_from_mapping({"gan": {"train_on": "real", "width": 4, "latent_dim": 16, "batch_size": 16,
+                                       "epochs": 1, "probe": {"every": 0}}}).gan
+    model_dir = tmp_path / "models" / "gan"
+    train(gan, tiny_real_dir, tiny_real_dir, model_dir, tmp_path / "reports")
+
+    out = tmp_path / "synthetic"
+    manifest = generate(params(n_per_class=3), model_dir, out)
+    real = read_manifest(tiny_real_dir)
+    assert class_names_of(manifest) == class_names_of(real)
+    real_folders = {path.split("/")[1] for path in real["path"]}
+    assert {path.split("/")[0] for path in manifest["path"]} == real_folders
+    row = manifest.iloc[4]
+    image = regenerate(model_dir, seed=0, label=int(row["label"]), index=int(row["latent_index"]))
+    assert image.shape == (32, 32, 3) and encode_png(image) == (out / row["path"]).read_bytes()
 
 
 def test_regenerate_reproduces_stored_files_byte_for_byte(model_dir, tmp_path):
