@@ -34,8 +34,10 @@ def generate(params: GenerateParams, model_dir: Path, out_dir: Path) -> pd.DataF
              params.n_per_class, len(record["class_names"]), record["arch"], checkpoint, params.seed, device,
              precision)
     with atomic_output_dir(out_dir) as tmp:
-        return write_synthetic_set(sampler, record["class_names"], params.n_per_class, tmp,
-                                   checkpoint_md5=checkpoint, arch=record["arch"], lookahead=params.batch_size)
+        manifest = write_synthetic_set(sampler, record["class_names"], params.n_per_class, tmp,
+                                       checkpoint_md5=checkpoint, arch=record["arch"], lookahead=params.batch_size)
+    log.info("wrote %d images with MD5SUMS and a manifest to %s", len(manifest), out_dir)
+    return manifest
 
 
 def regenerate(model_dir: Path, seed: int, label: int, index: int, device: str = "cpu",

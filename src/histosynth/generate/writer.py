@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from histosynth.generate.md5sums import write_md5sums
 from histosynth.generate.sampler import BlockSampler, usable_cores
 from histosynth.images import write_pngs
 from histosynth.manifest import write_manifest
-
-log = logging.getLogger(__name__)
 
 SPLIT = "train"
 SOURCE = "synthetic"
@@ -79,5 +76,4 @@ def write_synthetic_set(
         "precision": sampler.precision,
     })
     write_manifest(manifest, out_dir)
-    log.info("wrote %d images (%d per class, %d classes) to %s", total, n_per_class, len(folders), out_dir)
     return manifest
