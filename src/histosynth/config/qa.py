@@ -32,8 +32,9 @@ class KlParams(Section):
     # Pseudo-count added to every bin before normalising, so an empty synthetic bin gives a
     # finite KL. 1 is negligible next to the >100k pixels in 150 tiles.
     smoothing: float = Field(1.0, gt=0.0)
-    # The thesis' well-trained GAN scored 0.003-0.0095; held-out real halves score < 0.01 on
-    # the demo tiles and on BloodMNIST, a colour shift of 20 grey levels scores > 0.1.
+    # The thesis' well-trained GAN scored 0.003-0.0095. Held-out real images score <= 0.004 on
+    # BloodMNIST and 0.03-0.07 on the demo tiles (whose regions differ in stain; their floor
+    # 0.01-0.08 then lifts the threshold); a colour shift of 20 grey levels scores >= 0.16.
     max: float = Field(0.05, ge=0.0)
     floor_factor: float = Field(3.0, ge=1.0)
 
@@ -41,9 +42,11 @@ class KlParams(Section):
 class FidParams(Section):
     # Domain-feature FID has no absolute scale (it depends on the feature net), so the gate is
     # relative only: FID(real test, synthetic) <= floor_factor * FID(real train, real test).
-    # Held-out real images score about 1x the floor; noise, a repeated image or another
-    # class score 10x or more.
-    floor_factor: float = Field(3.0, ge=1.0)
+    # Held-out real images score 0.1-1.3x the floor on the demo tiles and on BloodMNIST; noise,
+    # another class or a colour shift score 9x or more (bench/results/qa_*.json). With only
+    # 40-60 images per class the ratio of two real sets still reaches 3x now and then (the
+    # tests' textures), hence 4.
+    floor_factor: float = Field(4.0, ge=1.0)
     # Optional local Inception-V3 weights file (torch-fidelity's
     # weights-inception-2015-12-05-6726825d.pth, see README) for an Inception FID reported
     # beside the domain FID (not gated). Relative paths are relative to the project root.
@@ -52,7 +55,8 @@ class FidParams(Section):
 
 class LabelParams(Section):
     # Share of a class's synthetic images that the real-trained feature net assigns to the
-    # class asked for. The floor is the net's recall on that class's real test images.
+    # class asked for. The floor is the net's recall on that class's real test images, so a
+    # class the net itself confuses (BloodMNIST monocytes: 0.81) is not held to 0.8 exactly.
     min_agreement: float = Field(0.8, ge=0.0, le=1.0)
     floor_factor: float = Field(0.8, gt=0.0, le=1.0)
 
@@ -60,8 +64,9 @@ class LabelParams(Section):
 class DiversityParams(Section):
     # Nearest neighbours for precision/recall/density/coverage (Naeem et al. 2020 use 5).
     k: int = Field(5, ge=1)
-    # Coverage of identical distributions is about 1 - 2**-k (0.97 for k = 5); one repeated
-    # image covers about k / n of the real neighbourhoods.
+    # Coverage of identical distributions is about 1 - 2**-k (0.97 for k = 5; held-out real
+    # images score 0.91-1.0); one repeated image or noise covers at most 0.16 on the demo tiles
+    # and BloodMNIST except one demo class (0.53, caught by the duplicates gate).
     min_coverage: float = Field(0.5, ge=0.0, le=1.0)
     floor_factor: float = Field(0.5, gt=0.0, le=1.0)
     # Exact duplicates (same pixels) among a class's synthetic images, as a share of them.
@@ -74,7 +79,8 @@ class MemorisationParams(Section):
     # image counts as a near-copy of a training image.
     percentile: float = Field(1.0, gt=0.0, lt=100.0)
     # Largest share of near-copies allowed, in pixel space and in feature space. Held-out real
-    # images are near-copies by this definition about percentile/100 of the time.
+    # images are near-copies by this definition about percentile/100 of the time (BloodMNIST:
+    # 0-0.06); copies of training images score 1.
     max_share: float = Field(0.1, ge=0.0, le=1.0)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
@@ -103,7 +104,8 @@ def _rows_from_class_folders(folder: Path, real: pd.DataFrame) -> pd.DataFrame:
 
 def _read(folder: Path, rows: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
     labels = rows["label"].to_numpy(np.int64)
-    images = [read_png_rgb(folder / p) for p in rows["path"]]
+    paths = tqdm(rows["path"], desc=f"reading {folder.name}", unit="img", leave=False, disable=len(rows) < 2000)
+    images = [read_png_rgb(folder / p) for p in paths]
     if len({im.shape for im in images}) > 1:
         raise DataError(f"{folder}: images of different sizes; QA compares images of one size")
     stacked = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)

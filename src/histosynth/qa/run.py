@@ -65,7 +65,7 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     with timings.step("colour KL"):
         kl, histogram_rows = evaluate.colour_kl_by_class(inputs, params)
     with timings.step("FID"):
-        fid, overall_fid = evaluate.fid_by_class(inputs, domain)
+        fid, overall_fid = evaluate.fid_by_class(inputs, domain, params.seed)
     with timings.step("label consistency"):
         per_class.append(evaluate.label_agreement_by_class(inputs, test.predictions, synthetic.predictions))
     with timings.step("precision/recall/density/coverage"):
@@ -77,7 +77,7 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     per_class += [kl, fid, memorised]
     if params.fid.inception_weights is not None:
         with timings.step("Inception FID"):
-            inception_fid, overall_inception = _inception_fid(params.fid.inception_weights, inputs)
+            inception_fid, overall_inception = _inception_fid(params.fid.inception_weights, inputs, params.seed)
         per_class.append(inception_fid)
         overall_fid.update(overall_inception)
 
@@ -110,13 +110,13 @@ def _class_counts(inputs: QaInputs, c: int) -> dict[str, int]:
             (("real_train", inputs.train), ("real_test", inputs.test), ("synthetic", inputs.synthetic))}
 
 
-def _inception_fid(weights: Path, inputs: QaInputs) -> tuple[evaluate.PerClass, dict[str, float]]:
+def _inception_fid(weights: Path, inputs: QaInputs, seed: int) -> tuple[evaluate.PerClass, dict[str, float]]:
     from histosynth.qa.inception import inception_features, load_inception
 
     net = load_inception(weights)
     space = FeatureSpace(*(inception_features(net, s.images.images, desc=f"{name} inception") for name, s in
                            (("train", inputs.train), ("test", inputs.test), ("synthetic", inputs.synthetic))))
-    return evaluate.fid_by_class(inputs, space, key="inception_fid")
+    return evaluate.fid_by_class(inputs, space, seed, key="inception_fid")
 
 
 def _assemble(passed: bool, figures: dict[str, dict[str, Any]], results: list[GateResult],
