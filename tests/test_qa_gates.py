@@ -229,3 +229,26 @@ def test_cli_exits_non_zero_with_a_table_and_no_traceback(work, tmp_path):
     assert json.loads((tmp_path / "qa" / "metrics.json").read_text())["passed"] is False
     reported = subprocess.run(command + ["--report-only"], capture_output=True, text=True, timeout=300)
     assert reported.returncode == 0, reported.stderr
+
+
+@pytest.mark.slow
+def test_dvc_stage_scripts_train_the_featurenet_then_gate(work, tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "real").symlink_to(work / "real")
+    (tmp_path / "data" / "synthetic").symlink_to(work / "uniform_noise_stage")
+    write_synthetic(work / "uniform_noise_stage", {c: BROKEN_SETS["uniform_noise"][0](work, c) for c in range(3)})
+    (tmp_path / "params.yaml").write_text("qa:\n  enforce: true\n  featurenet: {epochs: 3}\n")
+
+    def stage(name):
+        return subprocess.run([sys.executable, str(repo / "stages" / f"{name}.py")], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    trained = stage("featurenet")
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((tmp_path / "models" / "featurenet" / "record.json").read_text())["recipe"]["epochs"] == 3
+    assert (tmp_path / "reports" / "featurenet" / "metrics.json").is_file()
+    gated = stage("qa")
+    assert gated.returncode == 2 and "Traceback" not in gated.stderr
+    assert "error: QA gates failed for 3 class(es)" in gated.stderr
+    assert json.loads((tmp_path / "reports" / "qa" / "metrics.json").read_text())["passed"] is False
