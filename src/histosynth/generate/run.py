@@ -48,7 +48,8 @@ def regenerate(model_dir: Path, seed: int, label: int, index: int, device: str =
     generated it (the manifest's ``device`` and ``precision`` columns) with the same library
     versions; guaranteed on CPU.
     """
-    sampler, record = _load_sampler(Path(model_dir), seed, torch.device(device), precision)
+    where = resolve_device(device)
+    sampler, record = _load_sampler(Path(model_dir), seed, where, resolve_precision(precision, where))
     n_classes = len(record["class_names"])
     if not 0 <= label < n_classes:
         raise ConfigError(f"class label {label} is out of range: the generator in {model_dir} has classes "
