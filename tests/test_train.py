@@ -20,13 +20,7 @@ from histosynth.gan.training.settings import resolve_settings
 from histosynth.images import md5_file, read_png_rgb
 
 TINY = dict(train_on="real", width=4, latent_dim=16, batch_size=16, epochs=2, checkpoint_every=1,
-            probe={"every": 0})
-
-
-@pytest.fixture(autouse=True)
-def one_thread_per_run(monkeypatch):
-    """Tiny models run fastest on one thread, and the test machine's cores are shared."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+            probe={"every": 0}, threads=1)  # tiny models run fastest on one thread
 
 
 def gan_params(**overrides):
@@ -45,7 +39,9 @@ def read_tsv(path):
 
 
 def test_training_writes_checkpoint_record_and_monitoring(tmp_path, tiny_real_dir):
-    record, model_dir, report_dir = run(tmp_path, tiny_real_dir, probe={"every": 1})
+    threads_before = torch.get_num_threads()
+    record, model_dir, report_dir = run(tmp_path, tiny_real_dir, probe={"every": 1}, threads=2)
+    assert torch.get_num_threads() == threads_before  # process-wide settings are restored
 
     assert record == json.loads((model_dir / checkpoint.RECORD_FILE).read_text())
     assert record["epoch"] == 2 and record["arch"] == "dcgan" and record["image_size"] == 32
@@ -65,7 +61,7 @@ def test_training_writes_checkpoint_record_and_monitoring(tmp_path, tiny_real_di
     probe = read_tsv(report_dir / "probe.tsv")
     assert len(probe) == 2 and all(0.0 <= float(row["real_vs_fake_accuracy"]) <= 1.0 for row in probe)
     metrics = json.loads((report_dir / "metrics.json").read_text())
-    assert metrics["epochs"] == 2 and metrics["images_per_s"] > 0
+    assert metrics["epochs"] == 2 and metrics["images_per_s"] > 0 and metrics["cpu_threads"] == 2
     assert metrics["real_vs_fake_accuracy"] == float(probe[-1]["real_vs_fake_accuracy"])
 
 
@@ -180,7 +176,8 @@ def test_fingerprint_ignores_run_length_and_device_but_not_training_values():
         return resolve_settings(params_from_mapping({"gan": gan}).gan).fingerprint("md5", ("a", "b"), 32)
 
     base = fingerprint()
-    assert fingerprint(epochs=99, checkpoint_every=7, device="cpu", precision="fp32", probe={"every": 3}) == base
+    assert fingerprint(epochs=99, checkpoint_every=7, device="cpu", precision="fp32", threads=3,
+                       probe={"every": 3}) == base
     assert fingerprint(g_lr=1e-3) != base and fingerprint(seed=1) != base and fingerprint(ema=0) != base
     assert resolve_settings(gan_params()).fingerprint("other-md5", ("a", "b"), 32) != \
         resolve_settings(gan_params()).fingerprint("md5", ("a", "b"), 32)

@@ -22,15 +22,10 @@ from histosynth.images import md5_file
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "stages" / "train.py"
-TINY = dict(train_on="real", width=4, latent_dim=16, batch_size=16, checkpoint_every=1, probe={"every": 0})
+# One thread: tiny models run fastest on it, and both runs of the kill test must use the same count.
+TINY = dict(train_on="real", width=4, latent_dim=16, batch_size=16, checkpoint_every=1, probe={"every": 0}, threads=1)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def one_thread_per_run(monkeypatch):
-    """Tiny models run fastest on one thread, and the test machine's cores are shared."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 def make_project(root: Path, **gan) -> Path:

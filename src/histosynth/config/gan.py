@@ -44,6 +44,9 @@ class GanParams(Section):
     # Generator EMA decay; 0 = off (sample from the raw generator).
     ema: float = Field(0.999, ge=0.0, lt=1.0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads per process; 0 = OMP_NUM_THREADS if set, else the cores shared among processes.
+    # Results are byte-identical only for the same thread count (float sums are split differently).
+    threads: int = Field(0, ge=0)
     # auto: bf16 autocast on CUDA when the GPU supports it, fp32 otherwise.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     # Write a resumable checkpoint every this many epochs (and after the last one).

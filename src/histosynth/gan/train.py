@@ -75,7 +75,7 @@ def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path
     data = TrainingData(images, manifest_md5(train_dir), probe)
     log.info("%d images of %d px in %d classes: %s", len(images), images.image_size, len(images.class_names),
              ", ".join(images.class_names))
-    with training_runtime(settings.device, settings.precision) as runtime:
+    with training_runtime(settings.device, settings.precision, settings.threads) as runtime:
         return _Training(settings, runtime, data, model_dir, report_dir).run()
 
 
@@ -262,6 +262,7 @@ class _Training:
             "device": str(self.runtime.device),
             "precision": self.runtime.precision,
             "processes": self.runtime.world_size,
+            "cpu_threads": torch.get_num_threads(),
         }
 
 

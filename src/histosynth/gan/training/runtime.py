@@ -95,8 +95,10 @@ def resolve_autocast_dtype(precision: str, device: torch.device) -> torch.dtype 
     return torch.bfloat16
 
 
-def _cpu_threads(local_world_size: int) -> int:
-    """OMP_NUM_THREADS when set (torchrun sets 1), else this machine's cores shared among its processes."""
+def _cpu_threads(requested: int, local_world_size: int) -> int:
+    """``requested`` if > 0, else OMP_NUM_THREADS when set, else this machine's cores shared among its processes."""
+    if requested > 0:
+        return requested
     if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         return int(os.environ["OMP_NUM_THREADS"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -104,7 +106,7 @@ def _cpu_threads(local_world_size: int) -> int:
 
 
 @contextlib.contextmanager
-def training_runtime(device: str, precision: str) -> Iterator[Runtime]:
+def training_runtime(device: str, precision: str, threads: int = 0) -> Iterator[Runtime]:
     """Set up (and afterwards undo) the process-wide state training needs.
 
     On CPU, deterministic algorithms are enforced so that the same params give the same
@@ -117,7 +119,7 @@ def training_runtime(device: str, precision: str) -> Iterator[Runtime]:
     runtime = Runtime(dev, resolve_autocast_dtype(precision, dev), rank, world_size)
 
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
-    torch.set_num_threads(_cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))))
+    torch.set_num_threads(_cpu_threads(threads, int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))))
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True

@@ -16,7 +16,8 @@ from histosynth.images import md5_file
 
 # Values that may change between a checkpoint and its continuation: how long and where to
 # train, how often to save and probe. Everything else defines the training run.
-RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "probe_every", "probe_max_images", "device", "precision")
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "probe_every", "probe_max_images", "device", "precision",
+                     "threads")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TrainSettings:
     probe_max_images: int
     device: str
     precision: str
+    threads: int
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as in record.json
@@ -88,6 +90,7 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         probe_max_images=params.probe.max_images,
         device=params.device,
         precision=params.precision,
+        threads=params.threads,
     )
 
 
