@@ -48,8 +48,8 @@ class FidParams(Section):
     # tests' textures), hence 4.
     floor_factor: float = Field(4.0, ge=1.0)
     # Optional local Inception-V3 weights file (torch-fidelity's
-    # weights-inception-2015-12-05-6726825d.pth, see README) for an Inception FID reported
-    # beside the domain FID (not gated). Relative paths are relative to the project root.
+    # weights-inception-2015-12-05-6726825d.pth, see README) for an overall Inception FID
+    # reported beside the domain FID (not gated). Relative paths are relative to the project root.
     inception_weights: Path | None = None
 
 

@@ -92,8 +92,13 @@ def fid_by_class(inputs: QaInputs, space: FeatureSpace, seed: int,
         value, floor = _size_matched_fid(space.train[_of(train_y, c)], space.test[_of(test_y, c)],
                                          space.synthetic[_of(syn_y, c)], class_rng(seed, c, key))
         out[c] = {key: value, f"{key}_real_floor": floor}
+    return out, overall_fid(space, seed, key)
+
+
+def overall_fid(space: FeatureSpace, seed: int, key: str = "fid") -> dict[str, float]:
+    """FID(real test, synthetic) over all classes, beside FID(real train, real test), size-matched."""
     value, floor = _size_matched_fid(space.train, space.test, space.synthetic, class_rng(seed, None, key))
-    return out, {key: value, f"{key}_real_floor": floor}
+    return {key: value, f"{key}_real_floor": floor}
 
 
 FID_DRAWS = 5
