@@ -28,7 +28,8 @@ from histosynth.manifest import MANIFEST_NAME
 log = logging.getLogger(__name__)
 
 
-def per_class_recall(predictions: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> dict[str, float | None]:
+def per_class_recall(predictions: np.ndarray, labels: np.ndarray,
+                     class_names: tuple[str, ...]) -> dict[str, float | None]:
     """Share of each class's images predicted as that class (None for a class with no images)."""
     return {name: (float(np.mean(predictions[labels == c] == c)) if np.any(labels == c) else None)
             for c, name in enumerate(class_names)}

@@ -127,14 +127,16 @@ def prdc_by_class(inputs: QaInputs, space: FeatureSpace, params: QaParams) -> Pe
     syn_y = inputs.synthetic.images.labels
     out: PerClass = {}
     for c in checked_labels(inputs):
-        train_c, test_c, syn_c = space.train[_of(train_y, c)], space.test[_of(test_y, c)], space.synthetic[_of(syn_y, c)]
-        rng = class_rng(params.seed, c, "prdc")
-        m = min(len(train_c), len(syn_c))
-        reference, candidate = train_c[draw(len(train_c), m, rng)], syn_c[draw(len(syn_c), m, rng)]
-        m_floor = min(len(train_c), len(test_c))
-        floor_reference, floor_candidate = train_c[draw(len(train_c), m_floor, rng)], test_c[draw(len(test_c), m_floor, rng)]
+        train_c, rng = space.train[_of(train_y, c)], class_rng(params.seed, c, "prdc")
+        reference, candidate = _equal_size_draws(train_c, space.synthetic[_of(syn_y, c)], rng)
+        floor_reference, floor_candidate = _equal_size_draws(train_c, space.test[_of(test_y, c)], rng)
         out[c] = with_floor("prdc", reference, candidate, floor_reference, floor_candidate, k=params.diversity.k)
     return out
+
+
+def _equal_size_draws(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    m = min(len(a), len(b))
+    return a[draw(len(a), m, rng)], b[draw(len(b), m, rng)]
 
 
 def label_agreement_by_class(inputs: QaInputs, test_predictions: np.ndarray,
@@ -201,8 +203,8 @@ def memorisation_by_class(inputs: QaInputs, space: FeatureSpace, heldout_feature
                 f"median_nearest_train_{name}_synthetic": float(np.median(syn_d[mine])),
                 f"median_nearest_train_{name}_real_heldout": _median(held_d[_of(heldout_y, c)]),
             })
-        columns["synthetic"].update({f"{name}_distance": syn_d, f"nearest_train_id_{name}": inputs.train.ids[syn_i]})
-        columns["real_heldout"].update({f"{name}_distance": held_d, f"nearest_train_id_{name}": inputs.train.ids[held_i]})
+        for source, d, i in (("synthetic", syn_d, syn_i), ("real_heldout", held_d, held_i)):
+            columns[source].update({f"{name}_distance": d, f"nearest_train_id_{name}": inputs.train.ids[i]})
     rows = []
     for source, labels, ids in (("synthetic", syn_y, inputs.synthetic.ids), ("real_heldout", heldout_y, heldout_ids)):
         table = {"class": [inputs.class_names[y] for y in labels], "source": [source] * len(ids), "id": ids,

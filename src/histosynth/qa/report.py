@@ -63,4 +63,5 @@ def write_report(report_dir: Path, metrics: dict[str, Any], histogram_rows: list
             if len(rows):
                 overlay_table(rows, bins).to_csv(tmp / "histograms" / f"{folder}.csv", index=False,
                                                  lineterminator="\n")
-        pd.DataFrame(memorisation_rows, columns=MEMORISATION_COLUMNS).to_csv(tmp / "memorisation.csv", index=False, lineterminator="\n")
+        distances = pd.DataFrame(memorisation_rows, columns=MEMORISATION_COLUMNS)
+        distances.to_csv(tmp / "memorisation.csv", index=False, lineterminator="\n")

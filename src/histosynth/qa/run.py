@@ -48,9 +48,9 @@ class _Timings(dict[str, float]):
 def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir: Path,
            report_dir: Path) -> QaResult:
     timings = _Timings()
+    model, record = load_classifier(featurenet_dir)  # before the images: a missing net fails fast
     with timings.step("load images"):
         inputs = load_qa_inputs(real_dir, synthetic_dir, params.max_per_class, params.seed)
-    model, record = load_classifier(featurenet_dir)
     _check_featurenet(record, inputs, featurenet_dir)
     log.info("QA of %d synthetic images against %d real train / %d real test images, %d classes",
              len(inputs.synthetic.ids), len(inputs.train.ids), len(inputs.test.ids), len(inputs.class_names))
@@ -61,25 +61,24 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
             (("train", inputs.train), ("val", inputs.val), ("test", inputs.test), ("synthetic", inputs.synthetic)))
         domain = FeatureSpace(train.features, test.features, synthetic.features)
         heldout_features = np.concatenate([val.features, test.features])
-    per_class: list[evaluate.PerClass] = []
     with timings.step("colour KL"):
         kl, histogram_rows = evaluate.colour_kl_by_class(inputs, params)
     with timings.step("FID"):
         fid, overall_fid = evaluate.fid_by_class(inputs, domain, params.seed)
     with timings.step("label consistency"):
-        per_class.append(evaluate.label_agreement_by_class(inputs, test.predictions, synthetic.predictions))
+        labels = evaluate.label_agreement_by_class(inputs, test.predictions, synthetic.predictions)
     with timings.step("precision/recall/density/coverage"):
-        per_class.append(evaluate.prdc_by_class(inputs, domain, params))
+        prdc = evaluate.prdc_by_class(inputs, domain, params)
     with timings.step("duplicates"):
-        per_class.append(evaluate.duplicates_by_class(inputs))
+        duplicates = evaluate.duplicates_by_class(inputs)
     with timings.step("memorisation"):
         memorised, memorisation_rows = evaluate.memorisation_by_class(inputs, domain, heldout_features, params)
-    per_class += [kl, fid, memorised]
     if params.fid.inception_weights is not None:
         with timings.step("Inception FID"):
             overall_fid.update(_inception_fid(params.fid.inception_weights, inputs, params.seed))
 
-    figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in per_class for k, v in part[c].items()}
+    parts = (kl, fid, labels, prdc, duplicates, memorised)
+    figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in parts for k, v in part[c].items()}
                for c in evaluate.checked_labels(inputs)}
     results = evaluate_gates(figures, params)
     passed = not any(r.failed for r in results)
@@ -131,7 +130,8 @@ def _assemble(passed: bool, figures: dict[str, dict[str, Any]], results: list[Ga
         "failed_gates": sum(r.failed for r in results),
         "classes": classes,
         "fid": overall_fid,
-        "featurenet": {"real_test_accuracy": record.get("test_accuracy"), "feature_dim": record["model"]["feature_dim"]},
+        "featurenet": {"real_test_accuracy": record.get("test_accuracy"),
+                       "feature_dim": record["model"]["feature_dim"]},
         "counts": {"real_train": len(inputs.train.ids), "real_test": len(inputs.test.ids),
                    "synthetic": len(inputs.synthetic.ids)},
     }
