@@ -214,3 +214,21 @@ def test_bad_gan_params_are_named(gan, message):
 def test_missing_perceptual_weights_file_is_a_config_error(tmp_path, tiny_real_dir):
     with pytest.raises(ConfigError, match="perceptual_weights .*file not found"):
         run(tmp_path, tiny_real_dir, arch="ascgan", perceptual_weights=str(tmp_path / "vgg19.pth"))
+
+
+def test_ema_warm_up_follows_a_young_generator():
+    from histosynth.gan.ema import build_generator_ema
+    from histosynth.gan.models import build_generator
+
+    def distance_after_one_update(warmup):
+        torch.manual_seed(0)
+        generator = build_generator("dcgan", 3, 32, 16, 4)
+        ema = build_generator_ema(generator, 0.999, warmup=warmup)
+        with torch.no_grad():
+            for p in generator.parameters():
+                p.add_(1.0)
+        ema.update_parameters(generator)
+        return max((a - p).abs().max().item() for a, p in zip(ema.module.parameters(), generator.parameters()))
+
+    assert distance_after_one_update(warmup=False) == pytest.approx(0.999, abs=1e-4)
+    assert distance_after_one_update(warmup=True) == pytest.approx(2 / 11, abs=1e-4)  # n = 1: decay 2/11

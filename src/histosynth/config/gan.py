@@ -41,7 +41,8 @@ class GanParams(Section):
     diffaugment: list[str] | None = None
     # WGAN-GP gradient-penalty weight (used by wgan-gp archs only).
     gp_weight: float = Field(10.0, ge=0.0)
-    # Generator EMA decay; 0 = off (sample from the raw generator).
+    # Generator EMA decay, reached after a warm-up (update n uses min(ema, (1+n)/(10+n)));
+    # 0 = off (sample from the raw generator).
     ema: float = Field(0.999, ge=0.0, lt=1.0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads per process; 0 = OMP_NUM_THREADS if set, else the cores shared among processes.

@@ -49,7 +49,7 @@ class GanTrainer:
         generator = build_generator(settings.arch, n_classes, image_size, settings.latent_dim, settings.width)
         discriminator = build_discriminator(settings.arch, n_classes, image_size, settings.width)
         self.generator, self.discriminator = generator.to(runtime.device), discriminator.to(runtime.device)
-        self.ema = build_generator_ema(self.generator, settings.ema) if settings.ema > 0 else None
+        self.ema = build_generator_ema(self.generator, settings.ema, warmup=True) if settings.ema > 0 else None
         self.G, self.D = runtime.wrap(self.generator), runtime.wrap(self.discriminator)
         self.perceptual = (PerceptualLoss(settings.perceptual_weights).to(runtime.device)
                            if settings.perceptual_weights else None)

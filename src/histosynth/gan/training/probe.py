@@ -14,19 +14,20 @@ from torch import nn
 
 from histosynth.gan.training.seeds import derive_seed
 
-PROBE_EPOCHS = 15
+# A fixed number of steps (not epochs), so the probe is as well trained for 40 images as for 400.
+PROBE_STEPS = 200
 PROBE_BATCH = 64
 PROBE_LR = 2e-3
-# Larger images are average-pooled to at most this size: keeps the probe cheap at 128 px.
-PROBE_MAX_SIZE = 64
+# Larger images are average-pooled to at most this size: keeps the probe cheap at 64 and 128 px.
+PROBE_MAX_SIZE = 32
 
 
 def _probe_network() -> nn.Module:
     def block(c_in: int, c_out: int) -> list[nn.Module]:
         return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2), nn.AvgPool2d(2)]
 
-    return nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 32),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 1))
+    return nn.Sequential(*block(3, 8), *block(8, 16), *block(16, 16),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 1))
 
 
 def _shrink(x: torch.Tensor) -> torch.Tensor:
@@ -52,12 +53,12 @@ def real_vs_fake_accuracy(real: torch.Tensor, fake: torch.Tensor, seed: int) -> 
     score = torch.cat([pairs[half:], n + pairs[half:]]).to(x.device)
     probe = _probe_network().to(x.device)
     optimiser = torch.optim.Adam(probe.parameters(), lr=PROBE_LR)
-    for _ in range(PROBE_EPOCHS):
-        for batch in fit[torch.randperm(len(fit), device=x.device)].split(PROBE_BATCH):
-            loss = F.binary_cross_entropy_with_logits(probe(x[batch]).squeeze(1), is_real[batch])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+    for _ in range(PROBE_STEPS):
+        batch = fit[torch.randint(len(fit), (min(PROBE_BATCH, len(fit)),), device=x.device)]
+        loss = F.binary_cross_entropy_with_logits(probe(x[batch]).squeeze(1), is_real[batch])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
     with torch.no_grad():
         predicted_real = probe(x[score]).squeeze(1) > 0
     return (predicted_real == is_real[score].bool()).float().mean().item()
