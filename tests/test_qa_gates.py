@@ -252,3 +252,23 @@ def test_dvc_stage_scripts_train_the_featurenet_then_gate(work, tmp_path):
     assert gated.returncode == 2 and "Traceback" not in gated.stderr
     assert "error: QA gates failed for 3 class(es)" in gated.stderr
     assert json.loads((tmp_path / "reports" / "qa" / "metrics.json").read_text())["passed"] is False
+
+
+def test_thresholds_relax_to_the_floor_and_missing_figures_are_not_evaluated():
+    from histosynth.qa.gates import evaluate_gates
+
+    params = params_from_mapping({"qa": {"kl": {"max": 0.05, "floor_factor": 3},
+                                         "label": {"min_agreement": 0.8, "floor_factor": 0.9}}}).qa
+    figures = {
+        "noisy": {"kl": 0.08, "kl_real_floor": 0.03, "label_agreement": 0.55, "label_agreement_real_floor": 0.6},
+        "clean": {"kl": 0.08, "kl_real_floor": 0.001, "label_agreement": 0.79, "label_agreement_real_floor": 1.0},
+        "tiny": {"kl": float("nan"), "kl_real_floor": float("nan"), "fid": 1.0, "fid_real_floor": None},
+    }
+    results = {(r.class_name, r.gate.name): r for r in evaluate_gates(figures, params)}
+    assert results["noisy", "colour_kl"].threshold == pytest.approx(0.09) and results["noisy", "colour_kl"].passed
+    assert results["clean", "colour_kl"].threshold == 0.05 and results["clean", "colour_kl"].passed is False
+    assert results["noisy", "label_consistency"].threshold == pytest.approx(0.54)
+    assert results["noisy", "label_consistency"].passed
+    assert results["clean", "label_consistency"].threshold == 0.8 and not results["clean", "label_consistency"].passed
+    assert results["tiny", "colour_kl"].passed is None and results["tiny", "fid"].passed is None
+    assert not any(r.failed for r in results.values() if r.class_name == "tiny")
