@@ -154,8 +154,9 @@ class GanTrainer:
         g_steps = 0
         bad_step = torch.full((), -1, dtype=torch.long, device=device)
         first_step = epoch * len(batches)
+        if batches:  # one host-to-device copy of the epoch's order, not one per step
+            batches = list(torch.cat(batches).to(images.device).split([len(b) for b in batches]))
         for i, index in enumerate(batches):
-            index = index.to(images.device)
             real = images[index].to(device, non_blocking=True)
             y = labels[index].to(device, non_blocking=True)
             d_loss, penalty = self.discriminator_step(real, y)
