@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+from machine import machine_info
 
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import params_from_mapping
@@ -210,11 +209,6 @@ def scale(work: Path) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "load_average_at_start": os.getloadavg()}
-
-
 def main() -> None:
     runs = {"demo": demo, "bloodmnist": bloodmnist, "scale": scale}
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,7 +217,7 @@ def main() -> None:
     setup_logging()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
-        result = {"machine": machine(), **runs[args.run](Path(tmp))}
+        result = {"machine": {**machine_info(), "load_average_at_start": os.getloadavg()}, **runs[args.run](Path(tmp))}
     result["seconds_total"] = round(time.perf_counter() - started, 1)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"qa_{args.run}.json"
