@@ -24,8 +24,9 @@ from histosynth.config.base import Section
 
 
 class KlParams(Section):
-    # Images per class in each histogram (thesis: 150 real vs 150 synthetic). Fewer are used
-    # when a class has fewer than 2 * n real images (the floor needs two disjoint halves).
+    # Images per class in each histogram (thesis: 150 real vs 150 synthetic), real ones from the
+    # train split. Fewer are used when a class has fewer than 2 * n real train images (the
+    # floor needs two disjoint halves) or fewer than n synthetic ones.
     n_per_class: int = Field(150, ge=2)
     # Equal-width bins per RGB channel over 0..255.
     bins: int = Field(32, ge=2, le=256)
@@ -34,7 +35,7 @@ class KlParams(Section):
     smoothing: float = Field(1.0, gt=0.0)
     # The thesis' well-trained GAN scored 0.003-0.0095. Held-out real images score <= 0.004 on
     # BloodMNIST and 0.03-0.07 on the demo tiles (whose regions differ in stain; their floor
-    # 0.01-0.08 then lifts the threshold); a colour shift of 20 grey levels scores >= 0.16.
+    # 0.02-0.08 then lifts the threshold); a colour shift of 20 grey levels scores >= 0.16.
     max: float = Field(0.05, ge=0.0)
     floor_factor: float = Field(3.0, ge=1.0)
 
