@@ -117,9 +117,9 @@ class _Training:
             last = number == s.epochs
             accuracy = self._probe(epoch) if s.probe_every and (number % s.probe_every == 0 or last) else None
             self.history.append(_history_row(number, result, accuracy, seconds))
-            log.info("epoch %d/%d: %s%s, %.0f images/s", number, s.epochs, _losses(result),
-                     "" if accuracy is None else f", real-vs-fake probe {accuracy:.3f}", result.images / seconds)
             if rt.is_main:
+                log.info("epoch %d/%d: %s%s, %.0f images/s", number, s.epochs, _losses(result),
+                         "" if accuracy is None else f", real-vs-fake probe {accuracy:.3f}", result.images / seconds)
                 if number % grid_every == 0 or last:
                     self.report.save_grid(self._grid(), number)
                 self.report.write_curves(self.history)
