@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,9 +16,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-# Small but real: the demo source, fewer images, few epochs.
+# Small but real: the demo source, fewer images, a tiny GAN trained for two epochs. A GAN this
+# small cannot pass the QA gates, so the baseline only reports them.
 TINY_PARAMS = {
     "augment": {"per_class": 24},
+    "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "probe": {"every": 1, "max_images": 40}},
+    "generate": {"n_per_class": 12},
+    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4}},
 }
 
 
@@ -83,6 +88,28 @@ def test_repro_writes_every_declared_output(project):
     counts = {d.name: len(list(d.glob("*.png"))) for d in augmented.iterdir() if d.is_dir()}
     assert counts and set(counts.values()) == {TINY_PARAMS["augment"]["per_class"]}
     assert sorted(p.stem for p in (project / "reports/augment").glob("*.png")) == sorted(counts)
+    assert (project / "models/gan/generator.pt").is_file()
+    assert (project / "reports/train/samples_final.png").is_file()
+    synthetic = project / "data/synthetic"
+    for folder in counts:
+        names = sorted(p.name for p in (synthetic / folder).glob("*.png"))
+        assert len(names) == TINY_PARAMS["generate"]["n_per_class"]
+        check = subprocess.run(["md5sum", "-c", "--quiet", "MD5SUMS"], cwd=synthetic / folder)
+        assert check.returncode == 0
+    qa = json.loads((project / "reports/qa/metrics.json").read_text())
+    assert set(qa["classes"]) == {json.loads((project / "models/gan/record.json").read_text())["class_names"][i]
+                                  for i in range(len(counts))}
+    assert "kl" in next(iter(qa["classes"].values()))
+
+
+def test_metrics_and_plots_are_declared_for_dvc(project):
+    metrics = json.loads(_run(project, sys.executable, "-m", "dvc", "metrics", "show", "--json").stdout)
+    files = {name for workspace in metrics.values() for name in workspace["data"]}
+    assert {"reports/qa/metrics.json", "reports/train/metrics.json", "reports/featurenet/metrics.json"} <= files
+    html = project / "plots_out"
+    _run(project, sys.executable, "-m", "dvc", "plots", "show", "-o", str(html))
+    page = (html / "index.html").read_text()
+    assert "GAN losses" in page and "samples_final.png" in page
 
 
 def test_second_repro_is_a_noop(project):
@@ -97,9 +124,25 @@ def test_same_params_give_identical_files(project, tmp_path):
     assert _tree_md5s(project / "data") == before
 
 
+def test_a_failing_qa_gate_stops_the_pipeline_with_a_verdict(project):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "run", "-S", "qa.enforce=true", "-S", "qa.kl.max=0", "-S", "qa.kl.floor_factor=1"],
+        cwd=project, env=_env(), capture_output=True, text=True,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "failed to reproduce 'qa'" in output
+    assert "colour_kl" in output and "Traceback" not in output
+    # Everything up to the gate was reused, not retrained.
+    assert "Running stage 'train'" not in output
+    _run(project, "git", "checkout", "--", "params.yaml")
+
+
 def test_exp_run_with_changed_param_reruns_only_affected_stages(project):
     out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "augment.per_class=10").stdout
     assert "Running stage 'augment'" in out
     assert "Running stage 'ingest'" not in out
+    assert "Running stage 'featurenet'" not in out
+    assert "Running stage 'train'" in out
     counts = {len(list(d.glob("*.png"))) for d in (project / "data/augmented").iterdir() if d.is_dir()}
     assert counts == {10}

@@ -130,7 +130,7 @@ class _Training:
     def _finish(self, start: int, seen: int, wall_time: float) -> dict[str, Any]:
         if self.runtime.is_main:
             if start == self.settings.epochs:  # the checkpoint was complete: refresh record and generator
-                self._save(self.settings.epochs)
+                self._save(self.settings.epochs, with_training_state=False)
             self.report.save_grid(self._grid(), None)
             self.report.write_curves(self.history)
             self.report.write_metrics(self._metrics(start, seen, wall_time))
@@ -166,10 +166,12 @@ class _Training:
                 (self.model_dir / name).unlink(missing_ok=True)
         return 0
 
-    def _save(self, epoch: int) -> None:
+    def _save(self, epoch: int, with_training_state: bool = True) -> None:
         self.model_dir.mkdir(parents=True, exist_ok=True)
-        state = {"fingerprint": self.fingerprint, "epoch": epoch, "history": self.history, **self.trainer.state_dict()}
-        checkpoint.save_training_state(self.model_dir, state)
+        if with_training_state:  # a reloaded state does not re-save to the same bytes: keep the file DVC cached
+            state = {"fingerprint": self.fingerprint, "epoch": epoch, "history": self.history,
+                     **self.trainer.state_dict()}
+            checkpoint.save_training_state(self.model_dir, state)
         checkpoint.save_generator(self.model_dir, self.trainer.sampling_generator.state_dict())
         checkpoint.write_record(self.model_dir, self._record(epoch))
         self.saved_epoch = epoch
