@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 
@@ -41,3 +42,18 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def code_revision() -> dict:
+    """The commit measured, and the files under src/ that differed from it (several people edit
+    the same checkout, so the working tree is what ran)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "uncommitted_src": git("status", "--porcelain", "--", "src").splitlines()}
