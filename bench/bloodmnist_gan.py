@@ -1,0 +1,204 @@
+"""GAN quality on real cytology in the small-data regime: BloodMNIST, 200 real images per class.
+
+    .venv/bin/python bench/bloodmnist_gan.py            # dcgan and ascgan: about 12 minutes on 2 cores
+    .venv/bin/python bench/bloodmnist_gan.py --quick    # tiny data and 1 epoch: smoke run, writes nothing
+
+The pipeline's own functions, in a temporary folder: ingest (``medmnist:bloodmnist`` read from
+/work/shared/data, 28 px, 200 train and 100 val / test images per class), augment
+(``augment.per_class: 200``), the QA feature net once, then per arch: train (on CPU, one torch
+thread as params.yaml sets, for the epochs in ``EPOCHS``: about 3.5 minutes each on the shared
+2-core machine), generate 200 images per class, and QA with ``qa.enforce: false``. Every other
+param is the default. Per arch it records the epochs, the training wall time and metrics, every
+QA figure with its real-vs-real floor and gate verdict, and copies the final fixed-noise sample
+grid to bench/results/bloodmnist_<arch>_samples.png.
+
+Only archs that support 28 px run: MedMNIST publishes 28, 64, 128 and 224 px and the source
+never resamples, so sagan (32, 64, 128) and cwgan128 (64, 128) would need bloodmnist_64.npz,
+which is not in /work/shared/data (and no download happens here); at 64 px on this CPU they
+would also need far more than the time budget (see bench/results/training.md).
+
+Results go to bench/results/bloodmnist_gan.json and bench/results/bloodmnist_gan.md. Set
+HISTOSYNTH_DATA_ROOT to read bloodmnist.npz from another folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from machine import code_revision, machine_info
+
+from histosynth.augment import augment
+from histosynth.classifier.featurenet import train_featurenet
+from histosynth.config import Params, params_from_mapping
+from histosynth.data.ingest import ingest
+from histosynth.entry import setup_logging
+from histosynth.gan.train import train
+from histosynth.generate import generate
+from histosynth.qa.report import json_ready
+from histosynth.qa.run import QaResult, run_qa
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
+# Epochs per arch for about 3.5 minutes of training on one thread of the shared machine
+# (bench/results/training.md: dcgan ~870, ascgan ~230 images/s; 1,600 training images per epoch).
+EPOCHS = {"dcgan": 100, "ascgan": 30}
+SKIPPED = {
+    "sagan": "supports 32, 64 and 128 px; BloodMNIST is published at 28 / 64 / 128 / 224 px and "
+             "bloodmnist_64.npz is not in the shared data folder",
+    "cwgan128": "supports 64 and 128 px only; bloodmnist_64.npz / bloodmnist_128.npz are not in the shared "
+                "data folder",
+}
+# Per-class figures recorded beside each other in the summary (their floors come along).
+FIGURES = ("kl", "fid", "label_agreement", "coverage", "precision", "recall", "duplicate_share",
+           "memorised_share_pixel", "memorised_share_feature")
+
+
+def pipeline_params(arch: str, epochs: int, quick: bool) -> Params:
+    per_class, eval_per_class = (20, 10) if quick else (200, 100)
+    return params_from_mapping({
+        "data": {"source": "medmnist:bloodmnist", "root": str(DATA_ROOT), "image_size": 28,
+                 "max_per_class": per_class, "max_eval_per_class": eval_per_class},
+        "augment": {"per_class": per_class},
+        # The real-vs-fake probe once, after the last epoch.
+        "gan": {"arch": arch, "epochs": epochs, "device": "cpu", "threads": 1, "probe": {"every": epochs}},
+        "generate": {"n_per_class": per_class, "device": "cpu"},
+        "qa": {"enforce": False, **({"featurenet": {"epochs": 2}} if quick else {})},
+    }, source="bench/bloodmnist_gan.py")
+
+
+def timed(fn) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = fn()
+    return value, round(time.perf_counter() - started, 1)
+
+
+def class_summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """One class's figures with their floors, and each gate's verdict and threshold."""
+    out = {}
+    for name in FIGURES:
+        out[name] = figures.get(name)
+        if f"{name}_real_floor" in figures:
+            out[f"{name}_real_floor"] = figures[f"{name}_real_floor"]
+    out["gates"] = figures["gates"]
+    out["failed_gates"] = sorted(g for g, verdict in figures["gates"].items() if verdict["passed"] is False)
+    return out
+
+
+def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, quick: bool) -> dict[str, Any]:
+    params = pipeline_params(arch, epochs, quick)
+    model, report = work / arch / "model", work / arch / "train_report"
+    record, train_s = timed(lambda: train(params.gan, work / "augmented", real, model, report))
+    train_metrics = json.loads((report / "metrics.json").read_text())
+    synthetic = work / arch / "synthetic"
+    _, generate_s = timed(lambda: generate(params.generate, model, synthetic))
+    qa: QaResult
+    qa, qa_s = timed(lambda: run_qa(params.qa, real, synthetic, featurenet, work / arch / "qa"))
+    classes = qa.metrics["classes"]
+    failed = {gate for c in classes.values() for gate, v in c["gates"].items() if v["passed"] is False}
+    result = {
+        "arch": arch, "epochs": epochs, "settings": record["params"], "width": record["width"],
+        "latent_dim": record["latent_dim"], "train_images": record["train_data"]["n_images"],
+        "train_wall_s": train_s, "train_metrics": train_metrics, "generate_s": generate_s, "qa_s": qa_s,
+        "qa_passed": qa.passed,
+        "classes_passing_all_gates": sum(c["passed"] for c in classes.values()),
+        "classes_failing_gate": {gate: sum(gate in class_summary(c)["failed_gates"] for c in classes.values())
+                                 for gate in sorted(failed)},
+        "overall_fid": qa.metrics["fid"],
+        "classes": {name: class_summary(c) for name, c in classes.items()},
+        "qa_metrics": qa.metrics,
+    }
+    if not quick:
+        shutil.copyfile(report / "samples_final.png", RESULTS_DIR / f"bloodmnist_{arch}_samples.png")
+    print(f"{arch}: {epochs} epochs in {train_s} s; QA passed={qa.passed}, failing gates "
+          f"{result['classes_failing_gate']}", flush=True)
+    return result
+
+
+def _ratio(value: float | None, floor: float | None) -> str:
+    return "n/a" if value is None or not floor else f"{value / floor:.1f}x"
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}g}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, rev = results["machine"], results["revision"]
+    dirty = f", uncommitted changes in {len(rev['uncommitted_src'])} src file(s)" if rev["uncommitted_src"] else ""
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; {m['date']}; code at {rev['commit']}{dirty}; "
+        f"load average at start {results['load_average_start']}, at end {results['load_average_end']}. "
+        f"Data: {results['data']}. Feature net: real test accuracy {results['featurenet']['test_accuracy']:.3f} "
+        f"({results['featurenet']['seconds']} s). Total {results['seconds_total']} s.",
+        "",
+        "| arch | epochs | train wall s | img/s | real-vs-fake probe | overall FID (floor) | classes passing all gates "
+        "| gates failed (classes of 8) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["archs"].values():
+        t, fid = r["train_metrics"], r["overall_fid"]
+        failing = ", ".join(f"{g} ({n})" for g, n in r["classes_failing_gate"].items()) or "none"
+        lines.append(f"| {r['arch']} | {r['epochs']} | {r['train_wall_s']} | {t['images_per_s']} "
+                     f"| {_fmt(t['real_vs_fake_accuracy'])} | {_fmt(fid.get('fid'))} ({_fmt(fid.get('fid_real_floor'))}) "
+                     f"| {r['classes_passing_all_gates']} / {len(r['classes'])} | {failing} |")
+    for r in results["archs"].values():
+        lines += ["", f"{r['arch']} per class (value, real-vs-real floor in brackets; FID also as a multiple of "
+                      "its floor; memorisation: near-copy share in pixel / feature space):", "",
+                  "| class | KL (floor) | FID (floor) | label agreement (floor) | coverage (floor) | recall "
+                  "| memorised px / feat | failed gates |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, c in r["classes"].items():
+            lines.append(
+                f"| {name} | {_fmt(c['kl'])} ({_fmt(c.get('kl_real_floor'))}) "
+                f"| {_fmt(c['fid'])} ({_fmt(c.get('fid_real_floor'))}; {_ratio(c['fid'], c.get('fid_real_floor'))}) "
+                f"| {_fmt(c['label_agreement'])} ({_fmt(c.get('label_agreement_real_floor'))}) "
+                f"| {_fmt(c['coverage'])} ({_fmt(c.get('coverage_real_floor'))}) | {_fmt(c['recall'])} "
+                f"| {_fmt(c['memorised_share_pixel'])} / {_fmt(c['memorised_share_feature'])} "
+                f"| {', '.join(c['failed_gates']) or 'none'} |")
+    lines += ["", "Skipped: " + "; ".join(f"{arch}: {why}" for arch, why in results["skipped"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20 images per class, 1 epoch (smoke test, writes nothing)")
+    parser.add_argument("--archs", nargs="+", choices=sorted(EPOCHS), default=list(EPOCHS))
+    args = parser.parse_args()
+    setup_logging()
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine_info(), "revision": code_revision(),
+                               "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    with tempfile.TemporaryDirectory(prefix="histosynth-bench-bloodmnist-") as tmp:
+        work = Path(tmp)
+        shared = pipeline_params(args.archs[0], 1, args.quick)
+        results["data"] = (f"{shared.data.source} {shared.data.image_size} px, at most {shared.data.max_per_class} "
+                           f"train and {shared.data.max_eval_per_class} val / test images per class; augmented to "
+                           f"{shared.augment.per_class} per class; {shared.generate.n_per_class} synthetic per class")
+        _, results["ingest_s"] = timed(lambda: ingest(shared.data, work / "real"))
+        _, results["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
+                                                        work / "augment_preview"))
+        record, seconds = timed(lambda: train_featurenet(shared.qa.featurenet, work / "real", work / "featurenet"))
+        results["featurenet"] = {"seconds": seconds, "epochs_run": record["epochs_run"],
+                                 "test_accuracy": record["test_accuracy"], "test_recall": record["test_recall"]}
+        results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, work / "real",
+                                           work / "featurenet", args.quick) for arch in args.archs}
+    results["skipped"] = SKIPPED
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["seconds_total"] = round(time.perf_counter() - started, 1)
+    results = json_ready(results)
+    table = markdown(results)
+    print(table)
+    if not args.quick:
+        (RESULTS_DIR / "bloodmnist_gan.json").write_text(json.dumps(results, indent=2) + "\n")
+        (RESULTS_DIR / "bloodmnist_gan.md").write_text(table)
+
+
+if __name__ == "__main__":
+    main()
