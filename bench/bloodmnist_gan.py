@@ -1,6 +1,7 @@
 """GAN quality on real cytology in the small-data regime: BloodMNIST, 200 real images per class.
 
     .venv/bin/python bench/bloodmnist_gan.py            # dcgan and ascgan: about 12 minutes on 2 cores
+    .venv/bin/python bench/bloodmnist_gan.py --archs dcgan   # rerun one arch (e.g. after a model fix)
     .venv/bin/python bench/bloodmnist_gan.py --quick    # tiny data and 1 epoch: smoke run, writes nothing
 
 The pipeline's own functions, in a temporary folder: ingest (``medmnist:bloodmnist`` read from
@@ -17,7 +18,10 @@ never resamples, so sagan (32, 64, 128) and cwgan128 (64, 128) would need bloodm
 which is not in /work/shared/data (and no download happens here); at 64 px on this CPU they
 would also need far more than the time budget (see bench/results/training.md).
 
-Results go to bench/results/bloodmnist_gan.json and bench/results/bloodmnist_gan.md. Set
+Each arch's result records the commit (and uncommitted src files) and load average it ran at.
+A run of some archs keeps the recorded results of the others when the real data and the feature
+net came out the same (both are deterministic). Results go to bench/results/bloodmnist_gan.json
+and bench/results/bloodmnist_gan.md. Set
 HISTOSYNTH_DATA_ROOT to read bloodmnist.npz from another folder.
 """
 
@@ -93,6 +97,7 @@ def class_summary(figures: dict[str, Any]) -> dict[str, Any]:
 
 def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, quick: bool) -> dict[str, Any]:
     params = pipeline_params(arch, epochs, quick)
+    revision, load_start = code_revision(), [round(x, 2) for x in os.getloadavg()]
     model, report = work / arch / "model", work / arch / "train_report"
     record, train_s = timed(lambda: train(params.gan, work / "augmented", real, model, report))
     train_metrics = json.loads((report / "metrics.json").read_text())
@@ -103,7 +108,8 @@ def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, q
     classes = qa.metrics["classes"]
     failed = {gate for c in classes.values() for gate, v in c["gates"].items() if v["passed"] is False}
     result = {
-        "arch": arch, "epochs": epochs, "settings": record["params"], "width": record["width"],
+        "arch": arch, "revision": revision, "date": machine_info()["date"], "load_average_start": load_start,
+        "epochs": epochs, "settings": record["params"], "width": record["width"],
         "latent_dim": record["latent_dim"], "train_images": record["train_data"]["n_images"],
         "train_wall_s": train_s, "train_metrics": train_metrics, "generate_s": generate_s, "qa_s": qa_s,
         "qa_passed": qa.passed,
@@ -113,6 +119,7 @@ def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, q
         "overall_fid": qa.metrics["fid"],
         "classes": {name: class_summary(c) for name, c in classes.items()},
         "qa_metrics": qa.metrics,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
     }
     if not quick:
         shutil.copyfile(report / "samples_final.png", RESULTS_DIR / f"bloodmnist_{arch}_samples.png")
@@ -129,24 +136,30 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}g}"
 
 
+def _revision(rev: dict[str, Any]) -> str:
+    dirty = f" + uncommitted changes in {', '.join(line.split()[-1] for line in rev['uncommitted_src'])}" \
+        if rev["uncommitted_src"] else ""
+    return f"{rev['commit']}{dirty}"
+
+
 def markdown(results: dict[str, Any]) -> str:
-    m, rev = results["machine"], results["revision"]
-    dirty = f", uncommitted changes in {len(rev['uncommitted_src'])} src file(s)" if rev["uncommitted_src"] else ""
+    m = results["machine"]
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; {m['date']}; code at {rev['commit']}{dirty}; "
-        f"load average at start {results['load_average_start']}, at end {results['load_average_end']}. "
-        f"Data: {results['data']}. Feature net: real test accuracy {results['featurenet']['test_accuracy']:.3f} "
-        f"({results['featurenet']['seconds']} s). Total {results['seconds_total']} s.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, gan.threads 1; shared with other engineers' "
+        f"jobs (load averages per arch below). Data: {results['data']}. Feature net (trained once per run, "
+        f"deterministic): real test accuracy {results['featurenet']['test_accuracy']:.3f}.",
         "",
-        "| arch | epochs | train wall s | img/s | real-vs-fake probe | overall FID (floor) | classes passing all gates "
-        "| gates failed (classes of 8) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arch | code | run (UTC) | load avg start / end | epochs | train wall s | img/s (whole run) "
+        "| real-vs-fake probe | overall FID (floor) | classes passing all gates | gates failed (classes of 8) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["archs"].values():
         t, fid = r["train_metrics"], r["overall_fid"]
         failing = ", ".join(f"{g} ({n})" for g, n in r["classes_failing_gate"].items()) or "none"
-        lines.append(f"| {r['arch']} | {r['epochs']} | {r['train_wall_s']} | {t['images_per_s']} "
-                     f"| {_fmt(t['real_vs_fake_accuracy'])} | {_fmt(fid.get('fid'))} ({_fmt(fid.get('fid_real_floor'))}) "
+        lines.append(f"| {r['arch']} | {_revision(r['revision'])} | {r['date']} "
+                     f"| {r['load_average_start'][0]} / {r['load_average_end'][0]} | {r['epochs']} "
+                     f"| {r['train_wall_s']} | {t['images_per_s']} | {_fmt(t['real_vs_fake_accuracy'])} "
+                     f"| {_fmt(fid.get('fid'))} ({_fmt(fid.get('fid_real_floor'))}) "
                      f"| {r['classes_passing_all_gates']} / {len(r['classes'])} | {failing} |")
     for r in results["archs"].values():
         lines += ["", f"{r['arch']} per class (value, real-vs-real floor in brackets; FID also as a multiple of "
@@ -156,7 +169,7 @@ def markdown(results: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for name, c in r["classes"].items():
             lines.append(
-                f"| {name} | {_fmt(c['kl'])} ({_fmt(c.get('kl_real_floor'))}) "
+                f"| {name.split('(')[0].strip()} | {_fmt(c['kl'])} ({_fmt(c.get('kl_real_floor'))}) "
                 f"| {_fmt(c['fid'])} ({_fmt(c.get('fid_real_floor'))}; {_ratio(c['fid'], c.get('fid_real_floor'))}) "
                 f"| {_fmt(c['label_agreement'])} ({_fmt(c.get('label_agreement_real_floor'))}) "
                 f"| {_fmt(c['coverage'])} ({_fmt(c.get('coverage_real_floor'))}) | {_fmt(c['recall'])} "
@@ -166,6 +179,16 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merged_with_recorded(results: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Archs not run this time keep their recorded results, when those came from the same data and feature net."""
+    if not path.is_file():
+        return results
+    recorded = json.loads(path.read_text())
+    if recorded.get("data") != results["data"] or recorded.get("featurenet") != results["featurenet"]:
+        return results
+    return {**results, "archs": {**recorded["archs"], **results["archs"]}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 images per class, 1 epoch (smoke test, writes nothing)")
@@ -173,8 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     started = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine_info(), "revision": code_revision(),
-                               "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    results: dict[str, Any] = {"machine": machine_info()}
     with tempfile.TemporaryDirectory(prefix="histosynth-bench-bloodmnist-") as tmp:
         work = Path(tmp)
         shared = pipeline_params(args.archs[0], 1, args.quick)
@@ -185,18 +207,21 @@ def main() -> None:
         _, results["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
                                                         work / "augment_preview"))
         record, seconds = timed(lambda: train_featurenet(shared.qa.featurenet, work / "real", work / "featurenet"))
-        results["featurenet"] = {"seconds": seconds, "epochs_run": record["epochs_run"],
+        results["featurenet_seconds"] = seconds
+        results["featurenet"] = {"epochs_run": record["epochs_run"],
                                  "test_accuracy": record["test_accuracy"], "test_recall": record["test_recall"]}
         results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, work / "real",
                                            work / "featurenet", args.quick) for arch in args.archs}
     results["skipped"] = SKIPPED
-    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["seconds_total"] = round(time.perf_counter() - started, 1)
     results = json_ready(results)
+    out = RESULTS_DIR / "bloodmnist_gan.json"
+    if not args.quick:
+        results = merged_with_recorded(results, out)
     table = markdown(results)
     print(table)
     if not args.quick:
-        (RESULTS_DIR / "bloodmnist_gan.json").write_text(json.dumps(results, indent=2) + "\n")
+        out.write_text(json.dumps(results, indent=2) + "\n")
         (RESULTS_DIR / "bloodmnist_gan.md").write_text(table)
 
 
