@@ -152,8 +152,9 @@ class _Training:
         elif state["epoch"] > epochs:
             log.info("the checkpoint in %s is at epoch %d, past gan.epochs = %d: starting fresh",
                      self.model_dir, state["epoch"], epochs)
+        elif not self._load_state(state):
+            log.info("the checkpoint in %s does not fit the current model code: starting fresh", self.model_dir)
         else:
-            self.trainer.load_state_dict(state)
             self.history = list(state["history"])
             self.saved_epoch = state["epoch"]
             log.info("resuming from epoch %d of %d", self.saved_epoch, epochs)
@@ -165,6 +166,14 @@ class _Training:
             for name in (checkpoint.CHECKPOINT_FILE, checkpoint.GENERATOR_FILE, checkpoint.RECORD_FILE):
                 (self.model_dir / name).unlink(missing_ok=True)
         return 0
+
+    def _load_state(self, state: dict[str, Any]) -> bool:
+        """Load a checkpoint's training state; False when it was written by other model code."""
+        try:
+            self.trainer.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError):
+            return False
+        return True
 
     def _save(self, epoch: int, with_training_state: bool = True) -> None:
         self.model_dir.mkdir(parents=True, exist_ok=True)
