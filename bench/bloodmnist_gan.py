@@ -50,9 +50,9 @@ from histosynth.qa.run import QaResult, run_qa
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
-# Epochs per arch for about 3.5 minutes of training on one thread of the shared machine
-# (bench/results/training.md: dcgan ~870, ascgan ~230 images/s; 1,600 training images per epoch).
-EPOCHS = {"dcgan": 100, "ascgan": 30}
+# Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
+# images per epoch; dcgan ~900-1,200, ascgan ~160-230 images/s there, depending on the other jobs).
+EPOCHS = {"dcgan": 150, "ascgan": 30}
 SKIPPED = {
     "sagan": "supports 32, 64 and 128 px; BloodMNIST is published at 28 / 64 / 128 / 224 px and "
              "bloodmnist_64.npz is not in the shared data folder",
@@ -95,9 +95,10 @@ def class_summary(figures: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, quick: bool) -> dict[str, Any]:
+def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, revision: dict[str, Any],
+             quick: bool) -> dict[str, Any]:
     params = pipeline_params(arch, epochs, quick)
-    revision, load_start = code_revision(), [round(x, 2) for x in os.getloadavg()]
+    load_start = [round(x, 2) for x in os.getloadavg()]
     model, report = work / arch / "model", work / arch / "train_report"
     record, train_s = timed(lambda: train(params.gan, work / "augmented", real, model, report))
     train_metrics = json.loads((report / "metrics.json").read_text())
@@ -196,6 +197,8 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     started = time.perf_counter()
+    # The code imported at start is what runs, whatever others commit or edit in the checkout meanwhile.
+    revision = code_revision()
     results: dict[str, Any] = {"machine": machine_info()}
     with tempfile.TemporaryDirectory(prefix="histosynth-bench-bloodmnist-") as tmp:
         work = Path(tmp)
@@ -211,7 +214,8 @@ def main() -> None:
         results["featurenet"] = {"epochs_run": record["epochs_run"],
                                  "test_accuracy": record["test_accuracy"], "test_recall": record["test_recall"]}
         results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, work / "real",
-                                           work / "featurenet", args.quick) for arch in args.archs}
+                                           work / "featurenet", revision, args.quick)
+                           for arch in args.archs}
     results["skipped"] = SKIPPED
     results["seconds_total"] = round(time.perf_counter() - started, 1)
     results = json_ready(results)
