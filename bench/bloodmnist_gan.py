@@ -192,7 +192,8 @@ def merged_with_recorded(results: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20 images per class, 1 epoch (smoke test, writes nothing)")
+    parser.add_argument("--quick", action="store_true",
+                        help="20 images per class, 1 epoch (smoke test, writes nothing)")
     parser.add_argument("--archs", nargs="+", choices=sorted(EPOCHS), default=list(EPOCHS))
     args = parser.parse_args()
     setup_logging()

@@ -150,7 +150,8 @@ def markdown(results: dict) -> str:
     m, rev = results["machine"], results["revision"]
     dirty = f", uncommitted changes in {len(rev['uncommitted_src'])} src file(s)" if rev["uncommitted_src"] else ""
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU {m['gpu'] or 'none'}, torch {m['torch']}, "
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU {m['gpu'] or 'none'}, "
+        f"torch {m['torch']}, "
         f"Python {m['python']}; {m['date']}; code at {rev['commit']}{dirty}. Load average (1, 5, 15 min) at start "
         f"{results['load_average_start']}, at end {results['load_average_end']}: other jobs share the cores, "
         "see the spread over rounds.",
