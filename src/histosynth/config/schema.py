@@ -7,6 +7,7 @@ from histosynth.config.base import Section
 from histosynth.config.data import DataParams
 from histosynth.config.gan import GanParams
 from histosynth.config.generate import GenerateParams
+from histosynth.config.package import PackageParams
 from histosynth.config.qa import QaParams
 
 
@@ -16,3 +17,4 @@ class Params(Section):
     gan: GanParams = GanParams()
     generate: GenerateParams = GenerateParams()
     qa: QaParams = QaParams()
+    package: PackageParams = PackageParams()

@@ -1,0 +1,117 @@
+"""Reading a package (``data/package`` or a copy fetched with ``dvc get``) for training and analysis.
+
+    import histosynth
+    package = histosynth.load_package("data/package")
+    loader = torch.utils.data.DataLoader(package.torch_dataset(split="train"), batch_size=64, shuffle=True)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from histosynth.dataset import ImageSet
+from histosynth.errors import DataError
+from histosynth.images import read_png_rgb
+from histosynth.manifest import SPLITS, class_names_of
+from histosynth.package.schema import METADATA_PARQUET, SOURCES, read_metadata_parquet
+
+if TYPE_CHECKING:
+    from histosynth.package.torch_data import PackageDataset
+
+# Images decoded ahead of the consumer by Package.images(): bounds memory, keeps both cores busy.
+READ_AHEAD = 64
+
+
+@dataclass(frozen=True)
+class Package:
+    root: Path
+    metadata: pd.DataFrame
+
+    @property
+    def class_names(self) -> list[str]:
+        """Original class names, indexed by label (over the whole package, whatever is selected)."""
+        return class_names_of(self.metadata)
+
+    def select(self, split: str | None = None, source: str | None = None) -> pd.DataFrame:
+        """Metadata rows of one split and/or source (None = all)."""
+        rows = self.metadata
+        if split is not None:
+            if split not in SPLITS:
+                raise DataError(f"unknown split {split!r}; the package's splits are {', '.join(SPLITS)}")
+            rows = rows[rows["split"] == split]
+        if source is not None:
+            if source not in SOURCES:
+                raise DataError(f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
+            rows = rows[rows["source"] == source]
+        return rows
+
+    def paths(self, rows: pd.DataFrame | None = None) -> list[Path]:
+        rows = self.metadata if rows is None else rows
+        return [self.root / p for p in rows["file_path"]]
+
+    def image_set(self, split: str | None = None, source: str | None = None) -> ImageSet:
+        """The selected images in memory, decoded on all cores, in metadata order."""
+        rows = self.select(split, source)
+        sizes = rows[["height", "width"]].drop_duplicates()
+        if len(sizes) > 1:
+            raise DataError(f"{self.root}: the selected images have {len(sizes)} different sizes; "
+                            "use Package.images() or Package.torch_dataset() with a resizing transform")
+        height, width = (int(v) for v in sizes.iloc[0]) if len(sizes) else (0, 0)
+        images = np.empty((len(rows), height, width, 3), np.uint8)
+        for i, image in enumerate(self._decoded(self.paths(rows))):
+            images[i] = image
+        return ImageSet(images, rows["label"].to_numpy(np.int64), tuple(self.class_names))
+
+    def images(self, split: str | None = None, source: str | None = None) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+        """``(metadata row as a dict, (H, W, 3) uint8 image)`` for the selected images, streaming."""
+        rows = self.select(split, source)
+        return zip(rows.to_dict("records"), self._decoded(self.paths(rows)))
+
+    def torch_dataset(self, split: str | None = None, source: str | None = None,
+                      transform: Callable[[Any], Any] | None = None) -> PackageDataset:
+        """A map-style torch Dataset of ``(image, label)``; images are read when indexed.
+
+        ``image`` is a float32 (3, H, W) tensor in [0, 1] (torchvision's ``ToTensor`` convention),
+        passed through ``transform`` when given; ``label`` is an int.
+        """
+        from histosynth.package.torch_data import PackageDataset
+
+        rows = self.select(split, source)
+        return PackageDataset(self.paths(rows), rows["label"].tolist(), self.class_names, transform)
+
+    @staticmethod
+    def _decoded(paths: list[Path]) -> Iterator[np.ndarray]:
+        with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+            pending = []
+            for path in paths:
+                pending.append(pool.submit(_read_image, path))
+                if len(pending) >= READ_AHEAD:
+                    yield pending.pop(0).result()
+            for future in pending:
+                yield future.result()
+
+
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        return read_png_rgb(path)
+    except OSError as err:
+        raise DataError(f"{path}: unreadable image ({err}); check the package with `histosynth verify`") from None
+
+
+def load_package(path: Path | str) -> Package:
+    """Open the package folder ``path``: its metadata is read and validated, images are read on demand."""
+    root = Path(path)
+    metadata_file = root / METADATA_PARQUET
+    if not metadata_file.is_file():
+        what = "does not exist" if not root.exists() else f"is not a histosynth package (no {METADATA_PARQUET})"
+        raise DataError(f"{root}: {what}; build one with `dvc repro package` or fetch one with "
+                        "`dvc get <repo> data/package`")
+    return Package(root, read_metadata_parquet(metadata_file))

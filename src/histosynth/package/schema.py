@@ -1,0 +1,131 @@
+"""The package's ``metadata.csv`` / ``metadata.parquet``: one row per image, validated with pandera.
+
+Both files hold the same rows in the same order (sorted by label, real before synthetic, then
+id). The CSV is for people and spreadsheets, the Parquet file keeps the column types; readers
+here parse the CSV with explicit types so that a class called ``NA`` or ``null`` stays a string.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaError, SchemaErrors
+
+from histosynth.errors import DataError
+from histosynth.manifest import SPLITS
+
+METADATA_CSV = "metadata.csv"
+METADATA_PARQUET = "metadata.parquet"
+IMAGES_DIR = "images"
+SOURCES = ("real", "synthetic")
+# Filled for synthetic images only (how the GAN made them); null for real ones.
+GENERATOR_COLUMNS = ("generator_run", "arch", "seed", "latent_index")
+
+COLUMN_TYPES: dict[str, str] = {
+    "id": "str",
+    "file_path": "str",
+    "class_name": "str",
+    "class_folder": "str",
+    "label": "int64",
+    "source": "str",
+    "split": "str",
+    "md5": "str",
+    "width": "int64",
+    "height": "int64",
+    "origin": "str",
+    "generator_run": "str",
+    "arch": "str",
+    "seed": "Int64",
+    "latent_index": "Int64",
+}
+COLUMNS = tuple(COLUMN_TYPES)
+
+
+def _one_per_label(column: str) -> pa.Check:
+    return pa.Check(lambda df: df.groupby("label")[column].nunique().le(1).all(),
+                    error=f"each label must map to exactly one {column}")
+
+
+def _paths_follow_layout(df: pd.DataFrame) -> pd.Series:
+    return df["file_path"] == IMAGES_DIR + "/" + df["class_folder"] + "/" + df["id"] + ".png"
+
+
+def _generator_columns_match_source(df: pd.DataFrame) -> pd.Series:
+    filled = df[list(GENERATOR_COLUMNS)].notna()
+    synthetic = df["source"] == "synthetic"
+    return filled.all(axis=1).where(synthetic, ~filled.any(axis=1))
+
+
+METADATA_SCHEMA = pa.DataFrameSchema(
+    {
+        "id": pa.Column(str, pa.Check.str_matches(r"^[^/\\\s]+$"), unique=True),
+        "file_path": pa.Column(str, unique=True),
+        "class_name": pa.Column(str, pa.Check.str_length(min_value=1)),
+        "class_folder": pa.Column(str, pa.Check.str_matches(r"^[a-z0-9_]+$")),
+        "label": pa.Column("int64", pa.Check.ge(0)),
+        "source": pa.Column(str, pa.Check.isin(SOURCES)),
+        "split": pa.Column(str, pa.Check.isin(SPLITS)),
+        "md5": pa.Column(str, pa.Check.str_matches(r"^[0-9a-f]{32}$")),
+        "width": pa.Column("int64", pa.Check.ge(1)),
+        "height": pa.Column("int64", pa.Check.ge(1)),
+        "origin": pa.Column(str),
+        "generator_run": pa.Column(str, pa.Check.str_matches(r"^[0-9a-f]{32}$"), nullable=True),
+        "arch": pa.Column(str, nullable=True),
+        "seed": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+        "latent_index": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+    },
+    checks=[
+        _one_per_label("class_name"),
+        _one_per_label("class_folder"),
+        pa.Check(lambda df: df.groupby("class_folder")["label"].nunique().le(1).all(),
+                 error="each class_folder must hold one label"),
+        pa.Check(_paths_follow_layout, error="file_path must be images/<class_folder>/<id>.png"),
+        pa.Check(_generator_columns_match_source,
+                 error=f"{', '.join(GENERATOR_COLUMNS)} are set for synthetic rows and empty for real ones"),
+        pa.Check(lambda df: (df["split"] == "train").where(df["source"] == "synthetic", True),
+                 error="synthetic images belong to the train split"),
+    ],
+    strict=True,
+    ordered=True,
+)
+
+
+def validate_metadata(df: pd.DataFrame, where: str = "metadata") -> pd.DataFrame:
+    """``df`` with the schema's column types, or a DataError that says what is wrong."""
+    try:
+        return METADATA_SCHEMA.validate(df, lazy=True)
+    except (SchemaErrors, SchemaError) as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        raise DataError(f"{where}: metadata does not match the schema: {'; '.join(lines[:6])}") from None
+
+
+def metadata_csv_bytes(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def metadata_parquet_bytes(df: pd.DataFrame) -> bytes:
+    """Parquet bytes that depend on the rows only (same rows, same library versions -> same bytes)."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
+    return buf.getvalue()
+
+
+def read_metadata_parquet(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+    return validate_metadata(df, where=str(path))
+
+
+def read_metadata_csv(path: Path) -> pd.DataFrame:
+    """The CSV with the schema's types; only the nullable columns treat an empty field as missing."""
+    try:
+        df = pd.read_csv(path, dtype=COLUMN_TYPES, keep_default_na=False,
+                         na_values={column: [""] for column in GENERATOR_COLUMNS}, encoding="utf-8")
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise DataError(f"{path}: not a readable metadata CSV ({err})".replace("\n", " ")) from None
+    return validate_metadata(df, where=str(path))
