@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from histosynth.classifier.model import SmallCNN, to_input
+from histosynth.generate.sampler import single_torch_thread
 
 BATCH_SIZE = 512
 
@@ -38,3 +40,17 @@ def embed(model: SmallCNN, images: np.ndarray, desc: str = "features") -> Embedd
         features[start : start + len(f)] = f.numpy()
         logits[start : start + len(f)] = model.head(f).numpy()
     return Embedding(features, logits)
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    """Softmax class probabilities (N, n_classes) float32 of (N, H, W, 3) uint8 ``images``.
+
+    Computed on one torch thread, in fixed batches, so the same model and images give the same
+    bits on any machine (the thread count can change the last bits of a convolution).
+    """
+    model.eval()
+    with single_torch_thread():
+        batches = [torch.softmax(model(to_input(images[start : start + BATCH_SIZE])), dim=1).numpy()
+                   for start in range(0, len(images), BATCH_SIZE)]
+    return np.concatenate(batches).astype(np.float32, copy=False)

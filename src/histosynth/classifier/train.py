@@ -1,4 +1,4 @@
-"""Training the small CNN with a fixed recipe: seeded, so the same data and recipe give the same weights."""
+"""Training a classifier with a fixed recipe: seeded, so the same data and recipe give the same weights."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
-from histosynth.classifier.model import SmallCNN, to_input
+from histosynth.classifier.architectures import Arch, build_classifier
+from histosynth.classifier.model import to_input
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
@@ -28,7 +30,7 @@ class EpochRecord:
 
 @dataclass(frozen=True)
 class TrainedClassifier:
-    model: SmallCNN  # eval mode; the best validation epoch's weights when a val set was given
+    model: nn.Module  # eval mode; the best validation epoch's weights when a val set was given
     best_epoch: int
     history: tuple[EpochRecord, ...]
 
@@ -46,15 +48,16 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 @torch.inference_mode()
-def accuracy(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
     model.eval()
     correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
                   for i in range(0, len(x), batch_size))
     return correct / max(len(x), 1)
 
 
-def train_classifier(train: ImageSet, val: ImageSet | None, recipe: ClassifierRecipe) -> TrainedClassifier:
-    """Train a :class:`SmallCNN` on ``train``; with ``val``, keep the epoch of best val accuracy.
+def train_classifier(train: ImageSet, val: ImageSet | None, recipe: ClassifierRecipe,
+                     arch: Arch = "small_cnn") -> TrainedClassifier:
+    """Train an ``arch`` classifier on ``train``; with ``val``, keep the epoch of best val accuracy.
 
     Training runs on one torch thread: float sums then add up in the same order on every
     machine, so the same data and recipe give byte-identical weights whatever the core count
@@ -63,13 +66,13 @@ def train_classifier(train: ImageSet, val: ImageSet | None, recipe: ClassifierRe
     if len(train) == 0:
         raise DataError("the classifier's training set is empty")
     with single_torch_thread():
-        return _train(train, val, recipe)
+        return _train(train, val, recipe, arch)
 
 
-def _train(train: ImageSet, val: ImageSet | None, recipe: ClassifierRecipe) -> TrainedClassifier:
+def _train(train: ImageSet, val: ImageSet | None, recipe: ClassifierRecipe, arch: Arch) -> TrainedClassifier:
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
-    model = SmallCNN(len(train.class_names), train.image_size, recipe.width)
+    model = build_classifier(arch, len(train.class_names), train.image_size, recipe.width)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=recipe.epochs)
     x, y = to_input(train.images), torch.tensor(train.labels)
