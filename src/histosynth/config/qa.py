@@ -76,12 +76,13 @@ class DiversityParams(Section):
 
 
 class MemorisationParams(Section):
-    # Percentile of the real-test-to-train nearest-neighbour distances below which a synthetic
-    # image counts as a near-copy of a training image.
+    # A synthetic image is a near-copy when the ratio of the distances to its nearest and second
+    # nearest training image is at most this percentile of the held-out real images' ratios
+    # (histosynth.qa.metrics.memorisation explains why a ratio).
     percentile: float = Field(1.0, gt=0.0, lt=100.0)
     # Largest share of near-copies allowed, in pixel space and in feature space. Held-out real
-    # images are near-copies by this definition about percentile/100 of the time (BloodMNIST:
-    # 0-0.06); copies of training images score 1.
+    # images score about percentile/100 by construction; noisy, blurred, shifted or brightened
+    # copies of training images score 1; the demo GAN 0.02-0.09 in pixel space.
     max_share: float = Field(0.1, ge=0.0, le=1.0)
 
 

@@ -171,7 +171,8 @@ def pixel_vectors(images: np.ndarray) -> np.ndarray:
 
 def memorisation_by_class(inputs: QaInputs, space: FeatureSpace, heldout_features: np.ndarray,
                           params: QaParams) -> tuple[PerClass, list[dict[str, Any]]]:
-    """Near-copy shares in pixel and feature space, plus a per-image distance table.
+    """Near-copy shares (distance-ratio test, see qa.metrics.memorisation) in pixel and feature
+    space, plus a per-image distance table.
 
     The held-out reference is real val + test (``heldout_features`` in that order).
     Nearest training images are searched among all classes: a copy under the wrong label
@@ -190,21 +191,29 @@ def memorisation_by_class(inputs: QaInputs, space: FeatureSpace, heldout_feature
     n_classes = len(inputs.class_names)
     out: PerClass = {c: {} for c in checked_labels(inputs)}
     columns: dict[str, dict[str, np.ndarray]] = {"synthetic": {}, "real_heldout": {}}
+    percentile = params.memorisation.percentile
     for name, (train, held, syn) in spaces.items():
-        held_d, held_i = (a[:, 0] for a in nearest(held, train))
-        syn_d, syn_i = (a[:, 0] for a in nearest(syn, train))
-        thresholds = memorisation.near_copy_thresholds(held_d, heldout_y, n_classes, params.memorisation.percentile)
-        flagged = memorisation.near_copies(syn_d, train_y[syn_i], thresholds)
+        held_d, held_i = nearest(held, train, k=2)
+        syn_d, syn_i = nearest(syn, train, k=2)
+        held_r, syn_r = memorisation.distance_ratios(held_d), memorisation.distance_ratios(syn_d)
+        nearest_y = train_y[syn_i[:, 0]]
+        ratio_thresholds = memorisation.near_copy_thresholds(held_r, heldout_y, n_classes, percentile)
+        flagged = memorisation.near_copies(syn_r, nearest_y, ratio_thresholds)
+        distance_thresholds = memorisation.near_copy_thresholds(held_d[:, 0], heldout_y, n_classes, percentile)
+        closer = memorisation.near_copies(syn_d[:, 0], nearest_y, distance_thresholds)
         for c in out:
             mine = _of(syn_y, c)
             out[c].update({
                 f"memorised_share_{name}": float(flagged[mine].mean()) if len(held_d) else float("nan"),
-                f"near_copy_threshold_{name}": float(thresholds[c]),
-                f"median_nearest_train_{name}_synthetic": float(np.median(syn_d[mine])),
-                f"median_nearest_train_{name}_real_heldout": _median(held_d[_of(heldout_y, c)]),
+                f"near_copy_ratio_threshold_{name}": float(ratio_thresholds[c]),
+                f"closer_than_heldout_share_{name}": float(closer[mine].mean()) if len(held_d) else float("nan"),
+                f"near_copy_distance_threshold_{name}": float(distance_thresholds[c]),
+                f"median_nearest_train_{name}_synthetic": float(np.median(syn_d[mine, 0])),
+                f"median_nearest_train_{name}_real_heldout": _median(held_d[_of(heldout_y, c), 0]),
             })
-        for source, d, i in (("synthetic", syn_d, syn_i), ("real_heldout", held_d, held_i)):
-            columns[source].update({f"{name}_distance": d, f"nearest_train_id_{name}": inputs.train.ids[i]})
+        for source, d, r, i in (("synthetic", syn_d, syn_r, syn_i), ("real_heldout", held_d, held_r, held_i)):
+            columns[source].update({f"{name}_distance": d[:, 0], f"{name}_ratio": r,
+                                    f"nearest_train_id_{name}": inputs.train.ids[i[:, 0]]})
     rows = []
     for source, labels, ids in (("synthetic", syn_y, inputs.synthetic.ids), ("real_heldout", heldout_y, heldout_ids)):
         table = {"class": [inputs.class_names[y] for y in labels], "source": [source] * len(ids), "id": ids,

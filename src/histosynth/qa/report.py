@@ -6,7 +6,8 @@
 - ``histograms/<class folder>.csv``: one overlay table per class for ``dvc plots``: intensity
   (bin centre) and the six series <channel>_real, <channel>_synthetic.
 - ``memorisation.csv``: per synthetic and held-out real (val + test) image, the distance to its nearest
-  training image in pixel and feature space, and which image that is.
+  training image and the ratio of that to the distance to the second nearest, in pixel and feature
+  space, and which training image is nearest.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import pandas as pd
 from histosynth.fsutil import atomic_output_dir, atomic_write_text, unique_safe_names
 from histosynth.qa.metrics.colour_kl import CHANNELS
 
-MEMORISATION_COLUMNS = ["class", "source", "id", "pixel_distance", "nearest_train_id_pixel",
-                        "feature_distance", "nearest_train_id_feature"]
+MEMORISATION_COLUMNS = ["class", "source", "id", "pixel_distance", "pixel_ratio", "nearest_train_id_pixel",
+                        "feature_distance", "feature_ratio", "nearest_train_id_feature"]
 
 
 def json_ready(obj: Any) -> Any:
