@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 import torchvision
 from torch import nn
 
 from histosynth.classifier.model import SmallCNN
-
-Arch = Literal["small_cnn", "resnet18"]
-ARCHS: tuple[str, ...] = get_args(Arch)
+from histosynth.config.classifier import ARCHS, Arch
 
 
 def small_input_resnet18(n_classes: int) -> nn.Module:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from pydantic import Field
 
 from histosynth.config.base import Section
+
+# The architectures histosynth.classifier can train (histosynth.classifier.architectures).
+Arch = Literal["small_cnn", "resnet18"]
+ARCHS: tuple[str, ...] = get_args(Arch)
 
 
 class ClassifierRecipe(Section):

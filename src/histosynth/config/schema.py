@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from histosynth.config.augment import AugmentParams
 from histosynth.config.base import Section
+from histosynth.config.benchmark import BenchmarkParams
 from histosynth.config.data import DataParams
 from histosynth.config.gan import GanParams
 from histosynth.config.generate import GenerateParams
@@ -18,3 +19,4 @@ class Params(Section):
     generate: GenerateParams = GenerateParams()
     qa: QaParams = QaParams()
     package: PackageParams = PackageParams()
+    benchmark: BenchmarkParams = BenchmarkParams()

@@ -1,0 +1,50 @@
+"""``benchmark.*``: do the synthetic images make a classifier better? (the `benchmark` stage)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from histosynth.config.base import Section
+from histosynth.config.classifier import Arch, ClassifierRecipe
+
+
+class BootstrapParams(Section):
+    # Paired, class-stratified bootstrap over the real test images (confidence intervals).
+    resamples: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class BenchmarkParams(Section):
+    # small_cnn (fast on CPU) | resnet18 (torchvision, random init, 3x3 stem for small tiles; needs a GPU's speed)
+    classifier: Arch = "small_cnn"
+    # Every arm is trained once per seed with the same recipe; figures are mean and std over seeds.
+    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(2e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    width: int = Field(16, ge=4, le=256)  # small_cnn only
+    # Stop after this many epochs without a better real-val accuracy (0 = all epochs); the best epoch is kept.
+    patience: int = Field(10, ge=0)
+    dihedral_augment: bool = True
+    bootstrap: BootstrapParams = BootstrapParams()
+    # Synthetic images per class for extra runs of the augmented arm ([] = only 0 and all of them).
+    sweep: list[int] = []
+    # Trainings run at once, each on one torch thread (0 = one per core); results do not depend on it.
+    threads: int = Field(2, ge=0)
+
+    @field_validator("seeds", "sweep")
+    @classmethod
+    def _distinct(cls, values: list[int]) -> list[int]:
+        if len(set(values)) != len(values):
+            raise ValueError("values must be distinct")
+        if any(v < 0 for v in values):
+            raise ValueError("values must be >= 0")
+        return values
+
+    def recipe(self, seed: int) -> ClassifierRecipe:
+        """The classifier recipe every arm is trained with, for one seed."""
+        return ClassifierRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                                weight_decay=self.weight_decay, width=self.width, patience=self.patience,
+                                dihedral_augment=self.dihedral_augment, seed=seed)
