@@ -141,5 +141,31 @@ def train(
     run_guarded(job)
 
 
+@app.command()
+def package(
+    params_file: Path = ParamsOption,
+    real: Path = typer.Option(paths.REAL_DIR, help="Real images with a manifest (as `ingest` writes them)."),
+    synthetic: Path = typer.Option(paths.SYNTHETIC_DIR, help="Synthetic images with a manifest (as `generate` writes them)."),
+    gan: Path = typer.Option(paths.GAN_DIR, help="Model folder with the training record.json."),
+    qa_metrics: Path = typer.Option(paths.QA_REPORT_DIR / "metrics.json", help="QA verdict written by `qa`."),
+    out: Path = typer.Option(paths.PACKAGE_DIR, help="Package folder; replaced when complete."),
+) -> None:
+    """Merge real and QA-checked synthetic images into the publishable package (package.* params)."""
+    from histosynth.package.stage import build_package
+
+    run_guarded(lambda: build_package(load_params(params_file), real, synthetic, gan, qa_metrics, out))
+
+
+@app.command()
+def verify(package_dir: Path = typer.Argument(..., help="Package folder, e.g. data/package.")) -> None:
+    """Re-hash every file of a package; exit 0 when intact, 1 listing every missing, extra or modified file."""
+    from histosynth.package.verify import verify_package
+
+    report = run_guarded(lambda: verify_package(package_dir))
+    for line in report.lines():
+        typer.echo(line)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 if __name__ == "__main__":
     app()

@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,13 +19,11 @@ from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.images import read_png_rgb
 from histosynth.manifest import SPLITS, class_names_of
+from histosynth.package.parallel import ordered_map
 from histosynth.package.schema import METADATA_PARQUET, SOURCES, read_metadata_parquet
 
 if TYPE_CHECKING:
     from histosynth.package.torch_data import PackageDataset
-
-# Images decoded ahead of the consumer by Package.images(): bounds memory, keeps both cores busy.
-READ_AHEAD = 64
 
 
 @dataclass(frozen=True)
@@ -66,14 +62,14 @@ class Package:
                             "use Package.images() or Package.torch_dataset() with a resizing transform")
         height, width = (int(v) for v in sizes.iloc[0]) if len(sizes) else (0, 0)
         images = np.empty((len(rows), height, width, 3), np.uint8)
-        for i, image in enumerate(self._decoded(self.paths(rows))):
+        for i, image in enumerate(ordered_map(_read_image, self.paths(rows))):
             images[i] = image
         return ImageSet(images, rows["label"].to_numpy(np.int64), tuple(self.class_names))
 
     def images(self, split: str | None = None, source: str | None = None) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
         """``(metadata row as a dict, (H, W, 3) uint8 image)`` for the selected images, streaming."""
         rows = self.select(split, source)
-        return zip(rows.to_dict("records"), self._decoded(self.paths(rows)))
+        return zip(rows.to_dict("records"), ordered_map(_read_image, self.paths(rows)))
 
     def torch_dataset(self, split: str | None = None, source: str | None = None,
                       transform: Callable[[Any], Any] | None = None) -> PackageDataset:
@@ -86,17 +82,6 @@ class Package:
 
         rows = self.select(split, source)
         return PackageDataset(self.paths(rows), rows["label"].tolist(), self.class_names, transform)
-
-    @staticmethod
-    def _decoded(paths: list[Path]) -> Iterator[np.ndarray]:
-        with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-            pending = []
-            for path in paths:
-                pending.append(pool.submit(_read_image, path))
-                if len(pending) >= READ_AHEAD:
-                    yield pending.pop(0).result()
-            for future in pending:
-                yield future.result()
 
 
 def _read_image(path: Path) -> np.ndarray:

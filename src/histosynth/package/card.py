@@ -1,0 +1,186 @@
+"""The dataset card (``README.md`` of the package), made from the package's inputs only.
+
+No clock is read: the same inputs give the same card, byte for byte, so that the package is
+reproducible and DVC sees no change when nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from histosynth import __version__
+from histosynth.config import Params
+from histosynth.manifest import SPLITS
+from histosynth.package.schema import IMAGES_DIR, METADATA_CSV, METADATA_PARQUET
+
+# (metrics.json key, column title, its real-vs-real floor key or None)
+QA_FIGURES = (
+    ("kl", "colour KL", "kl_real_floor"),
+    ("fid", "domain FID", "fid_real_floor"),
+    ("label_agreement", "label agreement", "label_agreement_real_floor"),
+    ("coverage", "coverage", "coverage_real_floor"),
+    ("duplicate_share", "duplicates", None),
+    ("memorised_share_pixel", "near-copies (pixels)", None),
+    ("memorised_share_feature", "near-copies (features)", None),
+)
+# Not in the card's parameter table: licence and citation have their own sections, and link
+# changes no byte of the package (so a linked and a copied package are identical).
+UNTABULATED_PARAMS = {"licence", "citation", "link"}
+
+
+def cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    text = "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def counts_table(metadata: pd.DataFrame, class_names: list[str]) -> str:
+    columns = pd.MultiIndex.from_tuples([("real", split) for split in SPLITS] + [("synthetic", "train")])
+    counts = pd.crosstab(metadata["label"], [metadata["source"], metadata["split"]]).reindex(
+        index=range(len(class_names)), columns=columns, fill_value=0)
+    folders = metadata.groupby("label")["class_folder"].first()
+    rows = [[label, name, f"`{folders[label]}`", *counts.loc[label].tolist(), int(counts.loc[label].sum())]
+            for label, name in enumerate(class_names)]
+    rows.append(["", "**all**", "", *counts.sum().tolist(), len(metadata)])
+    header = ["label", "class", "folder", *(f"real {split}" for split in SPLITS), "synthetic", "total"]
+    return table(header, rows)
+
+
+def qa_section(qa_metrics: dict[str, Any], enforce: bool) -> str:
+    verdict = "passed every gate" if qa_metrics.get("passed") else (
+        f"failed {qa_metrics.get('failed_gates', 'some')} gate(s) and was packaged because `qa.enforce` is false")
+    rows = []
+    for name, figures in qa_metrics.get("classes", {}).items():
+        row: list[Any] = [name]
+        for key, _, floor in QA_FIGURES:
+            value = figures.get(key)
+            row.append(f"{cell(value)} ({cell(figures.get(floor))})" if floor else value)
+        failed = [gate for gate, result in figures.get("gates", {}).items() if not result.get("passed")]
+        row.append("yes" if figures.get("passed") else "no: " + ", ".join(failed))
+        rows.append(row)
+    header = ["class", *(f"{title} (real floor)" if floor else title for _, title, floor in QA_FIGURES), "passed"]
+    return "\n".join([
+        f"The synthetic set {verdict} (`qa.enforce`: {str(enforce).lower()}). Figures per class compare the "
+        "synthetic images with real ones; in brackets the same figure between two sets of real images, i.e. "
+        "what a perfect generator would score with these sample sizes. Details: `reports/qa/metrics.json` of "
+        "the pipeline that made this package.",
+        "",
+        table(header, rows),
+    ])
+
+
+def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFrame, revision: str) -> str:
+    synthetic = metadata[metadata["source"] == "synthetic"]
+    generator_runs = sorted(synthetic["generator_run"].dropna().unique())
+    seeds = sorted(int(s) for s in synthetic["seed"].dropna().unique())
+    training = gan_record.get("params", {})
+    return "\n".join([
+        f"- histosynth {__version__}, git revision `{revision}`.",
+        f"- Real images: `data.source` = `{params.data.source}`, splits {', '.join(params.package.real_splits)}.",
+        f"- GAN: `{gan_record.get('arch')}`, {gan_record.get('epoch', '?')} epochs, "
+        f"{gan_record.get('image_size')} px, latent {gan_record.get('latent_dim')}, trained on "
+        f"{gan_record.get('train_data', {}).get('n_images', '?')} images; generator weights MD5 "
+        f"{', '.join(f'`{run}`' for run in generator_runs) or '–'} (`generator_run` in the metadata).",
+        f"- Synthetic images: latent seed {', '.join(map(str, seeds)) or '–'}; image `latent_index` of class "
+        "`label` is reproduced by `histosynth.generate.regenerate(model_dir, seed, label, latent_index)`.",
+        "",
+        "GAN training parameters:",
+        "",
+        table(["parameter", "value"], [[key, json.dumps(value)] for key, value in sorted(training.items())]),
+        "",
+        "Package parameters:",
+        "",
+        table(["parameter", "value"], [[f"package.{key}", json.dumps(value, ensure_ascii=False)]
+                                        for key, value in params.package.model_dump(exclude=UNTABULATED_PARAMS).items()]),
+    ])
+
+
+def citation(params: Params) -> str:
+    if params.package.citation:
+        return params.package.citation
+    key = "".join(ch if ch.isalnum() else "_" for ch in params.package.name)
+    return "\n".join([
+        "```bibtex",
+        f"@misc{{{key}_{params.package.version.replace('.', '_')},",
+        f"  title = {{{params.package.name}: real and GAN-synthesised microscopy images}},",
+        f"  note = {{Version {params.package.version}, made with histosynth {__version__}}},",
+        "}",
+        "```",
+    ])
+
+
+def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params, gan_record: dict[str, Any],
+                 qa_metrics: dict[str, Any], revision: str, sql_files: list[str]) -> str:
+    p = params.package
+    n_real, n_synthetic = (int((metadata["source"] == s).sum()) for s in ("real", "synthetic"))
+    sql_lines = [f"- `{name}`: the database dump (tables `gan_architectures`, `class_names`, `training_parameters`, "
+                 "`images`)" for name in sql_files]
+    return "\n".join([
+        f"# {p.name} {p.version}",
+        "",
+        f"{len(metadata)} PNG images of {len(class_names)} classes: {n_real} real and {n_synthetic} synthesised by "
+        "a label-conditioned GAN, with metadata, checksums and database dumps (BCADCID-style layout).",
+        "",
+        "## Files",
+        "",
+        f"- `{IMAGES_DIR}/<class folder>/<id>.png`: the images, real and synthetic side by side "
+        "(the `source` column tells them apart).",
+        f"- `{IMAGES_DIR}/<class folder>/MD5SUMS`: the MD5 of every image in that folder (`md5sum -c`).",
+        f"- `{METADATA_CSV}`, `{METADATA_PARQUET}`: one row per image (the same rows): id, file_path, class_name, "
+        "class_folder, label, source (real or synthetic), split, md5, width, height, origin, generator_run, arch, "
+        "seed, latent_index.",
+        *sql_lines,
+        "- `MD5SUMS`: the MD5 of this card, the metadata files and the dumps.",
+        "",
+        "## Source data and licence",
+        "",
+        p.licence,
+        "",
+        "## Classes",
+        "",
+        "Class folders are the class names made filesystem-safe; the original names are in `class_name`. "
+        "Synthetic images belong to the train split; evaluate on real images only.",
+        "",
+        counts_table(metadata, class_names),
+        "",
+        "## Quality checks",
+        "",
+        qa_section(qa_metrics, params.qa.enforce),
+        "",
+        "## How it was made",
+        "",
+        made_section(params, gan_record, metadata, revision),
+        "",
+        "## Verify",
+        "",
+        "```sh",
+        "histosynth verify <this folder>                    # every file, the metadata and the dumps",
+        f"(cd {IMAGES_DIR}/<class folder> && md5sum -c MD5SUMS)  # one class folder, without histosynth",
+        "md5sum -c MD5SUMS                                  # card, metadata and dumps, without histosynth",
+        "```",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import histosynth, torch",
+        "package = histosynth.load_package(\"<this folder>\")",
+        "loader = torch.utils.data.DataLoader(package.torch_dataset(split=\"train\"), batch_size=64, shuffle=True)",
+        "```",
+        "",
+        "`package.image_set(split=\"test\", source=\"real\")` gives the images as one uint8 array with labels; "
+        "`package.metadata` is the metadata table.",
+        "",
+        "## Cite",
+        "",
+        citation(params),
+        "",
+    ])

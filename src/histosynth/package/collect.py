@@ -1,0 +1,74 @@
+"""The package's rows, planned from the real (ingest) and synthetic (generate) manifests.
+
+Nothing is read here but the two manifests: each row says where its image comes from
+(``source_file``) and where it goes (``file_path``); ``width``, ``height`` and the hashed
+``md5`` are filled in when the files are placed (histosynth.package.assemble).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from histosynth.errors import DataError
+from histosynth.fsutil import unique_safe_names
+from histosynth.manifest import class_names_of, read_manifest
+from histosynth.package.schema import COLUMNS, GENERATOR_COLUMNS, IMAGES_DIR
+
+SOURCE_FILE = "source_file"  # absolute path of the workspace file a row's image comes from
+# The generate manifest's names for the package's generator columns.
+SYNTHETIC_COLUMNS = {"checkpoint_md5": "generator_run", "arch": "arch", "seed": "seed", "latent_index": "latent_index"}
+
+
+def plan_rows(real_dir: Path, synthetic_dir: Path, real_splits: Sequence[str]) -> pd.DataFrame:
+    """Every packaged image in package order (label, real before synthetic, id), with its
+    ``source_file`` and the manifest's ``md5``; ``width`` and ``height`` are left at 0."""
+    real_dir, synthetic_dir = Path(real_dir).resolve(), Path(synthetic_dir).resolve()
+    real, synthetic = read_manifest(real_dir), read_manifest(synthetic_dir)
+    class_names = _shared_class_names(real, synthetic, real_dir, synthetic_dir)
+    folders = unique_safe_names(class_names)
+
+    real = real[real["split"].isin(real_splits)]
+    missing = _missing_columns(synthetic, SYNTHETIC_COLUMNS)
+    if missing:
+        raise DataError(f"{synthetic_dir}: the manifest lacks {', '.join(missing)}; it was not written by "
+                        "`generate` (rerun `dvc repro generate`)")
+    parts = [_rows(real, real_dir, folders), _rows(synthetic.rename(columns=SYNTHETIC_COLUMNS), synthetic_dir, folders)]
+    rows = pd.concat(parts, ignore_index=True)
+    _require_unique_ids(rows)
+    rows = rows.sort_values(["label", "source", "id"], kind="stable", ignore_index=True)
+    return rows[[*COLUMNS, SOURCE_FILE]]
+
+
+def _shared_class_names(real: pd.DataFrame, synthetic: pd.DataFrame, real_dir: Path, synthetic_dir: Path) -> list[str]:
+    real_names, synthetic_names = class_names_of(real), class_names_of(synthetic)
+    if real_names != synthetic_names:
+        raise DataError(f"{synthetic_dir} has classes {synthetic_names} but {real_dir} has {real_names}; "
+                        "retrain and regenerate from the current real data (`dvc repro`)")
+    return real_names
+
+
+def _missing_columns(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    return [column for column in columns if column not in df.columns]
+
+
+def _rows(manifest: pd.DataFrame, folder: Path, class_folders: list[str]) -> pd.DataFrame:
+    rows = manifest[["id", "class_name", "label", "source", "split", "md5", "origin"]].copy()
+    rows["class_folder"] = [class_folders[label] for label in manifest["label"]]
+    rows["file_path"] = IMAGES_DIR + "/" + rows["class_folder"] + "/" + rows["id"] + ".png"
+    rows["width"] = rows["height"] = 0
+    for column in GENERATOR_COLUMNS:
+        rows[column] = manifest[column] if column in manifest.columns else None
+    rows = rows.astype({"width": "int64", "height": "int64", "seed": "Int64", "latent_index": "Int64",
+                        "generator_run": "str", "arch": "str"})
+    rows[SOURCE_FILE] = [str(folder / path) for path in manifest["path"]]
+    return rows
+
+
+def _require_unique_ids(rows: pd.DataFrame) -> None:
+    repeated = rows["id"][rows["id"].duplicated()]
+    if len(repeated):
+        raise DataError(f"image id {repeated.iloc[0]!r} occurs in both the real and the synthetic manifest "
+                        f"({len(repeated)} ids do); ids name the package's files and must be unique")

@@ -1,0 +1,117 @@
+"""The ``package`` stage: data/real + data/synthetic (+ QA verdict, GAN record) -> ``data/package/``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from histosynth.config import Params
+from histosynth.errors import DataError
+from histosynth.fsutil import atomic_output_dir, atomic_write_bytes, atomic_write_text
+from histosynth.gan.checkpoint import read_record
+from histosynth.generate.md5sums import MD5SUMS_NAME, write_md5sums
+from histosynth.images import md5_file
+from histosynth.manifest import class_names_of
+from histosynth.package.assemble import Job, place_files
+from histosynth.package.card import dataset_card
+from histosynth.package.collect import SOURCE_FILE, plan_rows
+from histosynth.package.schema import (
+    COLUMNS, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, metadata_csv_bytes, metadata_parquet_bytes, validate_metadata,
+)
+from histosynth.sql import build_database, write_dumps
+
+log = logging.getLogger(__name__)
+
+CARD_NAME = "README.md"
+SQL_DIR = "sql"
+
+
+def read_qa_verdict(qa_metrics_file: Path, enforce: bool) -> dict[str, Any]:
+    """reports/qa/metrics.json, or a DataError when the synthetic set may not be packaged."""
+    if not qa_metrics_file.is_file():
+        raise DataError(f"{qa_metrics_file}: no QA verdict; run the qa stage first (`dvc repro qa`)")
+    metrics = json.loads(qa_metrics_file.read_text(encoding="utf-8"))
+    if enforce and metrics.get("passed") is not True:
+        failed = [name for name, figures in metrics.get("classes", {}).items() if not figures.get("passed")]
+        raise DataError(f"{qa_metrics_file}: the synthetic set failed QA (classes: {', '.join(failed) or '?'}), "
+                        "so it is not packaged; improve the GAN, or set qa.enforce: false to package it anyway")
+    return metrics
+
+
+def git_revision(where: Path = Path(".")) -> str:
+    """The checked-out commit, marked when src/ has uncommitted changes; 'unknown' outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--", "src", "stages")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit} with uncommitted changes" if dirty else commit
+
+
+def build_package(params: Params, real_dir: Path, synthetic_dir: Path, gan_dir: Path, qa_metrics_file: Path,
+                  out_dir: Path, revision: str | None = None) -> pd.DataFrame:
+    """Write the package to ``out_dir`` (replaced atomically) and return its metadata.
+
+    ``revision`` is recorded in the dataset card; None = the current git revision.
+    """
+    started = time.perf_counter()
+    qa_metrics = read_qa_verdict(Path(qa_metrics_file), params.qa.enforce)
+    gan_record = read_record(Path(gan_dir))
+    plan = plan_rows(Path(real_dir), Path(synthetic_dir), params.package.real_splits)
+    class_names = class_names_of(plan)
+    out_dir = Path(out_dir)
+    with atomic_output_dir(out_dir) as tmp:
+        metadata = _place_images(plan, tmp, link=params.package.link == "auto")
+        _write_md5sums_per_class(metadata, tmp)
+        atomic_write_bytes(tmp / METADATA_CSV, metadata_csv_bytes(metadata))
+        atomic_write_bytes(tmp / METADATA_PARQUET, metadata_parquet_bytes(metadata))
+        sql_files = _write_sql_dumps(metadata, gan_record, qa_metrics, params, tmp)
+        card = dataset_card(metadata, class_names, params, gan_record, qa_metrics,
+                            revision if revision is not None else git_revision(), sql_files)
+        atomic_write_text(tmp / CARD_NAME, card)
+        _write_top_md5sums(tmp, [CARD_NAME, METADATA_CSV, METADATA_PARQUET, *sql_files])
+    log.info("packaged %d images (%d real, %d synthetic) of %d classes into %s in %.1f s", len(metadata),
+             (metadata["source"] == "real").sum(), (metadata["source"] == "synthetic").sum(), len(class_names),
+             out_dir, time.perf_counter() - started)
+    return metadata
+
+
+def _place_images(plan: pd.DataFrame, root: Path, link: bool) -> pd.DataFrame:
+    for folder in plan["class_folder"].unique():
+        (root / IMAGES_DIR / folder).mkdir(parents=True)
+    jobs = (Job(Path(source), root / target, md5)
+            for source, target, md5 in zip(plan[SOURCE_FILE], plan["file_path"], plan["md5"]))
+    placed = list(place_files(jobs, len(plan), link))
+    n_linked = sum(p.linked for p in placed)
+    log.info("%d image files hard-linked, %d copied", n_linked, len(placed) - n_linked)
+    metadata = plan[list(COLUMNS)].copy()
+    metadata["width"] = [p.width for p in placed]
+    metadata["height"] = [p.height for p in placed]
+    return validate_metadata(metadata, where="package metadata")
+
+
+def _write_md5sums_per_class(metadata: pd.DataFrame, root: Path) -> None:
+    for folder, rows in metadata.groupby("class_folder", sort=True):
+        write_md5sums(root / IMAGES_DIR / str(folder), zip(rows["id"] + ".png", rows["md5"]))
+
+
+def _write_sql_dumps(metadata: pd.DataFrame, gan_record: dict[str, Any], qa_metrics: dict[str, Any],
+                     params: Params, root: Path) -> list[str]:
+    started = time.perf_counter()
+    db = build_database(metadata, gan_record, qa_metrics, name=params.package.name, version=params.package.version)
+    dumps = write_dumps(db, root / SQL_DIR)
+    log.info("SQL dumps (%s) written in %.1f s", ", ".join(dumps), time.perf_counter() - started)
+    return [path.relative_to(root).as_posix() for path in dumps.values()]
+
+
+def _write_top_md5sums(root: Path, names: list[str]) -> None:
+    write_md5sums(root, [(name, md5_file(root / name)) for name in names])

@@ -1,0 +1,193 @@
+"""``histosynth verify``: is a package exactly what was published?
+
+Every file is accounted for against three records: the metadata (one row and MD5 per image),
+each class folder's ``MD5SUMS`` (which must list the same files with the same MD5s), and the
+top-level ``MD5SUMS`` (README, metadata and SQL dumps). The metadata CSV must hold the same rows
+as the Parquet file, and the SQL dumps the same images as the metadata. A file nobody lists is
+*extra*, a listed file that is absent is *missing*, a file whose bytes differ from its record
+is *modified*; anything else inconsistent is a *problem*.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from histosynth.errors import DataError
+from histosynth.images import md5_file
+from histosynth.package.parallel import ordered_map
+from histosynth.package.schema import (
+    IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, read_metadata_csv, read_metadata_parquet,
+)
+
+MD5SUMS_NAME = "MD5SUMS"
+CARD_NAME = "README.md"
+# Top-level files every package has, whatever its MD5SUMS says.
+REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET)
+# "<md5>  <name>" (text mode) or "<md5> *<name>" (binary mode), as md5sum writes them.
+MD5SUMS_LINE = re.compile(r"^([0-9a-f]{32}) [ *](.+)$")
+
+
+@dataclass
+class VerifyReport:
+    root: Path
+    files_checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.modified or self.problems)
+
+    def lines(self) -> list[str]:
+        """What ``histosynth verify`` prints: one line per finding, then a summary line."""
+        out = [f"{kind}: {path}" for kind, paths in
+               (("missing", self.missing), ("extra", self.extra), ("modified", self.modified)) for path in paths]
+        out += [f"problem: {problem}" for problem in self.problems]
+        if self.ok:
+            out.append(f"OK: {self.root}: {self.files_checked} files intact")
+        else:
+            out.append(f"FAILED: {self.root}: {len(self.missing)} missing, {len(self.extra)} extra, "
+                       f"{len(self.modified)} modified file(s), {len(self.problems)} other problem(s)")
+        return out
+
+
+def parse_md5sums(path: Path, report: VerifyReport) -> dict[str, str]:
+    """``{file name: md5}`` of an MD5SUMS file; malformed lines are reported as problems."""
+    entries: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        match = MD5SUMS_LINE.match(line)
+        if match is None:
+            report.problems.append(f"{_rel(path, report.root)} line {number}: not '<md5>  <file>'")
+            continue
+        entries[match.group(2)] = match.group(1)
+    return entries
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _present_files(root: Path) -> set[str]:
+    found = set()
+    for folder, _, files in os.walk(root):
+        base = Path(folder)
+        found.update(_rel(base / name, root) for name in files)
+    return found
+
+
+def _read_metadata(root: Path, report: VerifyReport) -> pd.DataFrame | None:
+    """The Parquet metadata if it is readable, after checking that the CSV holds the same rows."""
+    try:
+        metadata = read_metadata_parquet(root / METADATA_PARQUET)
+    except DataError as err:
+        report.problems.append(str(err))
+        return None
+    try:
+        csv = read_metadata_csv(root / METADATA_CSV)
+    except DataError as err:
+        report.problems.append(str(err))
+        return metadata
+    if not csv.equals(metadata):
+        report.problems.append(f"{METADATA_CSV} and {METADATA_PARQUET} do not hold the same rows "
+                               f"({_first_difference(csv, metadata)})")
+    return metadata
+
+
+def _first_difference(csv: pd.DataFrame, parquet: pd.DataFrame) -> str:
+    if len(csv) != len(parquet):
+        return f"{len(csv)} vs {len(parquet)} rows"
+    for column in parquet.columns:
+        same = (csv[column] == parquet[column]).fillna(False) | (csv[column].isna() & parquet[column].isna())
+        if not same.all():
+            row = int((~same).to_numpy().argmax())
+            return f"first at row {row + 1}, id {parquet['id'].iloc[row]!r}, column {column}"
+    return "the column types differ"
+
+
+def _image_records(root: Path, metadata: pd.DataFrame | None, present: set[str],
+                   report: VerifyReport) -> dict[str, str]:
+    """``{file: md5}`` of the images and their folders' MD5SUMS files (md5 "" = not hashed here).
+
+    The images come from the metadata or, when it is unreadable, from the class folders' MD5SUMS;
+    an MD5SUMS that disagrees with the metadata counts as modified.
+    """
+    if metadata is not None:
+        folders = sorted(metadata["class_folder"].unique())
+    else:
+        folders = sorted({p.split("/")[1] for p in present if p.startswith(f"{IMAGES_DIR}/") and p.count("/") == 2})
+    expected: dict[str, str] = {}
+    for folder in folders:
+        sums_path = f"{IMAGES_DIR}/{folder}/{MD5SUMS_NAME}"
+        listed = parse_md5sums(root / sums_path, report) if sums_path in present else {}
+        if sums_path not in present:
+            report.missing.append(sums_path)
+        if metadata is not None:
+            rows = metadata[metadata["class_folder"] == folder]
+            recorded = dict(zip(rows["id"] + ".png", rows["md5"]))
+            if sums_path in present and listed != recorded:
+                report.modified.append(sums_path)
+                differ = sorted({name for name in listed.keys() | recorded.keys()
+                                 if listed.get(name) != recorded.get(name)})
+                report.problems.append(f"{sums_path} disagrees with the metadata on {len(differ)} file(s), "
+                                       f"e.g. {differ[0]}")
+            listed = recorded
+        expected[sums_path] = ""
+        expected.update({f"{IMAGES_DIR}/{folder}/{name}": md5 for name, md5 in listed.items()})
+    return expected
+
+
+def _top_records(root: Path, present: set[str], report: VerifyReport) -> dict[str, str]:
+    """``{file: md5}`` of the top-level files from MD5SUMS, plus the files every package has."""
+    if MD5SUMS_NAME not in present:
+        report.missing.append(MD5SUMS_NAME)
+        return {name: "" for name in REQUIRED[1:]}
+    expected = parse_md5sums(root / MD5SUMS_NAME, report)
+    for name in REQUIRED[1:]:
+        if name not in expected:
+            report.problems.append(f"{MD5SUMS_NAME} does not list {name}")
+            expected[name] = ""
+    return {MD5SUMS_NAME: "", **expected}
+
+
+def _hash_and_compare(root: Path, expected: dict[str, str], present: set[str], report: VerifyReport) -> None:
+    report.missing += [path for path in expected if path not in present]
+    found = [path for path in expected if path in present]
+    report.files_checked = len(found)
+    targets = sorted(path for path in found if expected[path])  # "" = no MD5 to compare with
+    hashes = ordered_map(lambda path: md5_file(root / path), targets)
+    for path, md5 in zip(targets, tqdm(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
+                                       disable=len(targets) < 1000)):
+        if md5 != expected[path]:
+            report.modified.append(path)
+
+
+def verify_package(path: Path | str) -> VerifyReport:
+    """Check every file of the package at ``path``; a path that holds no package is a DataError."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: {'is not a folder' if root.exists() else 'does not exist'}; "
+                        "give the folder of a package (e.g. data/package)")
+    if not any((root / name).exists() for name in (*REQUIRED, IMAGES_DIR)):
+        raise DataError(f"{root}: not a histosynth package (no {', '.join(REQUIRED)} or {IMAGES_DIR}/ in it)")
+    report = VerifyReport(root)
+    present = _present_files(root)
+    metadata = _read_metadata(root, report) if METADATA_PARQUET in present else None
+    expected = _top_records(root, present, report)
+    expected.update(_image_records(root, metadata, present, report))
+    report.extra += sorted(present - expected.keys())
+    _hash_and_compare(root, expected, present, report)
+    if metadata is not None:
+        from histosynth.sql import check_dumps
+
+        report.problems += check_dumps(root, metadata)
+    report.missing = sorted(set(report.missing))
+    report.modified.sort()
+    return report

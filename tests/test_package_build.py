@@ -1,0 +1,181 @@
+"""The package stage on real files: layout, checksums, metadata, card, QA gate, atomicity,
+reproducibility and hard links."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from histosynth.errors import DataError
+from histosynth.fsutil import safe_name
+from histosynth.package.schema import read_metadata_csv, read_metadata_parquet
+from histosynth.package.stage import build_package
+from package_inputs import AWKWARD_CLASSES, PackageInputs, package_params, write_package_inputs
+
+REVISION = "test-revision"
+PER_SPLIT, N_SYNTHETIC = 3, 4
+
+
+def build(inputs: PackageInputs, out: Path, **package: object) -> pd.DataFrame:
+    return build_package(package_params(**package), inputs.real, inputs.synthetic, inputs.gan, inputs.qa_metrics,
+                         out, revision=REVISION)
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> PackageInputs:
+    return write_package_inputs(tmp_path / "inputs", per_split=PER_SPLIT, n_synthetic=N_SYNTHETIC)
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif(shutil.which("md5sum") is None, reason="needs the md5sum binary (GNU coreutils)")
+def test_md5sum_checks_every_class_folder_and_the_top_level(inputs: PackageInputs, tmp_path: Path) -> None:
+    out = tmp_path / "package"
+    metadata = build(inputs, out)
+    folders = sorted(p for p in (out / "images").iterdir())
+    assert [p.name for p in folders] == sorted(metadata["class_folder"].unique())
+    top_files = ["README.md", "metadata.csv", "metadata.parquet", "sql/mysql.sql", "sql/postgresql.sql",
+                 "sql/sqlite.sql"]
+    for folder, listed in [*((f, sorted(p.name for p in f.glob("*.png"))) for f in folders), (out, top_files)]:
+        result = subprocess.run(["md5sum", "--check", "--strict", "MD5SUMS"], cwd=folder, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert sorted(result.stdout.splitlines()) == sorted(f"{name}: OK" for name in listed)
+
+
+def test_metadata_rows_files_and_class_names(inputs: PackageInputs, tmp_path: Path) -> None:
+    out = tmp_path / "package"
+    build(inputs, out)
+    parquet = read_metadata_parquet(out / "metadata.parquet")
+    csv = read_metadata_csv(out / "metadata.csv")
+    pd.testing.assert_frame_equal(csv, parquet)
+
+    n_classes = len(AWKWARD_CLASSES)
+    assert len(parquet) == n_classes * (3 * PER_SPLIT + N_SYNTHETIC)
+    assert parquet.groupby("source").size().to_dict() == {"real": 3 * PER_SPLIT * n_classes,
+                                                          "synthetic": N_SYNTHETIC * n_classes}
+    # Quotes, accents, commas and a name pandas would read as missing all survive both files.
+    assert parquet.drop_duplicates("label")["class_name"].tolist() == list(AWKWARD_CLASSES)
+    for name, folder in parquet[["class_name", "class_folder"]].drop_duplicates().itertuples(index=False):
+        assert folder == safe_name(name) and (out / "images" / folder).is_dir()
+    # Package order: label, real before synthetic, id.
+    assert parquet.equals(parquet.sort_values(["label", "source", "id"], ignore_index=True))
+    assert (parquet["width"] == 28).all() and (parquet["height"] == 28).all()
+    synthetic = parquet[parquet["source"] == "synthetic"]
+    assert synthetic["generator_run"].notna().all() and (synthetic["seed"] == 7).all()
+    assert parquet[parquet["source"] == "real"]["latent_index"].isna().all()
+
+    on_disk = {p.relative_to(out).as_posix() for p in (out / "images").rglob("*.png")}
+    assert on_disk == set(parquet["file_path"])
+
+
+def test_card_describes_counts_qa_and_provenance(inputs: PackageInputs, tmp_path: Path) -> None:
+    out = tmp_path / "package"
+    build(inputs, out, name="tiny-set", version="2.1.0", citation="Please cite: Tiny et al.")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("# tiny-set 2.1.0\n")
+    assert f"| 1 | stroma, it's 'loose' | `stroma_it_s_loose` | {PER_SPLIT} | {PER_SPLIT} | {PER_SPLIT} | " \
+           f"{N_SYNTHETIC} | {3 * PER_SPLIT + N_SYNTHETIC} |" in card
+    assert "passed every gate" in card and "0.01 (0.02)" in card
+    assert REVISION in card and "`dcgan`" in card and "| g_lr | 0.0002 |" in card
+    assert "Please cite: Tiny et al." in card
+    assert "md5sum -c MD5SUMS" in card
+
+
+def test_only_the_chosen_real_splits_are_packaged(inputs: PackageInputs, tmp_path: Path) -> None:
+    metadata = build(inputs, tmp_path / "package", real_splits=["val", "test"])
+    real = metadata[metadata["source"] == "real"]
+    assert set(real["split"]) == {"val", "test"}
+    assert set(metadata[metadata["source"] == "synthetic"]["split"]) == {"train"}
+
+
+def test_refuses_a_synthetic_set_that_failed_qa(tmp_path: Path) -> None:
+    inputs = write_package_inputs(tmp_path / "inputs", qa_passed=False)
+    with pytest.raises(DataError, match="failed QA") as err:
+        build(inputs, tmp_path / "package")
+    assert "\n" not in str(err.value) and "qa.enforce: false" in str(err.value)
+    assert not (tmp_path / "package").exists()
+
+    relaxed = package_params().model_copy(update={"qa": package_params().qa.model_copy(update={"enforce": False})})
+    metadata = build_package(relaxed, inputs.real, inputs.synthetic, inputs.gan, inputs.qa_metrics,
+                             tmp_path / "package", revision=REVISION)
+    assert (metadata["source"] == "synthetic").any()
+    assert "packaged because `qa.enforce` is false" in (tmp_path / "package" / "README.md").read_text("utf-8")
+
+
+def test_missing_qa_verdict_is_a_clear_error(inputs: PackageInputs, tmp_path: Path) -> None:
+    inputs.qa_metrics.unlink()
+    with pytest.raises(DataError, match="no QA verdict; run the qa stage first"):
+        build(inputs, tmp_path / "package")
+
+
+def test_an_interrupted_build_leaves_the_previous_package(inputs: PackageInputs, tmp_path: Path) -> None:
+    out = tmp_path / "package"
+    build(inputs, out)
+    before = files_of(out)
+    # A workspace file that no longer matches its manifest stops the build half way through.
+    # (Replaced, not edited in place, as stages write files: the package's hard link keeps the old file.)
+    victim = sorted(inputs.synthetic.rglob("*.png"))[-1]
+    data = victim.read_bytes()
+    victim.unlink()
+    victim.write_bytes(data + b"junk")
+    with pytest.raises(DataError, match="differs from its manifest"):
+        build(inputs, out)
+    assert files_of(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".package")] == []
+
+
+def test_same_inputs_give_a_byte_identical_package(inputs: PackageInputs, tmp_path: Path) -> None:
+    build(inputs, tmp_path / "first")
+    build(inputs, tmp_path / "second", link="copy")
+    first, second = files_of(tmp_path / "first"), files_of(tmp_path / "second")
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_images_are_hard_linked_unless_copy_is_asked_for(inputs: PackageInputs, tmp_path: Path) -> None:
+    linked = build(inputs, tmp_path / "linked")
+    copied = build(inputs, tmp_path / "copied", link="copy")
+    source = inputs.synthetic / "na" / "syn_na_000000.png"
+    target = "images/na/syn_na_000000.png"
+    assert (tmp_path / "linked" / target).stat().st_ino == source.stat().st_ino
+    assert (tmp_path / "copied" / target).stat().st_ino != source.stat().st_ino
+    assert (tmp_path / "copied" / target).stat().st_nlink == 1
+    assert linked.equals(copied)
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second filesystem (/dev/shm)")
+def test_copies_when_the_inputs_are_on_another_filesystem(tmp_path: Path) -> None:
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
+        if os.stat(elsewhere).st_dev == tmp_path.stat().st_dev:
+            pytest.skip("/dev/shm is on the same filesystem as the test folder")
+        inputs = write_package_inputs(Path(elsewhere), n_synthetic=2, per_split=1)
+        out = tmp_path / "package"
+        metadata = build(inputs, out)  # link: auto
+        for path in metadata["file_path"]:
+            assert (out / path).stat().st_nlink == 1
+        assert (out / "images" / "na" / "syn_na_000001.png").read_bytes() == \
+            (inputs.synthetic / "na" / "syn_na_000001.png").read_bytes()
+
+
+def test_ids_shared_by_real_and_synthetic_images_are_refused(inputs: PackageInputs, tmp_path: Path) -> None:
+    manifest = pd.read_parquet(inputs.synthetic / "manifest.parquet")
+    real_id = pd.read_parquet(inputs.real / "manifest.parquet")["id"].iloc[0]
+    manifest.loc[0, "id"] = real_id
+    manifest.to_parquet(inputs.synthetic / "manifest.parquet", index=False)
+    with pytest.raises(DataError, match=f"image id '{real_id}' occurs in both"):
+        build(inputs, tmp_path / "package")
+
+
+def test_refusal_names_the_failing_classes(inputs: PackageInputs, tmp_path: Path) -> None:
+    inputs.qa_metrics.write_text(json.dumps({"passed": False, "classes": {"NA": {"passed": False}}}))
+    with pytest.raises(DataError, match=r"classes: NA\)"):
+        build(inputs, tmp_path / "package")
