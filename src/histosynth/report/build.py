@@ -1,0 +1,45 @@
+"""``build_report``: reports/index.html from whatever the pipeline has produced so far."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from histosynth import __version__, paths
+from histosynth.fsutil import atomic_write_text
+from histosynth.report.inputs import Missing
+from histosynth.report.page import render_page
+from histosynth.report.sections.benchmark import benchmark_section
+from histosynth.report.sections.classes import class_sections
+from histosynth.report.sections.qa import load_qa_metrics, qa_section
+from histosynth.report.sections.training import training_section
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = paths.REPORTS_DIR / "index.html"
+
+
+def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
+    """Write the self-contained HTML report of the project at ``root`` to ``out`` (default root/reports/index.html).
+
+    Every section is optional: one whose inputs are missing says which stage makes them. A
+    malformed input raises a DataError naming the file. The same inputs give the same bytes.
+    """
+    root = Path(root)
+    out = root / REPORT_FILE if out is None else Path(out)
+    start = time.perf_counter()
+    qa_metrics = load_qa_metrics(root)
+    classes = class_sections(root, qa_metrics)
+    class_names = [] if isinstance(classes, Missing) else [view.name for view in classes]
+    log.info("training curves and benchmark charts")
+    html = render_page(
+        qa=qa_section(qa_metrics),
+        classes=classes,
+        training=training_section(root),
+        benchmark=benchmark_section(root, class_names),
+        version=__version__,
+    )
+    atomic_write_text(out, html)
+    log.info("wrote %s (%.1f MB) in %.1f s", out, len(html.encode()) / 1e6, time.perf_counter() - start)
+    return out

@@ -1,0 +1,109 @@
+"""The report's charts, drawn with matplotlib's Agg renderer as PNG bytes.
+
+Figures are made with ``matplotlib.figure.Figure`` (not pyplot), so no global figure state
+or GUI backend is involved. The PNGs carry no metadata (no matplotlib version, no time), so
+the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 100
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+}
+CHANNEL_COLOURS = {"red": "#c62828", "green": "#2e7d32", "blue": "#1565c0"}
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _figure(width: float, height: float, **subplots: object) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(squeeze=False, **subplots)
+    return fig, axes
+
+
+def histogram_overlay(table: pd.DataFrame) -> bytes:
+    """Real (solid) vs synthetic (dashed) intensity histograms, one panel per RGB channel, from a QA overlay table."""
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure(7.8, 2.6, ncols=3, sharey=True)
+        for ax, (channel, colour) in zip(axes[0], CHANNEL_COLOURS.items()):
+            ax.plot(table["intensity"], table[f"{channel}_real"], color=colour, lw=1.6, label="real")
+            ax.plot(table["intensity"], table[f"{channel}_synthetic"], color=colour, lw=1.6, ls="--",
+                    label="synthetic")
+            ax.set(title=channel, xlabel="intensity (0 dark, 255 bright)", xlim=(0, 255))
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="best")
+        axes[0, 0].set_ylabel("share of pixels")
+        return png_bytes(fig)
+
+
+def training_curves(losses: pd.DataFrame, probe: pd.DataFrame) -> bytes:
+    """GAN losses per epoch, and the real-vs-fake probe accuracy against the 0.5 of chance."""
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure(9.6, 3.0, ncols=2)
+        loss_ax, probe_ax = axes[0]
+        for column in losses.columns.drop("epoch"):
+            loss_ax.plot(losses["epoch"], losses[column], lw=1.2, label=column)
+        loss_ax.set(title="GAN losses", xlabel="epoch", ylabel="loss")
+        loss_ax.legend(loc="best")
+        probe_ax.plot(probe["epoch"], probe["real_vs_fake_accuracy"], marker="o", ms=3, lw=1.4, color="#6a1b9a",
+                      label="probe accuracy")
+        probe_ax.axhline(0.5, color="grey", ls=":", lw=1.2, label="chance (0.5): fakes indistinguishable")
+        probe_ax.set(title="Real-vs-fake probe", xlabel="epoch", ylabel="accuracy", ylim=(0.4, 1.02))
+        probe_ax.legend(loc="best")
+        return png_bytes(fig)
+
+
+def roc_curves(curves: Mapping[str, pd.DataFrame], columns: int = 4) -> bytes:
+    """One panel per arm ({title: table with curve, fpr, tpr}): a line per class, the micro average in black."""
+    with matplotlib.rc_context(STYLE):
+        columns = min(columns, len(curves))
+        rows = -(-len(curves) // columns)
+        fig, axes = _figure(3.0 * columns, 3.1 * rows, nrows=rows, ncols=columns, sharex=True, sharey=True)
+        for ax in axes.flat[len(curves):]:
+            ax.set_visible(False)
+        for ax, (title, table) in zip(axes.flat, curves.items()):
+            for name, curve in table.groupby("curve", sort=False):
+                micro = name == "micro"
+                ax.plot(curve["fpr"], curve["tpr"], lw=2.0 if micro else 1.0, color="black" if micro else None,
+                        label="micro average" if micro else str(name), zorder=3 if micro else 2)
+            ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+            ax.set(title=title, xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
+            ax.legend(loc="lower right", fontsize=6)
+        for ax in axes[-1]:
+            ax.set_xlabel("false positive rate")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("true positive rate")
+        return png_bytes(fig)
+
+
+def sweep_curve(sweep: pd.DataFrame) -> bytes:
+    """Benchmark accuracy (mean and spread over seeds) against the synthetic images added per class."""
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure(4.8, 2.8)
+        ax = axes[0, 0]
+        ax.errorbar(sweep["n_synthetic_per_class"], sweep["accuracy_mean"], yerr=sweep["accuracy_std"], marker="o",
+                    ms=4, capsize=3, lw=1.4)
+        ax.set(xlabel="synthetic images added per class", ylabel="test accuracy (real images)")
+        return png_bytes(fig)

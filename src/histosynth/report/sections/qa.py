@@ -1,0 +1,117 @@
+"""The QA section: every gate's figure, threshold and real-vs-real floor per class, and the verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from histosynth import paths
+from histosynth.qa.gates import GATES, Gate
+from histosynth.report.inputs import Missing, read_json
+from histosynth.report.schemas import QaMetrics
+
+# What each gate checks, in words for the people who judge the images.
+GATE_TEXT: dict[str, tuple[str, str]] = {
+    "colour_kl": ("Colour match",
+                  "KL divergence between the red, green and blue intensity histograms of real and synthetic "
+                  "tiles: do the synthetic tiles have the stain colours of the real ones? Lower is better."),
+    "fid": ("Overall resemblance (FID)",
+            "Fréchet distance between real and synthetic tiles as seen by a classifier trained on the real "
+            "tiles: do they look alike to a network that knows this tissue? Lower is better; only its ratio to "
+            "the real-vs-real floor means something."),
+    "label_consistency": ("Right class",
+                          "Share of synthetic tiles that the real-trained classifier puts in the class they were "
+                          "generated for: does the generator draw the class it was asked for? Higher is better."),
+    "coverage": ("Variety (coverage)",
+                 "Share of real tiles that have a synthetic tile close by in feature space: do the synthetic "
+                 "tiles cover the variety of the class, or only a few of its looks (mode collapse)? "
+                 "Higher is better."),
+    "duplicates": ("Duplicates",
+                   "Share of synthetic tiles that are pixel-identical to another one. Should be 0."),
+    "memorisation_pixel": ("Near-copies (pixels)",
+                           "Share of synthetic tiles closer, pixel by pixel, to a training tile than almost any "
+                           "new real tile is: a generator must not reproduce (patient) training images. "
+                           "Lower is better."),
+    "memorisation_feature": ("Near-copies (features)",
+                             "The same near-copy check in the classifier's feature space, which also catches "
+                             "shifted or recoloured copies. Lower is better."),
+}
+
+FLOOR_TEXT = ("The floor is the same figure measured between two sets of real tiles: what a perfect generator "
+              "would score with these sample sizes. Where the floor shows that the measurement cannot resolve the "
+              "fixed limit, the limit is relaxed to a multiple of the floor (qa.* in params.yaml).")
+
+
+@dataclass(frozen=True)
+class GateCell:
+    value: float | None
+    threshold: float | None
+    floor: float | None
+    passed: bool | None  # None: not evaluated
+
+    @property
+    def status(self) -> str:
+        """The cell's style: pass, fail or na (not evaluated)."""
+        return {True: "pass", False: "fail", None: "na"}[self.passed]
+
+
+@dataclass(frozen=True)
+class GateRow:
+    name: str
+    title: str
+    explanation: str
+    comparison: str  # how the value must relate to the threshold: "≤" or "≥"
+    has_floor: bool
+    cells: list[GateCell]  # one per class, in QaView.classes order
+
+
+@dataclass(frozen=True)
+class QaView:
+    passed: bool
+    failed_gates: int
+    classes: list[str]
+    class_passed: list[bool]
+    rows: list[GateRow]
+    overall_fid: tuple[float, float | None] | None  # (FID, real-vs-real floor) over all classes
+    featurenet_accuracy: float | None
+    floor_text: str = FLOOR_TEXT
+
+
+def gate_title(name: str) -> str:
+    return GATE_TEXT[name][0] if name in GATE_TEXT else name
+
+
+def load_qa_metrics(root: Path) -> QaMetrics | None:
+    return read_json(root / paths.QA_REPORT_DIR / "metrics.json", QaMetrics)
+
+
+def qa_section(metrics: QaMetrics | None) -> QaView | Missing:
+    if metrics is None:
+        return Missing("qa")
+    classes = list(metrics.classes)
+    rows = [_gate_row(gate, metrics) for gate in GATES
+            if any(gate.name in figures.gates for figures in metrics.classes.values())]
+    fid = metrics.fid.get("fid")
+    accuracy = metrics.featurenet.get("real_test_accuracy")
+    return QaView(
+        passed=metrics.passed,
+        failed_gates=sum(cell.passed is False for row in rows for cell in row.cells),
+        classes=classes,
+        class_passed=[metrics.classes[name].passed for name in classes],
+        rows=rows,
+        overall_fid=None if fid is None else (fid, metrics.fid.get("fid_real_floor")),
+        featurenet_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
+    )
+
+
+def _gate_row(gate: Gate, metrics: QaMetrics) -> GateRow:
+    title, explanation = gate_title(gate.name), GATE_TEXT.get(gate.name, ("", ""))[1]
+    cells = []
+    for figures in metrics.classes.values():
+        verdict = figures.gates.get(gate.name)
+        cells.append(GateCell(value=figures.figure(gate.metric),
+                              threshold=verdict.threshold if verdict else None,
+                              floor=figures.figure(gate.floor_key) if gate.floor_factor_param else None,
+                              passed=verdict.passed if verdict else None))
+    return GateRow(gate.name, title, explanation, "≥" if gate.higher_is_better else "≤",
+                   gate.floor_factor_param is not None, cells)
