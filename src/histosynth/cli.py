@@ -167,5 +167,16 @@ def verify(package_dir: Path = typer.Argument(..., help="Package folder, e.g. da
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command()
+def report(
+    root: Path = typer.Option(Path("."), help="Project folder whose data/ and reports/ the report shows."),
+    out: Path | None = typer.Option(None, help="HTML file to write (default: <root>/reports/index.html)."),
+) -> None:
+    """Rebuild the self-contained HTML report: sample grids, QA verdicts, training and benchmark charts."""
+    from histosynth.report import build_report
+
+    run_guarded(lambda: build_report(root, out))
+
+
 if __name__ == "__main__":
     app()
