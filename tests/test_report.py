@@ -1,0 +1,242 @@
+"""The HTML report without a browser: sections, notes for missing inputs, errors for malformed ones,
+self-containment, escaping, sample grids and byte-identical rebuilds."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import TINY_CLASSES
+from histosynth.errors import DataError
+from histosynth.fsutil import unique_safe_names
+from histosynth.images import read_png_rgb
+from histosynth.manifest import read_manifest
+from histosynth.qa.gates import GATES
+from histosynth.report import build_report
+from histosynth.report.grids import PADDING_PX, choose_rows, enlarge, enlargement, sample_grid
+from histosynth.report.sections.benchmark import confusion_table
+from histosynth.report.sections.qa import GATE_TEXT
+from report_inputs import ARMS, images_in_report, write_report_inputs
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, in document order."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def all(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for name, attrs in self.tags if name == tag]
+
+
+def part(html: str, element_id: str) -> str:
+    """The HTML from the element with ``element_id`` to the end of its section or article."""
+    start = html.index(f'id="{element_id}"')
+    ends = [i for i in (html.find("</article>", start), html.find("</section>", start)) if i >= 0]
+    return html[start:min(ends)]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report_inputs(tmp_path_factory.mktemp("report") / "project")
+
+
+@pytest.fixture(scope="module")
+def html(project: Path) -> str:
+    return build_report(project).read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def copy(project: Path, tmp_path: Path) -> Path:
+    """A copy of the project that a test may change."""
+    return Path(shutil.copytree(project, tmp_path / "project"))
+
+
+def test_report_is_written_to_reports_index_html_by_default(project: Path, html: str) -> None:
+    assert (project / "reports" / "index.html").read_text(encoding="utf-8") == html
+
+
+def test_every_section_is_there_with_its_images(html: str) -> None:
+    for section in ("overview", "qa", "classes", "training", "benchmark"):
+        assert f'<section id="{section}">' in html
+    for folder in unique_safe_names(TINY_CLASSES):
+        assert len(Tags(part(html, f"class-{folder}")).all("img")) == 3
+    assert "not computed" not in html
+    images = Tags(html).all("img")
+    assert len(images) == images_in_report()
+    for attrs in images:
+        assert attrs["alt"]
+        assert attrs["src"].startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1]))) as png:
+            png.verify()
+
+
+def test_qa_table_shows_every_gate_and_the_failing_class(html: str) -> None:
+    qa = part(html, "qa")
+    for gate in GATES:
+        assert GATE_TEXT[gate.name][0] in qa
+    assert all(name in qa for name in TINY_CLASSES)
+    # report_inputs makes the last class's label agreement fail; the others pass every gate.
+    failing = part(html, f"class-{unique_safe_names(TINY_CLASSES)[-1]}")
+    assert 'badge fail' in failing and "Failed gates: Right class." in failing
+    passing = part(html, f"class-{unique_safe_names(TINY_CLASSES)[0]}")
+    assert 'badge pass' in passing and 'badge fail' not in passing
+    assert "1 quality gate(s) failed, in 1 of 3 class(es)" in html
+
+
+def test_benchmark_shows_every_arm_gains_and_confusion(html: str) -> None:
+    benchmark = part(html, "benchmark")
+    for title in ("real only", "real + affine augmentation", "real + synthetic", "synthetic only"):
+        assert f"<td>{title}</td>" in benchmark
+    assert "real + synthetic vs real only" in benchmark and "95% interval" in benchmark
+    assert len(Tags(benchmark).all("table")) == 2 + len(ARMS)  # arms, gains, one confusion table per arm
+
+
+def test_page_needs_nothing_outside_itself(html: str) -> None:
+    tags = Tags(html)
+    for tag, attrs in tags.tags:
+        for key in ("src", "href"):
+            value = attrs.get(key)
+            assert value is None or value.startswith(("data:", "#")), (tag, key, value)
+    assert not tags.all("link")
+    without_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    assert "http" not in without_images and "url(" not in without_images and "@import" not in without_images
+
+
+def test_missing_benchmark_gives_a_note(copy: Path) -> None:
+    shutil.rmtree(copy / "reports" / "benchmark")
+    html = build_report(copy).read_text(encoding="utf-8")
+    assert "not computed: run <code>dvc repro benchmark</code>" in part(html, "benchmark")
+    assert "not computed" not in html.replace(part(html, "benchmark"), "")
+    assert len(Tags(html).all("img")) == images_in_report() - 2  # no ROC, no sweep
+
+
+def test_missing_roc_curves_alone_give_a_note_beside_the_tables(copy: Path) -> None:
+    shutil.rmtree(copy / "reports" / "benchmark" / "roc")
+    (copy / "reports" / "benchmark" / "sweep.csv").unlink()  # optional: no note for it
+    benchmark = part(build_report(copy).read_text(encoding="utf-8"), "benchmark")
+    assert benchmark.count("not computed: run <code>dvc repro benchmark</code>") == 1
+    assert "<td>real + synthetic</td>" in benchmark and not Tags(benchmark).all("img")
+
+
+def test_an_empty_project_gives_a_page_of_notes(tmp_path: Path) -> None:
+    html = build_report(tmp_path, tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    for stage in ("ingest", "qa", "train", "benchmark"):
+        assert f"not computed: run <code>dvc repro {stage}</code>" in html
+    assert not Tags(html).all("img")
+
+
+def test_missing_synthetic_images_and_histograms_give_notes_per_class(copy: Path) -> None:
+    shutil.rmtree(copy / "data" / "synthetic")
+    shutil.rmtree(copy / "reports" / "qa" / "histograms")
+    html = build_report(copy).read_text(encoding="utf-8")
+    for folder in unique_safe_names(TINY_CLASSES):
+        article = part(html, f"class-{folder}")
+        assert "dvc repro generate" in article and "dvc repro qa" in article
+        assert len(Tags(article).all("img")) == 1  # the real grid
+
+
+@pytest.mark.parametrize(("relative", "content", "expected"), [
+    ("reports/qa/metrics.json", '{"passed": true, "classes": ', "not valid JSON"),
+    ("reports/qa/metrics.json", '{"passed": true}', "classes"),
+    ("reports/benchmark/metrics.json", json.dumps({"real_only": {"accuracy": {"mean": 1, "std": 0}, "n_train": 3}}),
+     "auc"),
+    ("reports/benchmark/roc/affine.csv", "curve,fpr\nmicro,0.0\n", "missing column(s) tpr"),
+    ("reports/train/losses.tsv", "epoch\td_loss\tg_loss\n1\tlow\t2.0\n", "column d_loss must hold numbers"),
+    ("reports/qa/histograms/green_stripes.csv", "intensity,red_real\n8,0.1\n", "missing column(s) red_synthetic"),
+])
+def test_malformed_input_is_one_line_naming_the_file(copy: Path, relative: str, content: str, expected: str) -> None:
+    (copy / relative).write_text(content)
+    with pytest.raises(DataError) as caught:
+        build_report(copy)
+    message = str(caught.value)
+    assert message.startswith(str(copy / relative)) and expected in message and "\n" not in message
+
+
+def test_unreadable_listed_image_names_the_file(copy: Path) -> None:
+    chosen = choose_rows(read_manifest(copy / "data/synthetic").query("label == 0"), 0)
+    broken = copy / "data/synthetic" / chosen["path"].iloc[0]
+    broken.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=re.escape(str(broken))):
+        build_report(copy)
+
+
+def test_same_inputs_give_identical_bytes_from_the_cli(project: Path, html: str, tmp_path: Path) -> None:
+    out = tmp_path / "again.html"
+    done = subprocess.run([sys.executable, "-m", "histosynth.cli", "report", "--root", str(project), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == html.encode("utf-8")
+
+
+def test_cli_reports_malformed_input_as_one_error_line(copy: Path) -> None:
+    (copy / "reports/index.html").unlink(missing_ok=True)
+    (copy / "reports/benchmark/metrics.json").write_text("{")
+    done = subprocess.run([sys.executable, "-m", "histosynth.cli", "report", "--root", str(copy)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in done.stderr.splitlines() if "metrics.json" in line]
+    assert len(errors) == 1 and str(copy / "reports/benchmark/metrics.json") in errors[0]
+    assert not (copy / "reports" / "index.html").exists()
+
+
+def test_class_names_are_escaped(tmp_path: Path) -> None:
+    classes = ('<b>Ki-67</b> "hot"', "Épithélium & co", "stroma")
+    project = write_report_inputs(tmp_path / "project", classes)
+    html = build_report(project).read_text(encoding="utf-8")
+    assert "<b>Ki-67</b>" not in html
+    assert "&lt;b&gt;Ki-67&lt;/b&gt; &#34;hot&#34;" in html and "Épithélium &amp; co" in html
+
+
+def test_every_gate_is_explained() -> None:
+    for gate in GATES:
+        title, explanation = GATE_TEXT[gate.name]
+        assert title and len(explanation) > 40
+
+
+def test_sample_choice_is_seeded_and_ignores_row_order(tiny_real_dir: Path) -> None:
+    rows = read_manifest(tiny_real_dir).query("label == 1 and split == 'train'")
+    chosen = choose_rows(rows, 1, n=5)
+    assert len(chosen) == 5 and chosen["id"].is_unique
+    assert chosen["id"].tolist() == choose_rows(rows.sample(frac=1, random_state=3), 1, n=5)["id"].tolist()
+    assert chosen["id"].tolist() != choose_rows(rows, 1, n=5, seed=1)["id"].tolist()
+    assert len(choose_rows(rows, 1, n=1000)) == len(rows)
+
+
+def test_sample_grid_holds_the_chosen_images_enlarged_pixel_for_pixel(tiny_real_dir: Path) -> None:
+    rows = choose_rows(read_manifest(tiny_real_dir).query("label == 0 and split == 'train'"), 0, n=6)
+    grid = np.asarray(Image.open(io.BytesIO(sample_grid(tiny_real_dir, rows, columns=4))))
+    factor = enlargement(32)
+    tile = 32 * factor
+    assert factor >= 2 and grid.shape == (2 * tile + 3 * PADDING_PX, 4 * tile + 5 * PADDING_PX, 3)
+    for index, rel in enumerate(rows["path"]):
+        top, left = (PADDING_PX + (tile + PADDING_PX) * divmod(index, 4)[k] for k in (0, 1))
+        expected = enlarge(read_png_rgb(tiny_real_dir / rel), factor)
+        np.testing.assert_array_equal(grid[top:top + tile, left:left + tile], expected)
+    assert (grid[-tile:, -tile:] == 255).all()  # the two empty places of the last row stay white
+
+
+def test_confusion_table_counts_and_shares() -> None:
+    rows = pd.DataFrame({"actual": ["a", "a", "a", "b", "c"], "predicted": ["a", "b", "b", "b", "a"]})
+    table = confusion_table("arm", rows, ["b", "a"])
+    assert table.classes == ["b", "a", "c"]  # label order first, then others as they appear
+    assert table.counts == [[1, 0, 0], [2, 1, 0], [0, 1, 0]]
+    assert table.shares[1] == pytest.approx([2 / 3, 1 / 3, 0.0], abs=1e-4)
