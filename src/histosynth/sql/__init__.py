@@ -1,0 +1,13 @@
+"""The package database (the thesis' BCADCID tables, extended) and its SQL dumps.
+
+    db = build_database(metadata, gan_record, qa_metrics, name="histosynth-demo", version="1.0.0")
+    write_dumps(db, package_dir / "sql")          # sql/mysql.sql, sql/postgresql.sql, sql/sqlite.sql
+    problems = check_dumps(package_dir, metadata) # [] while the dumps hold the metadata
+"""
+
+from histosynth.sql.check import check_dumps
+from histosynth.sql.dump import DIALECTS, write_dumps
+from histosynth.sql.export import export_sql
+from histosynth.sql.records import PackageDatabase, build_database
+
+__all__ = ["DIALECTS", "PackageDatabase", "build_database", "check_dumps", "export_sql", "write_dumps"]

@@ -1,0 +1,124 @@
+"""Do a package's SQL dumps still hold its metadata? (``histosynth verify`` calls :func:`check_dumps`.)
+
+1. ``sql/sqlite.sql`` is loaded into an in-memory SQLite database; its classes and images are
+   compared with the metadata row by row (an image added, removed or changed is named).
+2. The database is rendered again from the metadata and the GAN/training/QA records that
+   ``sqlite.sql`` holds, and every dump must equal that rendering byte for byte: a MySQL or
+   PostgreSQL dump that no longer matches is found without a server of its kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from histosynth.errors import DataError
+from histosynth.manifest import class_names_of
+from histosynth.package.schema import COLUMNS
+from histosynth.sql import schema
+from histosynth.sql.dump import DIALECTS, render
+from histosynth.sql.readback import database_from_dump, load_sqlite_dump, read_images, read_records
+
+SQL_DIR = "sql"
+# Ids listed in a problem line (the count says how many there are).
+SHOWN = 5
+
+
+def dump_path(package_dir: Path, dialect: str) -> Path:
+    return Path(package_dir) / SQL_DIR / f"{dialect}.sql"
+
+
+def check_dumps(package_dir: Path, metadata: pd.DataFrame) -> list[str]:
+    """Problems with ``package_dir/sql/*.sql`` given the package's ``metadata``; [] when they match."""
+    package_dir = Path(package_dir)
+    problems = [f"{SQL_DIR}/{name}.sql is missing" for name in DIALECTS if not dump_path(package_dir, name).is_file()]
+    sqlite_dump = dump_path(package_dir, "sqlite")
+    if not sqlite_dump.is_file():
+        return problems + [f"{SQL_DIR}/sqlite.sql holds the GAN and QA records the other dumps are checked against; "
+                           "rebuild the package (`dvc repro package`)"]
+    where = f"{SQL_DIR}/sqlite.sql"
+    try:
+        engine = load_sqlite_dump(sqlite_dump)
+    except DataError as err:
+        return problems + [str(err)]
+    try:
+        problems += dump_vs_metadata(engine, metadata, where)
+        db = database_from_dump(engine, metadata, where)
+    except DataError as err:
+        return problems + [str(err)]
+    finally:
+        engine.dispose()
+    for name in DIALECTS:
+        path = dump_path(package_dir, name)
+        line = path.is_file() and first_difference(render(db, name), path)
+        if line:
+            problems.append(f"{SQL_DIR}/{name}.sql differs from line {line} on from the {name} dump of the metadata "
+                            f"and the records in {SQL_DIR}/sqlite.sql; rebuild the package (`dvc repro package`) or "
+                            f"re-export it (`histosynth export-sql`)")
+    return problems
+
+
+def dump_vs_metadata(engine: Any, metadata: pd.DataFrame, where: str) -> list[str]:
+    """Differences between the loaded dump's classes and images and ``metadata``."""
+    problems = []
+    classes = [(row["id"], row["name"], row["folder"]) for row in read_records(engine, where)[schema.class_names.name]]
+    expected = list(enumerate(class_names_of(metadata)))
+    folders = metadata.groupby("label")["class_folder"].first()
+    expected = [(label, name, folders[label]) for label, name in expected]
+    if classes != expected:
+        problems.append(f"{where}: class_names holds {_show([c[1] for c in classes])}, "
+                        f"the metadata {_show([c[1] for c in expected])} (or their labels or folders differ)")
+    dumped = _rows_by_id(read_images(engine, where))
+    described = _rows_by_id(metadata)
+    missing = [key for key in described if key not in dumped]
+    extra = [key for key in dumped if key not in described]
+    changed = [(key, _differing_columns(described[key], dumped[key]))
+               for key in described if key in dumped and described[key] != dumped[key]]
+    if missing:
+        problems.append(f"{where}: {len(missing)} images of the metadata are missing from the images table: "
+                        f"{_show(missing)}")
+    if extra:
+        problems.append(f"{where}: {len(extra)} images in the images table are not in the metadata: {_show(extra)}")
+    if changed:
+        shown = "; ".join(f"{key!r} ({', '.join(columns)})" for key, columns in changed[:SHOWN])
+        more = f"; and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
+        problems.append(f"{where}: {len(changed)} images differ from the metadata: {shown}{more}")
+    return problems
+
+
+def _rows_by_id(frame: pd.DataFrame) -> dict[str, tuple[Any, ...]]:
+    values = frame[list(COLUMNS)].astype(object)
+    values = values.where(frame[list(COLUMNS)].notna(), None)
+    return {row[0]: row for row in values.itertuples(index=False, name=None)}
+
+
+def _differing_columns(a: tuple[Any, ...], b: tuple[Any, ...]) -> list[str]:
+    return [column for column, x, y in zip(COLUMNS, a, b) if x != y]
+
+
+def _show(items: list[Any]) -> str:
+    shown = ", ".join(repr(item) for item in items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def _lines(pieces: Iterable[str]) -> Iterator[str]:
+    """The text split after each newline, as a file opened with ``newline="\\n"`` reads it."""
+    pending = ""
+    for piece in pieces:
+        *complete, pending = (pending + piece).split("\n")
+        yield from (line + "\n" for line in complete)
+    if pending:
+        yield pending
+
+
+def first_difference(pieces: Iterable[str], path: Path) -> int | None:
+    """The first line (1-based) where ``path`` differs from the text ``pieces`` make; None if equal."""
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as file:
+        for number, (want, got) in enumerate(zip_longest(_lines(pieces), file), start=1):
+            if want != got:
+                return number
+    return None
