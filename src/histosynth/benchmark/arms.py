@@ -1,0 +1,143 @@
+"""The benchmark's training sets ("arms"), which differ only in their training images.
+
+- ``real_only``: the real train split.
+- ``affine``: the real train split plus the affine children of ``data/augmented`` (Rudi-style
+  augmentation, no GAN). The originals that ``augment`` copied are real train images already;
+  counting them once keeps the comparison fair when ``augment.per_class`` kept only a subset of
+  a large class's originals.
+- ``augmented``: the real train split plus every synthetic image of the package.
+- ``synthetic_only``: the synthetic images alone.
+
+Every arm selects its model on the real val split and is tested on the real test split.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from histosynth.augment.stage import SOURCE_ORIGINAL
+from histosynth.dataset import ImageSet, load_image_set
+from histosynth.errors import DataError
+from histosynth.manifest import SPLITS, class_names_of, read_manifest
+from histosynth.package import Package, load_package
+
+log = logging.getLogger(__name__)
+
+ARMS = ("real_only", "affine", "augmented", "synthetic_only")
+
+
+def concat(*sets: ImageSet) -> ImageSet:
+    """The images of ``sets`` one after the other (all with the same classes and image size)."""
+    return ImageSet(np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets]),
+                    sets[0].class_names)
+
+
+def first_per_class(images: ImageSet, n: int) -> ImageSet:
+    """The first ``n`` images of each class, in their order."""
+    keep = np.zeros(len(images), bool)
+    for label in range(len(images.class_names)):
+        keep[np.flatnonzero(images.labels == label)[:n]] = True
+    return ImageSet(images.images[keep], images.labels[keep], images.class_names)
+
+
+@dataclass(frozen=True)
+class BenchmarkData:
+    real_train: ImageSet
+    affine_children: ImageSet
+    synthetic: ImageSet
+    val: ImageSet
+    test: ImageSet
+
+    def __post_init__(self) -> None:
+        named = {"real train split": self.real_train, "affine children": self.affine_children,
+                 "synthetic images": self.synthetic, "real val split": self.val, "real test split": self.test}
+        for what, images in named.items():
+            if images.class_names != self.test.class_names:
+                raise DataError(f"the {what} have classes {list(images.class_names)} (by label), the real test "
+                                f"split {list(self.test.class_names)}; build every input from the same data/real")
+            if len(images) and images.image_size != self.test.image_size:
+                raise DataError(f"the {what} are {images.image_size} px, the real test split "
+                                f"{self.test.image_size} px; build every input at the same data.image_size")
+            if len(images) == 0 and what != "affine children":
+                raise DataError(f"the {what} are empty: the benchmark needs real train, val and test images "
+                                "and synthetic images")
+        missing = [name for k, name in enumerate(self.test.class_names) if not np.any(self.test.labels == k)]
+        if missing:
+            raise DataError(f"the real test split has no images of {missing}; every class needs test images "
+                            "for per-class ROC curves and the macro AUC")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.test.class_names
+
+    def arms(self) -> dict[str, ImageSet]:
+        """Each arm's training images, in :data:`ARMS` order."""
+        return {"real_only": self.real_train,
+                "affine": concat(self.real_train, self.affine_children),
+                "augmented": concat(self.real_train, self.synthetic),
+                "synthetic_only": self.synthetic}
+
+    def synthetic_per_class(self) -> int:
+        """The fewest synthetic images any class has (the largest sweep point)."""
+        return int(np.bincount(self.synthetic.labels, minlength=len(self.class_names)).min())
+
+    def augmented_with(self, n_per_class: int) -> ImageSet:
+        """The real train split plus the first ``n_per_class`` synthetic images of each class.
+
+        In package order (latent index), these are the images that ``generate.n_per_class:
+        n_per_class`` would have made.
+        """
+        if n_per_class > self.synthetic_per_class():
+            raise DataError(f"benchmark.sweep asks for {n_per_class} synthetic images per class; the package has "
+                            f"{self.synthetic_per_class()} for its smallest class (generate.n_per_class)")
+        return concat(self.real_train, first_per_class(self.synthetic, n_per_class))
+
+
+def load_benchmark_data(package_dir: Path | str, augmented_dir: Path | str) -> BenchmarkData:
+    """Read the package's real splits and synthetic images and the affine children of ``augmented_dir``."""
+    package = load_package(package_dir)
+    rows = package.metadata
+    for split in SPLITS:
+        if not ((rows["source"] == "real") & (rows["split"] == split)).any():
+            raise DataError(f"{package_dir}: the package holds no real {split} images; the benchmark trains on "
+                            "real train, selects models on real val and tests on real test (keep all three in "
+                            "package.real_splits)")
+    if not (rows["source"] == "synthetic").any():
+        raise DataError(f"{package_dir}: the package holds no synthetic images; the augmented and synthetic_only "
+                        "arms need them (generate.n_per_class)")
+    log.info("reading the package %s and the affine children of %s", package_dir, augmented_dir)
+    return BenchmarkData(real_train=package.image_set(split="train", source="real"),
+                         affine_children=affine_children(augmented_dir, package),
+                         synthetic=package.image_set(source="synthetic"),
+                         val=package.image_set(split="val", source="real"),
+                         test=package.image_set(split="test", source="real"))
+
+
+def affine_children(augmented_dir: Path | str, package: Package) -> ImageSet:
+    """The augmented images of ``augmented_dir`` (its originals left out), checked against the package.
+
+    The folder must have the package's classes, and its originals and the parents of its
+    children must be the package's real train images (same ids and MD5s): anything else would
+    mix in other data, or leak val and test images into training.
+    """
+    manifest = read_manifest(augmented_dir)
+    names = class_names_of(manifest)
+    if names != package.class_names:
+        raise DataError(f"{augmented_dir}: classes {names} (by label) differ from the package's "
+                        f"{package.class_names}; rebuild both from the same data/real (`dvc repro`)")
+    real_train = package.select(split="train", source="real")
+    real_md5 = dict(zip(real_train["id"], real_train["md5"]))
+    is_original = (manifest["source"] == SOURCE_ORIGINAL).to_numpy()
+    originals = manifest[is_original]
+    strangers = [i for i, md5 in zip(originals["id"], originals["md5"]) if real_md5.get(i) != md5]
+    strangers += sorted(set(manifest.loc[~is_original, "origin"]) - set(real_md5))
+    if strangers:
+        raise DataError(f"{augmented_dir}: made from images that are not the package's real train images "
+                        f"({len(strangers)}, e.g. {strangers[:3]}); rebuild data/augmented and data/package from "
+                        "the same data/real (`dvc repro`)")
+    everything = load_image_set(augmented_dir)
+    return ImageSet(everything.images[~is_original], everything.labels[~is_original], everything.class_names)

@@ -1,0 +1,61 @@
+"""The figures of ``reports/benchmark/metrics.json``: per arm over seeds, and the gains with intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from histosynth.benchmark.bootstrap import percentile_interval, resampled_scores, stratified_counts
+from histosynth.benchmark.scores import METRICS, scores
+from histosynth.benchmark.training import ArmRuns
+from histosynth.config.benchmark import BootstrapParams
+
+# (better arm?, than arm): the gains whose confidence intervals are reported.
+GAINS = (("augmented", "real_only"), ("augmented", "affine"))
+DIGITS = 6
+
+
+def over_seeds(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (None for a single seed) and the values themselves."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return {"mean": _round(float(np.mean(values))), "std": _round(std), "values": [_round(v) for v in values]}
+
+
+def seed_scores(runs: ArmRuns, labels: np.ndarray) -> dict[str, list[float]]:
+    """Each metric's value per seed for one training set."""
+    per_seed = [scores(labels, p) for p in runs.probabilities]
+    return {name: [s[name] for s in per_seed] for name in METRICS}
+
+
+def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int], bootstrap: BootstrapParams,
+              classifier: str) -> dict[str, Any]:
+    """metrics.json: per arm each metric's mean, std and per-seed values with its bootstrap interval,
+    the number of training images, and the gains of :data:`GAINS` with their intervals."""
+    counts = stratified_counts(labels, bootstrap.resamples, bootstrap.seed)
+    resampled = {arm: resampled_scores(runs.probabilities, labels, counts) for arm, runs in arms.items()}
+    values = {arm: seed_scores(runs, labels) for arm, runs in arms.items()}
+    summary: dict[str, Any] = {}
+    for arm, runs in arms.items():
+        figures: dict[str, Any] = {}
+        for name in METRICS:
+            low, high = percentile_interval(resampled[arm][name], bootstrap.confidence)
+            figures[name] = {**over_seeds(values[arm][name]), "ci_low": _round(low), "ci_high": _round(high)}
+        summary[arm] = {**figures, "n_train": runs.n_train}
+    summary["gains"] = {}
+    for better, than in GAINS:
+        gains = {}
+        for name in METRICS:
+            low, high = percentile_interval(resampled[better][name] - resampled[than][name], bootstrap.confidence)
+            mean = float(np.mean(values[better][name]) - np.mean(values[than][name]))
+            gains[name] = {"mean": _round(mean), "ci_low": _round(low), "ci_high": _round(high)}
+        summary["gains"][f"{better}_vs_{than}"] = gains
+    summary.update(seeds=list(seeds), n_test=len(labels), classifier=classifier,
+                   bootstrap={"resamples": bootstrap.resamples, "confidence": bootstrap.confidence,
+                              "seed": bootstrap.seed, "method": "paired, class-stratified, percentile"})
+    return summary
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, DIGITS)

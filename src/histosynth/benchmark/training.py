@@ -1,0 +1,106 @@
+"""Training every (arm, seed) with the same recipe and collecting its real-test probabilities.
+
+Each training runs on one torch thread (see :func:`histosynth.classifier.train.train_classifier`)
+and is a function of its data, recipe and seed alone, so several of them can run at once in
+worker processes and the results are the same bits whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from histosynth.classifier.embed import predict_proba
+from histosynth.classifier.train import EpochRecord, train_classifier
+from histosynth.config.benchmark import BenchmarkParams
+from histosynth.config.classifier import Arch, ClassifierRecipe
+from histosynth.dataset import ImageSet
+from histosynth.generate.sampler import usable_cores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training: which training set (an arm or a sweep point) and which seed."""
+
+    name: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    probabilities: np.ndarray  # (N_test, K) float32 softmax outputs on the real test split
+    best_epoch: int
+    history: tuple[EpochRecord, ...]
+
+
+@dataclass(frozen=True)
+class ArmRuns:
+    """One training set's results, one per seed in the order of the seeds."""
+
+    results: tuple[RunResult, ...]
+    n_train: int
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """(seeds, N_test, K) float32."""
+        return np.stack([r.probabilities for r in self.results])
+
+
+def train_and_predict(train: ImageSet, val: ImageSet, test_images: np.ndarray, recipe: ClassifierRecipe,
+                      arch: Arch) -> RunResult:
+    """Train on ``train`` (model selection on ``val``) and return the test probabilities."""
+    trained = train_classifier(train, val, recipe, arch)
+    return RunResult(predict_proba(trained.model, test_images), trained.best_epoch, trained.history)
+
+
+def run_all(training_sets: dict[str, ImageSet], params: BenchmarkParams, val: ImageSet,
+            test_images: np.ndarray) -> dict[str, ArmRuns]:
+    """Every training set with every seed of ``params``, ``params.threads`` trainings at once.
+
+    The results are in the order of the training sets and seeds, whatever order they finished in.
+    """
+    runs = [Run(name, seed) for name in training_sets for seed in params.seeds]
+    workers = min(params.threads or usable_cores(), len(runs))
+    arch = params.classifier
+    log.info("%d trainings (%d training sets x %d seeds) of %s, %d at once", len(runs), len(training_sets),
+             len(params.seeds), arch, workers)
+    bar = tqdm(total=len(runs), desc="benchmark", unit="training")
+    results: dict[Run, RunResult] = {}
+
+    def done(run: Run, result: RunResult) -> None:
+        results[run] = result
+        log.info("%s, seed %d: best epoch %d of %d", run.name, run.seed, result.best_epoch, len(result.history))
+        bar.update()
+
+    with bar:
+        if workers <= 1:
+            for run in runs:
+                done(run, train_and_predict(training_sets[run.name], val, test_images, params.recipe(run.seed), arch))
+        else:
+            # spawn: a fresh interpreter per worker, safe whatever threads torch has started here.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+                # The largest training sets first: no worker is left with a long one at the end.
+                by_size = sorted(runs, key=lambda run: -len(training_sets[run.name]))
+                futures: dict[Future[RunResult], Run] = {
+                    pool.submit(train_and_predict, training_sets[run.name], val, test_images,
+                                params.recipe(run.seed), arch): run
+                    for run in by_size}
+                for future in as_completed(futures):
+                    done(futures[future], future.result())
+    return {name: ArmRuns(tuple(results[Run(name, seed)] for seed in params.seeds), len(images))
+            for name, images in training_sets.items()}
+
+
+def _quiet_worker() -> None:
+    """Workers' own progress bars would garble the parent's; their errors come back through the futures."""
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker process
