@@ -178,5 +178,18 @@ def report(
     run_guarded(lambda: build_report(root, out))
 
 
+@app.command("export-sql")
+def export_sql(
+    package_dir: Path = typer.Argument(..., help="A package folder (data/package, or one fetched with `dvc get`)."),
+    dialect: Literal["mysql", "postgresql", "sqlite"] = typer.Option(..., help="SQL dialect of the dump."),
+    out: Path | None = typer.Option(None, help="File to write (replaced when complete; default: standard output)."),
+) -> None:
+    """Dump a package's database for one SQL dialect (images from metadata.parquet, GAN and QA records
+    from sql/sqlite.sql); the same bytes as the package's sql/<dialect>.sql."""
+    from histosynth.sql import export_sql as run
+
+    run_guarded(lambda: run(package_dir, dialect, out))
+
+
 if __name__ == "__main__":
     app()

@@ -23,6 +23,9 @@ def export_sql(package_dir: Path, dialect: str, out: Path | None = None) -> None
     """Write the ``dialect`` dump of ``package_dir``'s database to ``out`` (None: standard output)."""
     dialect_of(dialect)
     package_dir = Path(package_dir)
+    if not (package_dir / METADATA_PARQUET).is_file():
+        raise DataError(f"{package_dir}: no {METADATA_PARQUET}; give the folder of a histosynth package "
+                        "(e.g. data/package)")
     metadata = read_metadata_parquet(package_dir / METADATA_PARQUET)
     records_dump = dump_path(package_dir, "sqlite")
     if not records_dump.is_file():
