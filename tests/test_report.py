@@ -105,7 +105,7 @@ def test_benchmark_shows_every_arm_gains_and_confusion(html: str) -> None:
     benchmark = part(html, "benchmark")
     for title in ("real only", "real + affine augmentation", "real + synthetic", "synthetic only"):
         assert f"<td>{title}</td>" in benchmark
-    assert "real + synthetic vs real only" in benchmark and "95% interval" in benchmark
+    assert "real + synthetic vs real only" in benchmark and "95% confidence interval" in benchmark
     assert len(Tags(benchmark).all("table")) == 2 + len(ARMS)  # arms, gains, one confusion table per arm
 
 
@@ -134,6 +134,20 @@ def test_missing_roc_curves_alone_give_a_note_beside_the_tables(copy: Path) -> N
     benchmark = part(build_report(copy).read_text(encoding="utf-8"), "benchmark")
     assert benchmark.count("not computed: run <code>dvc repro benchmark</code>") == 1
     assert "<td>real + synthetic</td>" in benchmark and not Tags(benchmark).all("img")
+
+
+def test_a_single_seed_has_no_spread(copy: Path) -> None:
+    """One seed gives no standard deviation (null in metrics.json, empty in sweep.csv): means only."""
+    path = copy / "reports/benchmark/metrics.json"
+    metrics = json.loads(path.read_text())
+    for arm in ARMS:
+        for figure in ("accuracy", "balanced_accuracy", "auc"):
+            metrics[arm][figure].update(std=None, values=metrics[arm][figure]["values"][:1])
+    path.write_text(json.dumps(metrics))
+    sweep = pd.read_csv(copy / "reports/benchmark/sweep.csv").assign(accuracy_std=None)
+    sweep.to_csv(copy / "reports/benchmark/sweep.csv", index=False)
+    benchmark = part(build_report(copy).read_text(encoding="utf-8"), "benchmark")
+    assert "±" not in benchmark.split("<table>")[1] and len(Tags(benchmark).all("img")) == 2  # ROC and sweep
 
 
 def test_an_empty_project_gives_a_page_of_notes(tmp_path: Path) -> None:

@@ -42,11 +42,13 @@ class TrainMetrics(_Input):
 
 
 class Spread(_Input):
-    """A figure over several seeds."""
+    """A figure over several seeds: mean, standard deviation (None for one seed), optional confidence interval."""
 
     mean: float
-    std: float
+    std: float | None
     values: list[float] = Field(default_factory=list)
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 class ArmMetrics(_Input):
@@ -73,6 +75,7 @@ class BenchmarkMetrics(_Input):
     seeds: list[int] = Field(default_factory=list)
     n_test: int | None = None
     classifier: str | None = None
+    bootstrap: dict[str, Any] = Field(default_factory=dict)  # how the intervals were made (confidence, ...)
 
     @model_validator(mode="before")
     @classmethod

@@ -62,6 +62,7 @@ class BenchmarkView:
     seeds: list[int]
     n_test: int | None
     classifier: str | None
+    confidence: float | None  # level of the confidence intervals, when metrics.json states it
     roc: bytes | Missing
     confusion: list[ConfusionTable] | Missing
     sweep: bytes | None  # the sweep is optional; no note when it was not run
@@ -91,10 +92,15 @@ def benchmark_section(root: Path, class_names: list[str]) -> BenchmarkView | Mis
         seeds=metrics.seeds,
         n_test=metrics.n_test,
         classifier=metrics.classifier,
+        confidence=_confidence(metrics.bootstrap.get("confidence")),
         roc=_roc(folder / "roc", order),
         confusion=_confusions(folder / "confusion", order, class_names),
         sweep=None if sweep is None or sweep.empty else figures.sweep_curve(sweep),
     )
+
+
+def _confidence(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else None
 
 
 def _roc(folder: Path, arms: list[str]) -> bytes | Missing:
