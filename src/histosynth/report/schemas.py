@@ -10,6 +10,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+def number_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a number (not a bool); None otherwise (absent, null, text)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -26,14 +31,13 @@ class QaClass(_Input):
     gates: dict[str, GateVerdict]
 
     def figure(self, key: str) -> float | None:
-        value = (self.model_extra or {}).get(key)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return number_or_none((self.model_extra or {}).get(key))
 
 
 class QaMetrics(_Input):
     passed: bool
     classes: dict[str, QaClass]
-    fid: dict[str, float | None] = Field(default_factory=dict)
+    fid: dict[str, Any] = Field(default_factory=dict)
     featurenet: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -1,7 +1,7 @@
 """The benchmark section: the classifier trained on each training-data arm, tested on real images.
 
 Reads reports/benchmark/: metrics.json (mean and spread over seeds per arm, confidence intervals
-of the gains), roc/<arm>.csv, confusion/<arm>.csv and the optional sweep.csv.
+of the figures and of the gains), roc/<arm>.csv, confusion/<arm>.csv and the optional sweep.csv.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 from histosynth import paths
 from histosynth.report import figures
 from histosynth.report.inputs import Missing, read_json, read_table
-from histosynth.report.schemas import ArmMetrics, BenchmarkMetrics, Gain
+from histosynth.report.schemas import ArmMetrics, BenchmarkMetrics, Gain, number_or_none
 
 ARM_TITLES = {
     "real_only": "real only",
@@ -100,7 +100,8 @@ def benchmark_section(root: Path, class_names: list[str]) -> BenchmarkView | Mis
 
 
 def _confidence(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else None
+    level = number_or_none(value)
+    return level if level is not None and 0 < level < 1 else None
 
 
 def _roc(folder: Path, arms: list[str]) -> bytes | Missing:

@@ -8,7 +8,7 @@ from pathlib import Path
 from histosynth import paths
 from histosynth.qa.gates import GATES, Gate
 from histosynth.report.inputs import Missing, read_json
-from histosynth.report.schemas import QaMetrics
+from histosynth.report.schemas import QaMetrics, number_or_none
 
 # What each gate checks, in words for the people who judge the images.
 GATE_TEXT: dict[str, tuple[str, str]] = {
@@ -29,9 +29,9 @@ GATE_TEXT: dict[str, tuple[str, str]] = {
     "duplicates": ("Duplicates",
                    "Share of synthetic tiles that are pixel-identical to another one. Should be 0."),
     "memorisation_pixel": ("Near-copies (pixels)",
-                           "Share of synthetic tiles closer, pixel by pixel, to a training tile than almost any "
-                           "new real tile is: a generator must not reproduce (patient) training images. "
-                           "Lower is better."),
+                           "Share of synthetic tiles that sit, pixel by pixel, unusually close to one particular "
+                           "training tile (much closer to it than to any other, more so than almost any new real "
+                           "tile): a generator must not reproduce (patient) training images. Lower is better."),
     "memorisation_feature": ("Near-copies (features)",
                              "The same near-copy check in the classifier's feature space, which also catches "
                              "shifted or recoloured copies. Lower is better."),
@@ -91,16 +91,15 @@ def qa_section(metrics: QaMetrics | None) -> QaView | Missing:
     classes = list(metrics.classes)
     rows = [_gate_row(gate, metrics) for gate in GATES
             if any(gate.name in figures.gates for figures in metrics.classes.values())]
-    fid = metrics.fid.get("fid")
-    accuracy = metrics.featurenet.get("real_test_accuracy")
+    fid = number_or_none(metrics.fid.get("fid"))
     return QaView(
         passed=metrics.passed,
         failed_gates=sum(cell.passed is False for row in rows for cell in row.cells),
         classes=classes,
         class_passed=[metrics.classes[name].passed for name in classes],
         rows=rows,
-        overall_fid=None if fid is None else (fid, metrics.fid.get("fid_real_floor")),
-        featurenet_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
+        overall_fid=None if fid is None else (fid, number_or_none(metrics.fid.get("fid_real_floor"))),
+        featurenet_accuracy=number_or_none(metrics.featurenet.get("real_test_accuracy")),
     )
 
 
