@@ -191,5 +191,27 @@ def export_sql(
     run_guarded(lambda: run(package_dir, dialect, out))
 
 
+@app.command()
+def benchmark(
+    params_file: Path = ParamsOption,
+    package_dir: Path = typer.Option(paths.PACKAGE_DIR, "--package", help="Package folder (real splits + synthetic)."),
+    augmented: Path = typer.Option(paths.AUGMENTED_DIR, help="Folder written by `augment` (the affine arm)."),
+    out: Path = typer.Option(paths.BENCHMARK_REPORT_DIR, help="Report folder (metrics.json, roc/, confusion/, "
+                             "history/, sweep.csv); replaced."),
+    threads: int | None = typer.Option(None, min=0, help="Trainings at once, 0 = one per core; changes no result "
+                                       "(default: benchmark.threads)."),
+) -> None:
+    """Train the same classifier on real only, real + affine, real + synthetic and synthetic only; test on real."""
+    from histosynth.benchmark import run_benchmark
+
+    def job() -> None:
+        params = load_params(params_file).benchmark
+        if threads is not None:
+            params = params.model_copy(update={"threads": threads})
+        run_benchmark(params, package_dir, augmented, out)
+
+    run_guarded(job)
+
+
 if __name__ == "__main__":
     app()
