@@ -19,8 +19,7 @@ from sql_servers import Server, mariadb, postgresql  # noqa: F401  (session fixt
 from sqlalchemy import insert
 
 from histosynth.manifest import class_names_of
-from histosynth.sql import DIALECTS, PackageDatabase, build_database, write_dumps
-from histosynth.sql import schema
+from histosynth.sql import DIALECTS, PackageDatabase, build_database, schema, write_dumps
 from histosynth.sql.dump import dialect_of
 
 HEX = {"mysql": "HEX({})", "postgresql": "encode(convert_to({}, 'UTF8'), 'hex')", "sqlite": "hex({})"}

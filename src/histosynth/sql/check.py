@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -35,11 +35,12 @@ def dump_path(package_dir: Path, dialect: str) -> Path:
 def check_dumps(package_dir: Path, metadata: pd.DataFrame) -> list[str]:
     """Problems with ``package_dir/sql/*.sql`` given the package's ``metadata``; [] when they match."""
     package_dir = Path(package_dir)
-    problems = [f"{SQL_DIR}/{name}.sql is missing" for name in DIALECTS if not dump_path(package_dir, name).is_file()]
+    problems = [f"{SQL_DIR}/{name}.sql is missing" for name in DIALECTS
+                if name != "sqlite" and not dump_path(package_dir, name).is_file()]
     sqlite_dump = dump_path(package_dir, "sqlite")
     if not sqlite_dump.is_file():
-        return problems + [f"{SQL_DIR}/sqlite.sql holds the GAN and QA records the other dumps are checked against; "
-                           "rebuild the package (`dvc repro package`)"]
+        return problems + [f"{SQL_DIR}/sqlite.sql is missing, and with it the GAN and QA records the dumps are "
+                           "checked against; rebuild the package (`dvc repro package`)"]
     where = f"{SQL_DIR}/sqlite.sql"
     try:
         engine = load_sqlite_dump(sqlite_dump)
@@ -56,22 +57,25 @@ def check_dumps(package_dir: Path, metadata: pd.DataFrame) -> list[str]:
         path = dump_path(package_dir, name)
         line = path.is_file() and first_difference(render(db, name), path)
         if line:
-            problems.append(f"{SQL_DIR}/{name}.sql differs from line {line} on from the {name} dump of the metadata "
-                            f"and the records in {SQL_DIR}/sqlite.sql; rebuild the package (`dvc repro package`) or "
-                            f"re-export it (`histosynth export-sql`)")
+            problems.append(f"{SQL_DIR}/{name}.sql line {line}: not what the metadata and the records in "
+                            f"{SQL_DIR}/sqlite.sql render; rebuild the package (`dvc repro package`) or re-export "
+                            f"the dump (`histosynth export-sql`)")
     return problems
 
 
 def dump_vs_metadata(engine: Any, metadata: pd.DataFrame, where: str) -> list[str]:
     """Differences between the loaded dump's classes and images and ``metadata``."""
     problems = []
-    classes = [(row["id"], row["name"], row["folder"]) for row in read_records(engine, where)[schema.class_names.name]]
-    expected = list(enumerate(class_names_of(metadata)))
+    dumped_classes = {row["id"]: (row["name"], row["folder"])
+                      for row in read_records(engine, where)[schema.class_names.name]}
     folders = metadata.groupby("label")["class_folder"].first()
-    expected = [(label, name, folders[label]) for label, name in expected]
-    if classes != expected:
-        problems.append(f"{where}: class_names holds {_show([c[1] for c in classes])}, "
-                        f"the metadata {_show([c[1] for c in expected])} (or their labels or folders differ)")
+    described_classes = {label: (name, folders[label]) for label, name in enumerate(class_names_of(metadata))}
+    differing = [f"label {label}: {_class(dumped_classes.get(label))} in the dump, "
+                 f"{_class(described_classes.get(label))} in the metadata"
+                 for label in sorted(set(dumped_classes) | set(described_classes))
+                 if dumped_classes.get(label) != described_classes.get(label)]
+    if differing:
+        problems.append(f"{where}: class_names differs from the metadata: {_show(differing, show_item=str)}")
     dumped = _rows_by_id(read_images(engine, where))
     described = _rows_by_id(metadata)
     missing = [key for key in described if key not in dumped]
@@ -79,14 +83,14 @@ def dump_vs_metadata(engine: Any, metadata: pd.DataFrame, where: str) -> list[st
     changed = [(key, _differing_columns(described[key], dumped[key]))
                for key in described if key in dumped and described[key] != dumped[key]]
     if missing:
-        problems.append(f"{where}: {len(missing)} images of the metadata are missing from the images table: "
+        problems.append(f"{where}: {_images(len(missing))} of the metadata missing from the images table: "
                         f"{_show(missing)}")
     if extra:
-        problems.append(f"{where}: {len(extra)} images in the images table are not in the metadata: {_show(extra)}")
+        problems.append(f"{where}: {_images(len(extra))} in the images table not in the metadata: {_show(extra)}")
     if changed:
         shown = "; ".join(f"{key!r} ({', '.join(columns)})" for key, columns in changed[:SHOWN])
         more = f"; and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
-        problems.append(f"{where}: {len(changed)} images differ from the metadata: {shown}{more}")
+        problems.append(f"{where}: {_images(len(changed))} differing from the metadata: {shown}{more}")
     return problems
 
 
@@ -100,8 +104,16 @@ def _differing_columns(a: tuple[Any, ...], b: tuple[Any, ...]) -> list[str]:
     return [column for column, x, y in zip(COLUMNS, a, b) if x != y]
 
 
-def _show(items: list[Any]) -> str:
-    shown = ", ".join(repr(item) for item in items[:SHOWN])
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
+def _class(name_and_folder: tuple[str, str] | None) -> str:
+    return "nothing" if name_and_folder is None else f"{name_and_folder[0]!r} (folder {name_and_folder[1]})"
+
+
+def _show(items: list[Any], show_item: Callable[[Any], str] = repr) -> str:
+    shown = ", ".join(show_item(item) for item in items[:SHOWN])
     return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
 

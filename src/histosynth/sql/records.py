@@ -161,7 +161,8 @@ def _training_row(record: dict[str, Any]) -> Row:
     params = dict(record.get("params") or {})
     missing = [key for key in REQUIRED_PARAMS if params.get(key) is None]
     if missing:
-        raise DataError(f"GAN training record: params {', '.join(missing)} missing; retrain the GAN (`dvc repro train`)")
+        raise DataError(f"GAN training record: params {', '.join(missing)} missing; "
+                        "retrain the GAN (`dvc repro train`)")
     optimizer = record.get("optimizer", "adam")
     betas = params.pop("betas", None) or (None, None)
     lr_step = params.pop("lr_step", None) or (None, None)
