@@ -78,7 +78,8 @@ def place_file(job: Job, link: bool) -> Placed:
     return Placed(md5, *png_size(data, job.source), linked)
 
 
-def place_files(jobs: Iterable[Job], total: int, link: bool) -> Iterator[Placed]:
-    """Place and hash every job's file on all cores; yield the results in input order."""
-    placed = ordered_map(partial(place_file, link=link), jobs)
+def place_files(jobs: Iterable[Job], total: int, link: bool, workers: int | None = None) -> Iterator[Placed]:
+    """Place and hash every job's file on ``workers`` threads (default: all usable cores); yield the
+    results in input order."""
+    placed = ordered_map(partial(place_file, link=link), jobs, workers)
     yield from tqdm(placed, total=total, unit="img", desc="package", mininterval=1.0, disable=total < 1000)

@@ -56,7 +56,7 @@ def counts_table(metadata: pd.DataFrame, class_names: list[str]) -> str:
 
 
 def qa_section(qa_metrics: dict[str, Any], enforce: bool) -> str:
-    verdict = "passed every gate" if qa_metrics.get("passed") else (
+    verdict = f"passed every gate (`qa.enforce`: {str(enforce).lower()})" if qa_metrics.get("passed") else (
         f"failed {qa_metrics.get('failed_gates', 'some')} gate(s) and was packaged because `qa.enforce` is false")
     rows = []
     for name, figures in qa_metrics.get("classes", {}).items():
@@ -69,7 +69,7 @@ def qa_section(qa_metrics: dict[str, Any], enforce: bool) -> str:
         rows.append(row)
     header = ["class", *(f"{title} (real floor)" if floor else title for _, title, floor in QA_FIGURES), "passed"]
     return "\n".join([
-        f"The synthetic set {verdict} (`qa.enforce`: {str(enforce).lower()}). Figures per class compare the "
+        f"The synthetic set {verdict}. Figures per class compare the "
         "synthetic images with real ones; in brackets the same figure between two sets of real images, i.e. "
         "what a perfect generator would score with these sample sizes. Details: `reports/qa/metrics.json` of "
         "the pipeline that made this package.",

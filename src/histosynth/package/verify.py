@@ -162,9 +162,9 @@ def _hash_and_compare(root: Path, expected: dict[str, str], present: set[str], r
     found = [path for path in expected if path in present]
     report.files_checked = len(found)
     targets = sorted(path for path in found if expected[path])  # "" = no MD5 to compare with
-    hashes = ordered_map(lambda path: md5_file(root / path), targets)
-    for path, md5 in zip(targets, tqdm(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
-                                       disable=len(targets) < 1000)):
+    hashes = zip(targets, ordered_map(lambda path: md5_file(root / path), targets))
+    for path, md5 in tqdm(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
+                          disable=len(targets) < 1000):
         if md5 != expected[path]:
             report.modified.append(path)
 
