@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from histosynth.cli import app
 from histosynth.errors import DataError
 from histosynth.fsutil import safe_name
 from histosynth.package.schema import read_metadata_csv, read_metadata_parquet
@@ -179,3 +181,30 @@ def test_refusal_names_the_failing_classes(inputs: PackageInputs, tmp_path: Path
     inputs.qa_metrics.write_text(json.dumps({"passed": False, "classes": {"NA": {"passed": False}}}))
     with pytest.raises(DataError, match=r"classes: NA\)"):
         build(inputs, tmp_path / "package")
+
+
+def run_cli_package(inputs: PackageInputs, tmp_path: Path, params_yaml: str) -> tuple[int, str]:
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(params_yaml, encoding="utf-8")
+    result = CliRunner().invoke(app, ["package", "--params", str(params_file), "--real", str(inputs.real),
+                                      "--synthetic", str(inputs.synthetic), "--gan", str(inputs.gan),
+                                      "--qa-metrics", str(inputs.qa_metrics), "--out", str(tmp_path / "package")])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_cli_packages_what_verify_accepts(inputs: PackageInputs, tmp_path: Path) -> None:
+    code, output = run_cli_package(inputs, tmp_path, "package: {name: cli-set, version: 0.2.0}\n")
+    assert code == 0, output
+    assert (tmp_path / "package" / "README.md").read_text("utf-8").startswith("# cli-set 0.2.0\n")
+    verified = CliRunner().invoke(app, ["verify", str(tmp_path / "package")])
+    assert verified.exit_code == 0 and verified.output.startswith("OK: ")
+
+
+def test_cli_refusal_is_one_line_without_traceback(tmp_path: Path) -> None:
+    inputs = write_package_inputs(tmp_path / "inputs", qa_passed=False, per_split=1, n_synthetic=1)
+    code, output = run_cli_package(inputs, tmp_path, "qa: {enforce: true}\n")
+    assert code == 2
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "failed QA" in errors[0] and "Traceback" not in output
+    assert not (tmp_path / "package").exists()
