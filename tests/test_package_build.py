@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -208,3 +209,15 @@ def test_cli_refusal_is_one_line_without_traceback(tmp_path: Path) -> None:
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "failed QA" in errors[0] and "Traceback" not in output
     assert not (tmp_path / "package").exists()
+
+
+def test_card_records_the_git_revision_of_the_code(inputs: PackageInputs, tmp_path: Path) -> None:
+    build_package(package_params(), inputs.real, inputs.synthetic, inputs.gan, inputs.qa_metrics, tmp_path / "package")
+    card = (tmp_path / "package" / "README.md").read_text("utf-8")
+    assert re.search(r"git revision `([0-9a-f]{40}( with uncommitted changes)?|unknown \(not a git checkout\))`", card)
+
+
+def test_unreadable_qa_verdict_is_a_clear_error(inputs: PackageInputs, tmp_path: Path) -> None:
+    inputs.qa_metrics.write_text("{passed: yes")
+    with pytest.raises(DataError, match="not valid JSON"):
+        build(inputs, tmp_path / "package")

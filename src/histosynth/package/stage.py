@@ -36,7 +36,10 @@ def read_qa_verdict(qa_metrics_file: Path, enforce: bool) -> dict[str, Any]:
     """reports/qa/metrics.json, or a DataError when the synthetic set may not be packaged."""
     if not qa_metrics_file.is_file():
         raise DataError(f"{qa_metrics_file}: no QA verdict; run the qa stage first (`dvc repro qa`)")
-    metrics = json.loads(qa_metrics_file.read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads(qa_metrics_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{qa_metrics_file}: not valid JSON ({err}); rerun the qa stage (`dvc repro qa`)") from None
     if enforce and metrics.get("passed") is not True:
         failed = [name for name, figures in metrics.get("classes", {}).items() if not figures.get("passed")]
         raise DataError(f"{qa_metrics_file}: the synthetic set failed QA (classes: {', '.join(failed) or '?'}), "
@@ -44,14 +47,16 @@ def read_qa_verdict(qa_metrics_file: Path, enforce: bool) -> dict[str, Any]:
     return metrics
 
 
-def git_revision(where: Path = Path(".")) -> str:
-    """The checked-out commit, marked when src/ has uncommitted changes; 'unknown' outside git."""
-    def git(*args: str) -> str:
+def git_revision() -> str:
+    """The commit of the histosynth source that is running, marked when its src/ or stages/ have
+    uncommitted changes; 'unknown' when it is not a git checkout (e.g. an installed wheel)."""
+    def git(where: Path, *args: str) -> str:
         return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--", "src", "stages")
+        top = Path(git(Path(__file__).resolve().parent, "rev-parse", "--show-toplevel"))
+        commit = git(top, "rev-parse", "HEAD")
+        dirty = git(top, "status", "--porcelain", "--", "src", "stages")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return f"{commit} with uncommitted changes" if dirty else commit
