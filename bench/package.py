@@ -227,7 +227,8 @@ def markdown(results: dict) -> str:
         f"load average at start {results['load_average_start']}, at end {results['load_average_end']} "
         "(other jobs share the cores: see the spread over rounds).",
         "",
-        f"{n:,} PNG images of {t['image_size']} px, {t['classes']} classes (20% real in train/val/test, 80% synthetic); "
+        f"{n:,} PNG images of {t['image_size']} px, {t['classes']} classes (20% real in train/val/test, "
+        "80% synthetic); "
         f"package {t['package_mib']} MiB, of which SQL dumps "
         f"{', '.join(f'{k} {v} MiB' for k, v in t['sql_mib'].items())}. Medians over {t['rounds']} rounds; "
         "cores busy = process CPU seconds / wall seconds.",

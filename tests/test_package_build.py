@@ -49,7 +49,8 @@ def test_md5sum_checks_every_class_folder_and_the_top_level(inputs: PackageInput
     top_files = ["README.md", "metadata.csv", "metadata.parquet", "sql/mysql.sql", "sql/postgresql.sql",
                  "sql/sqlite.sql"]
     for folder, listed in [*((f, sorted(p.name for p in f.glob("*.png"))) for f in folders), (out, top_files)]:
-        result = subprocess.run(["md5sum", "--check", "--strict", "MD5SUMS"], cwd=folder, capture_output=True, text=True)
+        result = subprocess.run(["md5sum", "--check", "--strict", "MD5SUMS"], cwd=folder, capture_output=True,
+                                text=True)
         assert result.returncode == 0, result.stdout + result.stderr
         assert sorted(result.stdout.splitlines()) == sorted(f"{name}: OK" for name in listed)
 

@@ -99,8 +99,8 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
         "",
         "Package parameters:",
         "",
-        table(["parameter", "value"], [[f"package.{key}", json.dumps(value, ensure_ascii=False)]
-                                        for key, value in params.package.model_dump(exclude=UNTABULATED_PARAMS).items()]),
+        table(["parameter", "value"], [[f"package.{key}", json.dumps(value, ensure_ascii=False)] for key, value
+                                        in params.package.model_dump(exclude=UNTABULATED_PARAMS).items()]),
     ])
 
 

@@ -66,7 +66,8 @@ class Package:
             images[i] = image
         return ImageSet(images, rows["label"].to_numpy(np.int64), tuple(self.class_names))
 
-    def images(self, split: str | None = None, source: str | None = None) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    def images(self, split: str | None = None,
+               source: str | None = None) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
         """``(metadata row as a dict, (H, W, 3) uint8 image)`` for the selected images, streaming."""
         rows = self.select(split, source)
         return zip(rows.to_dict("records"), ordered_map(_read_image, self.paths(rows)))

@@ -17,9 +17,12 @@ from pandera.errors import SchemaError, SchemaErrors
 from histosynth.errors import DataError
 from histosynth.manifest import SPLITS
 
+# The package's layout (DESIGN.md "Package layout").
 METADATA_CSV = "metadata.csv"
 METADATA_PARQUET = "metadata.parquet"
 IMAGES_DIR = "images"
+CARD_NAME = "README.md"
+SQL_DIR = "sql"
 SOURCES = ("real", "synthetic")
 # Filled for synthetic images only (how the GAN made them); null for real ones.
 GENERATOR_COLUMNS = ("generator_run", "arch", "seed", "latent_index")

@@ -15,21 +15,19 @@ from histosynth.config import Params
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_bytes, atomic_write_text
 from histosynth.gan.checkpoint import read_record
-from histosynth.generate.md5sums import MD5SUMS_NAME, write_md5sums
+from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import md5_file
 from histosynth.manifest import class_names_of
 from histosynth.package.assemble import Job, place_files
 from histosynth.package.card import dataset_card
 from histosynth.package.collect import SOURCE_FILE, plan_rows
 from histosynth.package.schema import (
-    COLUMNS, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, metadata_csv_bytes, metadata_parquet_bytes, validate_metadata,
+    CARD_NAME, COLUMNS, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, SQL_DIR, metadata_csv_bytes,
+    metadata_parquet_bytes, validate_metadata,
 )
 from histosynth.sql import build_database, write_dumps
 
 log = logging.getLogger(__name__)
-
-CARD_NAME = "README.md"
-SQL_DIR = "sql"
 
 
 def read_qa_verdict(qa_metrics_file: Path, enforce: bool) -> dict[str, Any]:

@@ -19,14 +19,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from histosynth.errors import DataError
+from histosynth.generate.md5sums import MD5SUMS_NAME
 from histosynth.images import md5_file
 from histosynth.package.parallel import ordered_map
 from histosynth.package.schema import (
-    IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, read_metadata_csv, read_metadata_parquet,
+    CARD_NAME, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, read_metadata_csv, read_metadata_parquet,
 )
+from histosynth.sql import check_dumps
 
-MD5SUMS_NAME = "MD5SUMS"
-CARD_NAME = "README.md"
 # Top-level files every package has, whatever its MD5SUMS says.
 REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET)
 # "<md5>  <name>" (text mode) or "<md5> *<name>" (binary mode), as md5sum writes them.
@@ -185,8 +185,6 @@ def verify_package(path: Path | str) -> VerifyReport:
     report.extra += sorted(present - expected.keys())
     _hash_and_compare(root, expected, present, report)
     if metadata is not None:
-        from histosynth.sql import check_dumps
-
         report.problems += check_dumps(root, metadata)
     report.missing = sorted(set(report.missing))
     report.modified.sort()
