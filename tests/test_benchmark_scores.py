@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from histosynth.benchmark.bootstrap import percentile_interval, resampled_scores, stratified_counts, weighted_auc
+from histosynth.benchmark.bootstrap import (
+    mean_over_seeds, percentile_interval, resampled_scores, seed_picks, stratified_counts, weighted_auc,
+)
 from histosynth.benchmark.scores import METRICS, MICRO, macro_auc, roc_curves, scores
 from histosynth.benchmark.summary import GAINS, summarise
 from histosynth.benchmark.training import ArmRuns, RunResult
@@ -41,7 +43,7 @@ def test_binary_auc_is_scikit_learns_binary_auc():
     probabilities = noisy_probabilities(labels, 2, 1.0, seed=0)
     assert macro_auc(labels, probabilities) == roc_auc_score(labels, probabilities[:, 1])
     counts = stratified_counts(labels, 3, seed=0)
-    resampled = resampled_scores(probabilities[None], labels, counts)["auc"]
+    (resampled,) = resampled_scores(probabilities[None], labels, counts)["auc"]
     for row, value in zip(counts, resampled):
         assert value == pytest.approx(roc_auc_score(labels, probabilities[:, 1], sample_weight=row))
 
@@ -56,15 +58,26 @@ def test_weighted_auc_is_scikit_learns_auc_with_sample_weights_ties_included():
             assert value == pytest.approx(roc_auc_score(labels == k, probabilities[:, k], sample_weight=row), abs=1e-12)
 
 
-def test_a_resample_scores_like_the_resampled_images_averaged_over_seeds():
+def test_a_resample_scores_each_seed_like_the_resampled_images():
     labels = np.random.default_rng(4).integers(0, 4, 60)
     seeds = np.stack([noisy_probabilities(labels, 4, 1.2, seed=s) for s in range(3)])
     counts = stratified_counts(labels, 4, seed=5)
     resampled = resampled_scores(seeds, labels, counts)
     for b, row in enumerate(counts):
         drawn = np.repeat(np.arange(len(labels)), row)
-        expected = {name: np.mean([scores(labels[drawn], p[drawn])[name] for p in seeds]) for name in METRICS}
-        assert {name: resampled[name][b] for name in METRICS} == pytest.approx(expected)
+        for s, p in enumerate(seeds):
+            assert {name: resampled[name][s, b] for name in METRICS} == pytest.approx(scores(labels[drawn], p[drawn]))
+
+
+def test_resampling_the_seeds_averages_over_seeds_drawn_with_replacement():
+    per_seed = np.array([[0.5] * 400, [0.7] * 400, [0.9] * 400])
+    assert mean_over_seeds(per_seed, None) == pytest.approx(np.full(400, 0.7))
+    picks = seed_picks(3, 400, seed=0)
+    drawn = mean_over_seeds(per_seed, picks)
+    # Means of 3 of {0.5, 0.7, 0.9} drawn with replacement: from 0.5 (all 0.5) to 0.9, centred on 0.7.
+    assert drawn.min() >= 0.5 - 1e-12 and drawn.max() <= 0.9 + 1e-12 and drawn.std() > 0.05
+    assert abs(drawn.mean() - 0.7) < 0.02
+    assert np.array_equal(picks, seed_picks(3, 400, seed=0))
 
 
 def test_resamples_keep_every_class_size_and_follow_the_seed():
@@ -81,8 +94,8 @@ def interval_width(n_per_class: int) -> tuple[float, float, float]:
     labels = np.repeat(np.arange(3), n_per_class)
     probabilities = noisy_probabilities(labels, 3, 1.5, seed=9)
     point = scores(labels, probabilities)["accuracy"]
-    low, high = percentile_interval(resampled_scores(probabilities[None], labels,
-                                                     stratified_counts(labels, 1000, 0))["accuracy"], 0.95)
+    (resampled,) = resampled_scores(probabilities[None], labels, stratified_counts(labels, 1000, 0))["accuracy"]
+    low, high = percentile_interval(resampled, 0.95)
     return low, point, high
 
 
@@ -141,3 +154,17 @@ def test_one_seed_has_no_spread():
     arms = {name: arm(p) for name in ("real_only", "affine", "augmented", "synthetic_only")}
     summary = summarise(arms, labels, [0], BootstrapParams(resamples=100), "small_cnn")
     assert summary["augmented"]["auc"]["std"] is None
+
+
+def test_intervals_widen_when_retraining_moves_the_figures_and_seeds_are_resampled():
+    labels = np.repeat(np.arange(3), 100)
+    # Seeds that disagree: one strong run, two weak ones.
+    disagreeing = [noisy_probabilities(labels, 3, signal, seed=s) for s, signal in enumerate((3.0, 0.5, 0.5))]
+    arms = {name: arm(*disagreeing) for name in ("real_only", "affine", "augmented", "synthetic_only")}
+
+    def width(resample_seeds: bool) -> float:
+        params = BootstrapParams(resamples=500, resample_seeds=resample_seeds)
+        figure = summarise(arms, labels, [0, 1, 2], params, "small_cnn")["augmented"]["accuracy"]
+        return figure["ci_high"] - figure["ci_low"]
+
+    assert width(True) > 2 * width(False)

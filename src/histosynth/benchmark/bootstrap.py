@@ -1,13 +1,15 @@
-"""Paired, class-stratified bootstrap over the real test images: confidence intervals of scores and gains.
+"""Paired, class-stratified bootstrap over the real test images (and the seeds): intervals of scores and gains.
 
 A resample draws, within each class, as many test images as the class has, with replacement,
 so every class keeps its size (and a one-vs-rest AUC stays defined). It is stored as a vector
 of counts, one per test image. The same resamples are applied to every arm and every seed
-(paired), and a resample's figure for an arm is the mean over seeds of that figure computed
-on the resampled images, with each image weighted by its count. An interval is the percentile
-interval of the resampled figures; a gain's interval that of the differences between two arms
-on the same resamples. The intervals say how much the figures could move with another test
-set of the same size; the spread over seeds is reported beside them as the standard deviation.
+(paired), and each seed's figure is computed on the resampled images, each image weighted by
+its count. A resample's figure for an arm is the mean of those figures over the seeds; with
+``resample_seeds``, over seeds drawn with replacement (the same draw for every arm, so two
+arms trained on the same data stay identical), so that the interval also covers how much
+retraining with other seeds moves the figure, not only another test set. An interval is the
+percentile interval of the resampled figures; a gain's interval that of the differences
+between two arms on the same resamples.
 """
 
 from __future__ import annotations
@@ -50,26 +52,38 @@ def weighted_auc(scores: np.ndarray, positive: np.ndarray, counts: np.ndarray) -
 
 
 def resampled_scores(probabilities: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Each metric of :data:`METRICS` on every resample, averaged over seeds: name -> (B,).
+    """Each metric of :data:`METRICS` of each seed on every resample: name -> (seeds, B).
 
     ``probabilities`` is (seeds, N, K). Balanced accuracy is the mean of per-class recalls,
     the AUC the macro one-vs-rest AUC, as :func:`histosynth.benchmark.scores.scores` computes them.
     """
     n_seeds, n_images, n_classes = probabilities.shape
     chunk = max(1, CHUNK_ELEMENTS // n_images)
-    out = {name: np.zeros(len(counts)) for name in METRICS}
+    out = {name: np.zeros((n_seeds, len(counts))) for name in METRICS}
     members = [labels == k for k in range(n_classes)]
     for start in range(0, len(counts), chunk):
         block = counts[start : start + chunk].astype(np.float64)
         rows = slice(start, start + len(block))
-        for probs in probabilities:
+        for seed, probs in enumerate(probabilities):
             correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-            out["accuracy"][rows] += block @ correct / n_images
+            out["accuracy"][seed, rows] = block @ correct / n_images
             recalls = [block[:, m] @ correct[m] / m.sum() for m in members if m.any()]
-            out["balanced_accuracy"][rows] += np.mean(recalls, axis=0)
+            out["balanced_accuracy"][seed, rows] = np.mean(recalls, axis=0)
             aucs = [weighted_auc(probs[:, k], members[k], block) for k in auc_classes(n_classes)]
-            out["auc"][rows] += np.mean(aucs, axis=0)
-    return {name: values / n_seeds for name, values in out.items()}
+            out["auc"][seed, rows] = np.mean(aucs, axis=0)
+    return out
+
+
+def seed_picks(n_seeds: int, resamples: int, seed: int) -> np.ndarray:
+    """(seeds, resamples): which seeds each resample averages over, drawn with replacement."""
+    return np.random.default_rng([seed, 1]).integers(0, n_seeds, (n_seeds, resamples))
+
+
+def mean_over_seeds(per_seed: np.ndarray, picks: np.ndarray | None) -> np.ndarray:
+    """(seeds, B) figures -> (B,): the mean over all seeds, or over the seeds ``picks`` drew for each resample."""
+    if picks is None:
+        return per_seed.mean(axis=0)
+    return per_seed[picks, np.arange(per_seed.shape[1])].mean(axis=0)
 
 
 def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.benchmark.bootstrap import percentile_interval, resampled_scores, stratified_counts
+from histosynth.benchmark.bootstrap import (
+    mean_over_seeds, percentile_interval, resampled_scores, seed_picks, stratified_counts,
+)
 from histosynth.benchmark.scores import METRICS, scores
 from histosynth.benchmark.training import ArmRuns
 from histosynth.config.benchmark import BootstrapParams
@@ -34,7 +36,10 @@ def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int]
     """metrics.json: per arm each metric's mean, std and per-seed values with its bootstrap interval,
     the number of training images, and the gains of :data:`GAINS` with their intervals."""
     counts = stratified_counts(labels, bootstrap.resamples, bootstrap.seed)
-    resampled = {arm: resampled_scores(runs.probabilities, labels, counts) for arm, runs in arms.items()}
+    picks = seed_picks(len(seeds), bootstrap.resamples, bootstrap.seed) if bootstrap.resample_seeds else None
+    resampled = {arm: {name: mean_over_seeds(per_seed, picks)
+                       for name, per_seed in resampled_scores(runs.probabilities, labels, counts).items()}
+                 for arm, runs in arms.items()}
     values = {arm: seed_scores(runs, labels) for arm, runs in arms.items()}
     summary: dict[str, Any] = {}
     for arm, runs in arms.items():
@@ -52,8 +57,8 @@ def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int]
             gains[name] = {"mean": _round(mean), "ci_low": _round(low), "ci_high": _round(high)}
         summary["gains"][f"{better}_vs_{than}"] = gains
     summary.update(seeds=list(seeds), n_test=len(labels), classifier=classifier,
-                   bootstrap={"resamples": bootstrap.resamples, "confidence": bootstrap.confidence,
-                              "seed": bootstrap.seed, "method": "paired, class-stratified, percentile"})
+                   bootstrap={**bootstrap.model_dump(), "method": "percentile; test images paired and class-stratified"
+                              + ("; seeds drawn with replacement per arm" if bootstrap.resample_seeds else "")})
     return summary
 
 

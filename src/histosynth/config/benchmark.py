@@ -12,6 +12,9 @@ class BootstrapParams(Section):
     # Paired, class-stratified bootstrap over the real test images (confidence intervals).
     resamples: int = Field(2000, ge=100)
     confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    # Also draw the seeds with replacement in every resample: the intervals then cover retraining
+    # with other seeds, not only another test set (false: resample the test images only).
+    resample_seeds: bool = True
     seed: int = 0
 
 
