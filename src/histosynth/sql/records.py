@@ -62,7 +62,7 @@ def gan_ids_by_run(gan_rows: list[Row]) -> dict[str, int]:
 
 def image_rows(metadata: pd.DataFrame, gan_ids: Mapping[str, int]) -> list[Row]:
     frame = metadata[list(IMAGE_COLUMNS.values())].set_axis(list(IMAGE_COLUMNS), axis=1)
-    frame["gan"] = metadata["generator_run"].map(gan_ids)
+    frame["gan"] = metadata["generator_run"].map(gan_ids).astype("Int64")
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
@@ -101,8 +101,7 @@ def fit_row(table: Table, row: Row) -> Row:
                 value = None
             length = getattr(column.type, "length", None)
             if isinstance(value, str) and isinstance(column.type, String) and length and len(value) > length:
-                raise DataError(f"{table.name}.{column.name}: {value[:60]!r}... is {len(value)} characters long; "
-                                f"the SQL dumps store at most {length}")
+                raise _too_long(f"{table.name}.{column.name}", value, length)
         fitted[column.name] = value
     return fitted
 
@@ -113,9 +112,11 @@ def _check_image_lengths(metadata: pd.DataFrame) -> None:
     for column, target in limits.items():
         lengths = metadata[column].str.len()
         if lengths.max() > target.type.length:
-            value = metadata[column][lengths.idxmax()]
-            raise DataError(f"metadata column {column}: {value[:60]!r}... is {len(value)} characters long; "
-                            f"the SQL dumps store at most {target.type.length}")
+            raise _too_long(f"metadata column {column}", metadata[column][lengths.idxmax()], target.type.length)
+
+
+def _too_long(where: str, value: str, limit: int) -> DataError:
+    return DataError(f"{where}: {value[:60]!r}... is {len(value)} characters long; the SQL dumps store at most {limit}")
 
 
 def _generator_run(metadata: pd.DataFrame, record: dict[str, Any]) -> str | None:
