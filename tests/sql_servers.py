@@ -3,8 +3,9 @@
 Each server runs from a fresh data folder on a private Unix socket, with no TCP listener, and is
 stopped and deleted at the end of the session; each test asks for a fresh database. Missing
 programs are installed once with scripts/install_test_services.sh (a no-op when they are
-there); where that cannot be done the fixtures skip with the script's reason. A server that is
-installed but does not start fails the tests: CI must run them.
+there); where that cannot be done the fixtures skip with the script's reason, or fail when
+HISTOSYNTH_REQUIRE_TEST_SERVICES=1 (CI sets it: there the servers must run). A server that is
+installed but does not start always fails the tests.
 
 Import the fixtures into a test module: ``from sql_servers import mariadb, postgresql``.
 """
@@ -28,6 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = ROOT / "scripts" / "install_test_services.sh"
+REQUIRED_ENV = "HISTOSYNTH_REQUIRE_TEST_SERVICES"
 START_TIMEOUT_S = 60
 # Server programs live outside a normal user's PATH on Debian (/usr/sbin, /usr/lib/postgresql/<v>/bin).
 MARIADB_PROGRAMS = ("mariadb-install-db", "mariadbd", "mariadb")
@@ -64,7 +66,10 @@ def programs_or_skip(names: Sequence[str]) -> dict[str, str]:
         found = {name: find_program(name) for name in names}
         missing = [name for name, path in found.items() if path is None]
         if missing:
-            pytest.skip(f"{', '.join(missing)} not found and not installable here: {said}")
+            reason = f"{', '.join(missing)} not found and not installable here: {said}"
+            if os.environ.get(REQUIRED_ENV) == "1":
+                pytest.fail(f"{reason} ({REQUIRED_ENV}=1)")
+            pytest.skip(reason)
     return {name: str(path) for name, path in found.items()}
 
 

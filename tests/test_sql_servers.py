@@ -75,8 +75,11 @@ def _load_sqlite(dump: Path) -> Loaded:
 def _load_server(server: Server, dialect: str, dump: Path) -> Loaded:
     database = server.create_database()
     server.load(dump, database)
-    return Loaded(dialect, lambda sql: server.query(sql, database),
-                  lambda sql: server.execute(sql, database) and None)
+
+    def execute(sql: str) -> None:
+        server.execute(sql, database)
+
+    return Loaded(dialect, lambda sql: server.query(sql, database), execute)
 
 
 @pytest.fixture(params=DIALECTS)
@@ -141,7 +144,7 @@ def test_column_types(loaded: Loaded) -> None:
 
 
 def test_foreign_keys_are_enforced(loaded: Loaded, dumps: Dumps) -> None:
-    row = {**dumps.db.chunks(schema.images, 1).__next__()[0], "id": "added", "file_path": "images/added.png"}
+    row = {**next(dumps.db.chunks(schema.images, 1))[0], "id": "added", "file_path": "images/added.png"}
 
     def statement(class_id: int) -> str:
         values = {**row, "class_name": class_id}
