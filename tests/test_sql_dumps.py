@@ -155,6 +155,11 @@ def test_check_finds_edited_dumps(package: Path, tmp_path: Path) -> None:
     copy = _edited_copy(package, tmp_path / "e", "sqlite", lambda data: data[: len(data) // 2])
     _one_problem_names(check_dumps(copy, metadata), "does not load into SQLite")
 
+    evil = tmp_path / "written-by-the-dump.db"
+    copy = _edited_copy(package, tmp_path / "f", "sqlite", lambda data: data + f"VACUUM INTO '{evil}';\n".encode())
+    _one_problem_names(check_dumps(copy, metadata), "does not load into SQLite: it attaches files")
+    assert not evil.exists()  # a dump from elsewhere cannot write files
+
     (copy / "sql" / "sqlite.sql").unlink()
     problems = check_dumps(copy, metadata)
     _one_problem_names(problems, "sql/sqlite.sql is missing")

@@ -45,7 +45,8 @@ _LOAD_COMMANDS = {
 # mode itself (strict: refuse rather than truncate a value).
 _SESSION = {
     "mysql": ("SET NAMES utf8mb4", "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"),
-    "postgresql": ("SET client_encoding = 'UTF8'", "SET standard_conforming_strings = on"),
+    "postgresql": ("SET client_encoding = 'UTF8'", "SET standard_conforming_strings = on",
+                   "SET client_min_messages = warning"),  # no notices for tables not there to drop
     "sqlite": ("PRAGMA foreign_keys = ON",),
 }
 # Where the transaction opens: PostgreSQL and SQLite take the DDL into it; MySQL commits DDL implicitly.
@@ -69,7 +70,7 @@ def _header(db: PackageDatabase, name: str) -> str:
     counts = ", ".join(f"{table.name} {db.count(table)}" for table in schema.TABLES)
     return (f"-- {_TITLES[name]} dump of a histosynth package database, written by histosynth {__version__}.\n"
             f"-- Rows: {counts}.\n"
-            f"-- Load into an empty database: {_LOAD_COMMANDS[name]}\n\n")
+            f"-- Load (replaces the tables of these names): {_LOAD_COMMANDS[name]}\n\n")
 
 
 def render(db: PackageDatabase, name: str) -> Iterator[str]:

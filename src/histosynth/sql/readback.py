@@ -16,6 +16,17 @@ from histosynth.sql import schema
 from histosynth.sql.records import PackageDatabase, Row, gan_ids_by_run
 
 
+def _dump_statements_only(action: int, arg1: str | None, arg2: str | None, database: str | None,
+                          trigger: str | None) -> int:
+    """SQLite authorizer for a dump from elsewhere (a fetched package): no ATTACH, which (like
+    VACUUM INTO) would read or write files, and no pragma but the dump's foreign_keys."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and arg1 != "foreign_keys":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
 def load_sqlite_dump(path: Path) -> Engine:
     """An engine on a private in-memory SQLite database holding the dump (foreign keys enforced)."""
     path = Path(path)
@@ -24,9 +35,17 @@ def load_sqlite_dump(path: Path) -> Engine:
     try:
         script = path.read_bytes().decode("utf-8")  # as written: no newline translation inside literals
         with engine.connect() as connection:
-            connection.connection.driver_connection.executescript(script)
+            driver = connection.connection.driver_connection
+            driver.set_authorizer(_dump_statements_only)
+            try:
+                driver.executescript(script)
+            finally:
+                driver.set_authorizer(None)
     except (OSError, UnicodeDecodeError, sqlite3.Error) as err:
         engine.dispose()
+        if "authorization denied" in str(err):
+            raise DataError(f"{path}: does not load into SQLite: it attaches files or sets pragmas, which the "
+                            "dumps histosynth writes never do (refused)") from None
         raise DataError(f"{path}: does not load into SQLite ({err})") from None
     return engine
 
