@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Engine
 
 from histosynth.errors import DataError
 from histosynth.manifest import class_names_of
@@ -63,7 +64,7 @@ def check_dumps(package_dir: Path, metadata: pd.DataFrame) -> list[str]:
     return problems
 
 
-def dump_vs_metadata(engine: Any, metadata: pd.DataFrame, where: str) -> list[str]:
+def dump_vs_metadata(engine: Engine, metadata: pd.DataFrame, where: str) -> list[str]:
     """Differences between the loaded dump's classes and images and ``metadata``."""
     problems = []
     dumped_classes = {row["id"]: (row["name"], row["folder"])
