@@ -178,6 +178,22 @@ def report(
     run_guarded(lambda: build_report(root, out))
 
 
+@app.command()
+def publish(
+    version: str | None = typer.Option(None, help="Version to publish, e.g. 1.1.0 (default: package.version)."),
+    root: Path = typer.Option(Path("."), help="Project root (git + DVC repository)."),
+    repro: bool = typer.Option(True, help="Run `dvc repro` after stamping the version (--no-repro: trust the workspace)."),
+) -> None:
+    """Stamp package.version, check QA and verify, commit dvc.lock, push the data, tag dataset-v<version>."""
+    from histosynth.publish import publish as run
+
+    result = run_guarded(lambda: run(root, version, repro))
+    typer.echo(f"published {result.n_images} images as {result.tag} (commit {result.commit[:10]}, "
+               f"data pushed to {result.remote})")
+    typer.echo("consumers: dvc get <repo-url> data/package --rev " + result.tag)
+    typer.echo(f"share the tag: git push <git-remote> HEAD {result.tag}")
+
+
 @app.command("export-sql")
 def export_sql(
     package_dir: Path = typer.Argument(..., help="A package folder (data/package, or one fetched with `dvc get`)."),

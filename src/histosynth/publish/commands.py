@@ -1,0 +1,68 @@
+"""git and DVC commands run for publishing, with their failures turned into readable errors.
+
+DVC is run as ``python -m dvc`` from this interpreter, so the DVC that publishes is the one
+installed beside histosynth, whatever ``dvc`` is first on PATH.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from histosynth.errors import HistosynthError
+
+log = logging.getLogger(__name__)
+
+
+class CommandFailed(HistosynthError):
+    """A git or DVC command exited non-zero."""
+
+
+def run(root: Path, *args: str, what: str) -> str:
+    """Run a command in ``root``; its stdout, or CommandFailed naming ``what`` failed and why."""
+    log.debug("running %s", " ".join(args))
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}")
+        raise CommandFailed(f"{what} failed ({' '.join(args[:3])} ...): {detail}")
+    return proc.stdout
+
+
+def git(root: Path, *args: str, what: str) -> str:
+    return run(root, "git", *args, what=what)
+
+
+def dvc(root: Path, *args: str, what: str) -> str:
+    return run(root, sys.executable, "-m", "dvc", *args, what=what)
+
+
+def dvc_streaming(root: Path, *args: str, what: str) -> None:
+    """A DVC command whose progress the user should see (``dvc repro``, ``dvc push``)."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root)
+    if proc.returncode != 0:
+        raise CommandFailed(f"{what} failed (dvc {' '.join(args)}, exit status {proc.returncode}); "
+                            "see its output above")
+
+
+def tag_exists(root: Path, tag: str) -> bool:
+    return subprocess.run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}"], cwd=root,
+                          capture_output=True).returncode == 0
+
+
+def changed_tracked_files(root: Path) -> list[str]:
+    """Tracked files with uncommitted changes (staged or not)."""
+    out = git(root, "status", "--porcelain", "--untracked-files=no", what="reading git status")
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def default_remote(root: Path) -> str | None:
+    """``name (url)`` of the default DVC remote, or None when none is configured."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=root, capture_output=True, text=True)
+    name = proc.stdout.strip()
+    if proc.returncode != 0 or not name:
+        return None
+    listing = dvc(root, "remote", "list", what="listing DVC remotes")
+    urls = dict(line.split(None, 1) for line in listing.splitlines() if len(line.split(None, 1)) == 2)
+    return f"{name} ({urls.get(name, '?').strip()})"
