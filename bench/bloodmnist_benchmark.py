@@ -127,23 +127,23 @@ def _gain(g: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    m, r, b = results["machine"], results["run"], results["run"]["benchmark"]
+    m, r, b, rev = results["machine"], results["run"], results["run"]["benchmark"], results["revision"]
     conf = int(b["bootstrap"]["confidence"] * 100)
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; {m['date']}; code {results['revision']['commit']}"
-        f"{' + uncommitted src changes' if results['revision']['uncommitted_src'] else ''}. Shared with other "
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; {m['date']}; code {rev['commit']}"
+        f"{' + uncommitted src changes' if rev['uncommitted_src'] else ''}. Shared with other "
         f"engineers' jobs (load average {r['benchmark_load_average']['start'][0]} at the benchmark's start, "
         f"{r['benchmark_load_average']['end'][0]} at its end).",
         "",
         f"Data: {results['data']}. Package: "
         + ", ".join(f"{n} {what}" for what, n in r["counts"].items()) + ".",
         f"GAN: {r['gan']['arch']}, {r['gan']['epochs']} epochs on the augmented set (real-vs-fake probe "
-        f"{r['gan']['real_vs_fake_probe']}); QA passed: {r['qa']['passed']} (classes passing every gate: "
+        f"{r['gan']['real_vs_fake_probe']:.3f}); QA passed: {r['qa']['passed']} (classes passing every gate: "
         f"{', '.join(r['qa']['classes_passing']) or 'none'}; not enforced).",
         f"Classifier: {b['classifier']}, seeds {b['seeds']}, benchmark.* defaults; {b['n_test']} real test images.",
         "",
-        f"Mean ± std over seeds [{conf}% interval: paired, class-stratified bootstrap over the test images, "
-        f"{b['bootstrap']['resamples']} resamples, mean over seeds inside each resample]:",
+        f"Mean ± std over seeds [{conf}% bootstrap interval, {b['bootstrap']['resamples']} resamples: "
+        f"{b['bootstrap']['method']}]:",
         "",
         "| arm | training images | accuracy | balanced accuracy | macro AUC |",
         "|---|---|---|---|---|",

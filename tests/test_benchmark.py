@@ -151,7 +151,8 @@ def test_arms_with_the_same_images_get_the_same_figures(tmp_path: Path):
     metrics = benchmark(fast_params(epochs=2), data, tmp_path / "out")
     assert metrics["affine"] == metrics["augmented"]
     assert metrics["gains"]["augmented_vs_affine"]["auc"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
-    assert (tmp_path / "out" / "roc" / "affine.csv").read_bytes() == (tmp_path / "out" / "roc" / "augmented.csv").read_bytes()
+    roc = tmp_path / "out" / "roc"
+    assert (roc / "affine.csv").read_bytes() == (roc / "augmented.csv").read_bytes()
 
 
 def test_a_package_without_a_val_split_is_refused(tmp_path: Path):

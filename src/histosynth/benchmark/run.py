@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 
 def run_benchmark(params: BenchmarkParams, package_dir: Path | str, augmented_dir: Path | str,
                   out_dir: Path | str) -> dict[str, Any]:
-    """Train and evaluate every arm (and sweep point), write ``out_dir``; return metrics.json's content."""
+    """Train and evaluate every arm (and sweep point), write ``out_dir``; return metrics.json's content.
+
+    With ``params.threads`` other than 1 the trainings run in spawned worker processes: a script
+    calling this must do so under ``if __name__ == "__main__":``, as the stage script and CLI do.
+    """
     data = load_benchmark_data(package_dir, augmented_dir)
     return benchmark(params, data, out_dir)
 

@@ -56,9 +56,11 @@ def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int]
             mean = float(np.mean(values[better][name]) - np.mean(values[than][name]))
             gains[name] = {"mean": _round(mean), "ci_low": _round(low), "ci_high": _round(high)}
         summary["gains"][f"{better}_vs_{than}"] = gains
+    method = "percentile; test images paired and class-stratified"
+    if bootstrap.resample_seeds:
+        method += "; seeds drawn with replacement, the same draw for every arm"
     summary.update(seeds=list(seeds), n_test=len(labels), classifier=classifier,
-                   bootstrap={**bootstrap.model_dump(), "method": "percentile; test images paired and class-stratified"
-                              + ("; seeds drawn with replacement per arm" if bootstrap.resample_seeds else "")})
+                   bootstrap={**bootstrap.model_dump(), "method": method})
     return summary
 
 
