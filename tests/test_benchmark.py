@@ -113,7 +113,7 @@ def test_dvc_plots_draws_the_roc_and_confusion_files(outputs: Path, tmp_path: Pa
     roc = plot("reports/roc/augmented.csv", "-x", "fpr", "-y", "tpr", "--template",
                str(PROJECT / ".dvc" / "plots" / "roc_curves.json"))
     assert {row["curve"] for row in roc["data"]["values"]} == {*AWKWARD_CLASSES, "micro"}
-    assert roc["layer"][1]["encoding"]["color"]["field"] == "curve"
+    assert roc["spec"]["encoding"]["color"]["field"] == "curve" and roc["facet"]["field"] == "filename"
     confusion = plot("reports/confusion/augmented.csv", "-x", "actual", "-y", "predicted", "--template", "confusion")
     assert len(confusion["data"]["values"]) == 2 * PER_SPLIT * len(AWKWARD_CLASSES)
 
