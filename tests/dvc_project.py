@@ -64,4 +64,5 @@ def make_project(root: Path, params: dict) -> Path:
     run(root, "git", "init", "-q")
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
+    shutil.copytree(REPO / ".dvc/plots", root / ".dvc/plots")  # the project's plot templates
     return root

@@ -20,6 +20,7 @@ TINY_PARAMS = {
     "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "probe": {"every": 1, "max_images": 40}},
     "generate": {"n_per_class": 12},
     "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4}},
+    "benchmark": {"seeds": [0], "epochs": 1, "width": 4, "bootstrap": {"resamples": 100}},
 }
 
 
@@ -54,16 +55,22 @@ def test_repro_writes_every_declared_output(project):
     assert set(qa["classes"]) == {json.loads((project / "models/gan/record.json").read_text())["class_names"][i]
                                   for i in range(len(counts))}
     assert "kl" in next(iter(qa["classes"].values()))
+    package = project / "data/package"
+    assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(package)]).returncode == 0
+    benchmark = json.loads((project / "reports/benchmark/metrics.json").read_text())
+    assert {"real_only", "affine", "augmented", "synthetic_only"} <= set(benchmark)
+    assert (project / "reports/index.html").stat().st_size > 10_000
 
 
 def test_metrics_and_plots_are_declared_for_dvc(project):
     metrics = json.loads(_run(project, sys.executable, "-m", "dvc", "metrics", "show", "--json").stdout)
     files = {name for workspace in metrics.values() for name in workspace["data"]}
-    assert {"reports/qa/metrics.json", "reports/train/metrics.json", "reports/featurenet/metrics.json"} <= files
+    assert {"reports/qa/metrics.json", "reports/train/metrics.json", "reports/featurenet/metrics.json",
+            "reports/benchmark/metrics.json"} <= files
     html = project / "plots_out"
     _run(project, sys.executable, "-m", "dvc", "plots", "show", "-o", str(html))
     page = (html / "index.html").read_text()
-    assert "GAN losses" in page and "samples_final.png" in page
+    assert "GAN losses" in page and "samples_final.png" in page and "ROC curves" in page
 
 
 def test_second_repro_is_a_noop(project):
