@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # DVC stage commands call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test install bench clean-venv
+.PHONY: repro test install bench publish clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,19 @@ install: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
+# The tests start their own MariaDB, PostgreSQL and Chromium; the script installs them from
+# Debian's packages where it can and otherwise says why (those tests then skip with the reason).
 test: $(STAMP)
+	scripts/install_test_services.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Speed and memory benchmarks (minutes each; results under bench/results/, see bench/README.md).
+BENCHES ?= generation qa training package sql_dump
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
+
+publish: $(STAMP)
+	$(BIN)/histosynth publish $(if $(VERSION),--version $(VERSION))
 
 clean-venv:
 	rm -rf $(VENV)
