@@ -126,7 +126,12 @@ def stage(inputs: dict[str, Path], out: Path, link: str) -> pd.DataFrame:
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:
-    """Wall-clock and process CPU seconds (all threads) of ``fn()``."""
+    """Wall-clock and process CPU seconds (all threads) of ``fn()``.
+
+    Dirty pages of earlier runs are flushed first: otherwise the kernel throttles this run's
+    writes while it writes back the last run's files, and whichever run comes later loses.
+    """
+    os.sync()
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - wall, time.process_time() - cpu
@@ -165,8 +170,11 @@ def throughput(inputs: dict[str, Path], n: int, rounds: int, scratch: Path) -> d
     qa = json.loads(inputs["qa"].read_text())
     sql = [timed(lambda: write_dumps(build_database(metadata, record, qa, name="bench", version="1.0.0"),
                                      scratch / "sql")) for _ in range(rounds)]
-    place = {f"{mode}_{workers}": [placement(inputs, scratch, mode == "link", workers) for _ in range(rounds)]
-             for mode in ("link", "copy") for workers in (1, 2)}
+    place: dict[str, list[tuple[float, float]]] = {f"{mode}_{w}": [] for mode in ("link", "copy") for w in (1, 2)}
+    for r in range(rounds):
+        for mode in ("link", "copy"):
+            for workers in (1, 2) if r % 2 == 0 else (2, 1):
+                place[f"{mode}_{workers}"].append(placement(inputs, scratch, mode == "link", workers))
     verify = [timed(lambda: verify_package(kept)) for _ in range(rounds)]
     sizes = {path.name: path.stat().st_size for path in (kept / "sql").iterdir()}
     result = {
@@ -184,13 +192,17 @@ def throughput(inputs: dict[str, Path], n: int, rounds: int, scratch: Path) -> d
 
 
 def peak_rss(inputs_root: Path, out: Path) -> int:
-    """Peak RSS (bytes) of a child process that runs the package stage on ``inputs_root``."""
-    child = subprocess.Popen([sys.executable, __file__, "--child", str(inputs_root), str(out)])
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(f"the child packaging {inputs_root} failed (wait status {status})")
+    """Peak RSS (bytes) of a child process that runs the package stage on ``inputs_root``.
+
+    The child reports its own VmHWM: the ru_maxrss that wait4 returns would include the RSS of
+    this (large) process at the fork that started the child.
+    """
+    child = subprocess.run([sys.executable, __file__, "--child", str(inputs_root), str(out)], stdout=subprocess.PIPE,
+                           text=True)
+    if child.returncode != 0:
+        raise SystemExit(f"the child packaging {inputs_root} failed (exit status {child.returncode})")
     shutil.rmtree(out)
-    return usage.ru_maxrss * 1024  # kilobytes on Linux
+    return int(child.stdout.split()[-1]) * 1024
 
 
 def memory(inputs_by_n: dict[int, Path], scratch: Path) -> dict:
@@ -210,6 +222,8 @@ def memory(inputs_by_n: dict[int, Path], scratch: Path) -> dict:
 
 def run_child(inputs_root: Path, out: Path) -> None:
     stage(input_paths(inputs_root), out, "auto")
+    status = Path("/proc/self/status").read_text()
+    print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))  # kB
 
 
 def markdown(results: dict) -> str:
