@@ -136,3 +136,12 @@ def test_a_folder_that_is_no_package_is_a_clear_error(tmp_path: Path) -> None:
         assert result.exit_code == 2
         assert isinstance(result.exception, SystemExit)  # no traceback
         assert message in result.output
+
+
+def test_without_its_parquet_metadata_the_class_checksums_still_count(package: Path) -> None:
+    (package / "metadata.parquet").unlink()
+    flipped = flip_a_byte(package)
+    code, lines = verify(package)
+    assert code == 1
+    assert "missing: metadata.parquet" in lines and f"modified: {flipped}" in lines
+    assert not any(line.startswith("extra: ") for line in lines)

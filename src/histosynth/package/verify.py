@@ -83,13 +83,17 @@ def _present_files(root: Path) -> set[str]:
     return found
 
 
-def _read_metadata(root: Path, report: VerifyReport) -> pd.DataFrame | None:
+def _read_metadata(root: Path, present: set[str], report: VerifyReport) -> pd.DataFrame | None:
     """The Parquet metadata if it is readable, after checking that the CSV holds the same rows."""
+    if METADATA_PARQUET not in present:
+        return None  # reported as missing
     try:
         metadata = read_metadata_parquet(root / METADATA_PARQUET)
     except DataError as err:
         report.problems.append(str(err))
         return None
+    if METADATA_CSV not in present:
+        return metadata
     try:
         csv = read_metadata_csv(root / METADATA_CSV)
     except DataError as err:
@@ -179,7 +183,7 @@ def verify_package(path: Path | str) -> VerifyReport:
         raise DataError(f"{root}: not a histosynth package (no {', '.join(REQUIRED)} or {IMAGES_DIR}/ in it)")
     report = VerifyReport(root)
     present = _present_files(root)
-    metadata = _read_metadata(root, report) if METADATA_PARQUET in present else None
+    metadata = _read_metadata(root, present, report)
     expected = _top_records(root, present, report)
     expected.update(_image_records(root, metadata, present, report))
     report.extra += sorted(present - expected.keys())
