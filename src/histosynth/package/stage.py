@@ -45,16 +45,17 @@ def read_qa_verdict(qa_metrics_file: Path, enforce: bool) -> dict[str, Any]:
     return metrics
 
 
-def git_revision() -> str:
-    """The commit of the histosynth source that is running, marked when its src/ or stages/ have
-    uncommitted changes; 'unknown' when it is not a git checkout (e.g. an installed wheel)."""
-    def git(where: Path, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+def git_revision(project: Path = Path(".")) -> str:
+    """The commit of the project whose dvc.yaml and params.yaml made the package, marked when
+    tracked files other than the pipeline's own records (dvc.lock, reports/, .dvc/) have uncommitted
+    changes; 'unknown' outside a git repository. The project, not histosynth's install location:
+    a pip-installed histosynth has no checkout, and its version is in the card already."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
-        top = Path(git(Path(__file__).resolve().parent, "rev-parse", "--show-toplevel"))
-        commit = git(top, "rev-parse", "HEAD")
-        dirty = git(top, "status", "--porcelain", "--", "src", "stages")
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!reports", ":!.dvc")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return f"{commit} with uncommitted changes" if dirty else commit
