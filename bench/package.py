@@ -50,7 +50,7 @@ from histosynth.package.assemble import Job, place_files
 from histosynth.package.collect import SOURCE_FILE, plan_rows
 from histosynth.package.stage import build_package
 from histosynth.package.verify import verify_package
-from histosynth.sql import build_database, write_dumps
+from histosynth.sql import build_database, check_dumps, write_dumps
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 IMAGE_SIZE = 28
@@ -176,6 +176,7 @@ def throughput(inputs: dict[str, Path], n: int, rounds: int, scratch: Path) -> d
             for workers in (1, 2) if r % 2 == 0 else (2, 1):
                 place[f"{mode}_{workers}"].append(placement(inputs, scratch, mode == "link", workers))
     verify = [timed(lambda: verify_package(kept)) for _ in range(rounds)]
+    dumps_check = [timed(lambda: check_dumps(kept, metadata)) for _ in range(rounds)]
     sizes = {path.name: path.stat().st_size for path in (kept / "sql").iterdir()}
     result = {
         "images": n, "image_size": IMAGE_SIZE, "classes": len(CLASS_NAMES), "rounds": rounds,
@@ -183,6 +184,7 @@ def throughput(inputs: dict[str, Path], n: int, rounds: int, scratch: Path) -> d
         "placement": {key: summary(n, times) for key, times in place.items()},
         "sql_dumps": summary(n, sql),
         "verify": summary(n, verify),
+        "verify_dumps_check": summary(n, dumps_check),
         "package_mib": round(sum(p.stat().st_size for p in kept.rglob("*") if p.is_file()) / 2**20, 1),
         "sql_mib": {name: round(size / 2**20, 1) for name, size in sorted(sizes.items())},
     }
@@ -257,6 +259,7 @@ def markdown(results: dict) -> str:
         row("image placement only, copy, 2 threads", t["placement"]["copy_2"], "as in the stage"),
         row("SQL dumps only (3 dialects)", t["sql_dumps"], "histosynth.sql build_database + write_dumps"),
         row("histosynth verify", t["verify"], "every file re-hashed, CSV vs Parquet, dumps vs metadata"),
+        row("of which the dumps check", t["verify_dumps_check"], "histosynth.sql.check_dumps"),
         "",
         "| memory | " + " | ".join(f"{int(k):,} images" for k in mem["peak_rss_mib"]) + " | ratio | goal | met |",
         "|---|" + "---|" * len(mem["peak_rss_mib"]) + "---|---|---|",
