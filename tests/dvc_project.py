@@ -65,4 +65,6 @@ def make_project(root: Path, params: dict) -> Path:
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
     shutil.copytree(REPO / ".dvc/plots", root / ".dvc/plots")  # the project's plot templates
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "project")
     return root

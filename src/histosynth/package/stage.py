@@ -45,17 +45,24 @@ def read_qa_verdict(qa_metrics_file: Path, enforce: bool) -> dict[str, Any]:
     return metrics
 
 
+# What decides how a package is made besides params.yaml (which the card lists in full).
+CODE_PATHS = ("src", "stages", "dvc.yaml", "pyproject.toml")
+
+
 def git_revision(project: Path = Path(".")) -> str:
-    """The commit of the project whose dvc.yaml and params.yaml made the package, marked when
-    tracked files other than the pipeline's own records (dvc.lock, reports/, .dvc/) have uncommitted
-    changes; 'unknown' outside a git repository. The project, not histosynth's install location:
-    a pip-installed histosynth has no checkout, and its version is in the card already."""
+    """The last commit that changed the project's code (src/, stages/, dvc.yaml, pyproject.toml),
+    marked when those have uncommitted changes; 'unknown' outside a git repository.
+
+    Not simply HEAD: commits that only record results (dvc.lock, reports/) or change params
+    (listed in the card anyway) would otherwise change the card of an identical rerun.
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout.strip()
 
+    paths = [p for p in CODE_PATHS if (project / p).exists()]
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!reports", ":!.dvc")
+        commit = git("log", "-1", "--format=%H", "--", *paths) or "unknown (no commit yet)"
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *paths)
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return f"{commit} with uncommitted changes" if dirty else commit
