@@ -211,3 +211,13 @@ def test_inconsistent_inputs_are_refused_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown SQL dialect 'oracle'"):
         write_dumps(build_database(metadata, gan_record(), None), tmp_path, dialects=["sqlite", "oracle"])
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_dumps_rendered_in_parallel_processes_are_the_same_bytes(package: Path, tmp_path: Path, monkeypatch) -> None:
+    from histosynth.sql import dump
+
+    monkeypatch.setattr(dump, "PARALLEL_FROM_IMAGES", 0)  # the small test set takes the big-package path
+    metadata = pd.read_parquet(package / METADATA_PARQUET)
+    paths = write_dumps(build_database(metadata, gan_record(), qa_metrics()), tmp_path)
+    assert {name: paths[name].read_bytes() for name in DIALECTS} == \
+        {name: (package / "sql" / f"{name}.sql").read_bytes() for name in DIALECTS}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -118,9 +120,22 @@ def write_dump(db: PackageDatabase, name: str, path: Path) -> Path:
     return path
 
 
+# From this many images on, the dialects are rendered in parallel processes (about 9 CPU s per
+# 100k images each, bound by SQLAlchemy's literal rendering); below it, starting processes costs
+# more than it saves.
+PARALLEL_FROM_IMAGES = 20_000
+
+
 def write_dumps(db: PackageDatabase, out_dir: Path, dialects: Iterable[str] = DIALECTS) -> dict[str, Path]:
     """``out_dir/<dialect>.sql`` for each dialect; each file is replaced only when complete."""
     names = list(dialects)
     for name in names:
         dialect_of(name)  # an unknown name fails before anything is written
-    return {name: write_dump(db, name, Path(out_dir) / f"{name}.sql") for name in names}
+    paths = {name: Path(out_dir) / f"{name}.sql" for name in names}
+    workers = min(len(names), os.cpu_count() or 1)
+    if len(db.metadata) < PARALLEL_FROM_IMAGES or workers < 2:
+        return {name: write_dump(db, name, path) for name, path in paths.items()}
+    # spawn, not fork: the caller may hold torch's threads, which a forked child would inherit stuck
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(write_dump, db, name, path) for name, path in paths.items()}
+        return {name: future.result() for name, future in futures.items()}
