@@ -64,5 +64,6 @@ def default_remote(root: Path) -> str | None:
     if proc.returncode != 0 or not name:
         return None
     listing = dvc(root, "remote", "list", what="listing DVC remotes")
-    urls = dict(line.split(None, 1) for line in listing.splitlines() if len(line.split(None, 1)) == 2)
-    return f"{name} ({urls.get(name, '?').strip()})"
+    # lines: "<name>\t<url>" with "\t(default)" after the default remote's url
+    urls = {fields[0]: fields[1] for fields in map(str.split, listing.splitlines()) if len(fields) >= 2}
+    return f"{name} ({urls.get(name, '?')})"
