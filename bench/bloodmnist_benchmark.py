@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from machine import code_revision, machine_info
+from machine import code_revision, machine_info, save_results
 from sklearn.metrics import confusion_matrix
 
 from histosynth.augment import augment
@@ -44,7 +44,6 @@ from histosynth.package.stage import build_package
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import run_qa
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 GAN_EPOCHS = 150  # dcgan's budget in bench/bloodmnist_gan.py
 REAL_PER_CLASS, AUGMENT_PER_CLASS, SYNTHETIC_PER_CLASS, SWEEP = 100, 200, 400, [100, 200]
@@ -191,8 +190,7 @@ def main() -> None:
     table = markdown(results)
     print(table)
     if not args.quick:
-        (RESULTS_DIR / "bloodmnist_benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS_DIR / "bloodmnist_benchmark.md").write_text(table)
+        save_results("bloodmnist_benchmark", table, results)
 
 
 if __name__ == "__main__":

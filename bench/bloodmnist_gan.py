@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import code_revision, machine_info
+from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth.augment import augment
 from histosynth.classifier.featurenet import train_featurenet
@@ -48,7 +48,6 @@ from histosynth.generate import generate
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import QaResult, run_qa
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 # Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
 # images per epoch; dcgan ~900-1,200, ascgan ~160-230 images/s there, depending on the other jobs).
@@ -226,8 +225,7 @@ def main() -> None:
     table = markdown(results)
     print(table)
     if not args.quick:
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS_DIR / "bloodmnist_gan.md").write_text(table)
+        save_results("bloodmnist_gan", table, results)
 
 
 if __name__ == "__main__":

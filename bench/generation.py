@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from machine import machine_info
+from machine import machine_info, save_results
 
 from histosynth.config.generate import GenerateParams
 from histosynth.gan.checkpoint import save_generator, write_record
@@ -43,7 +43,6 @@ from histosynth.generate.sampler import BlockSampler, usable_cores
 from histosynth.generate.writer import write_synthetic_set
 from histosynth.images import write_pngs
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ARCH = "dcgan"
 N_CLASSES = 8
 CLASS_NAMES = [f"class {i}" for i in range(N_CLASSES)]
@@ -200,9 +199,7 @@ def main() -> None:
     table = markdown(results)
     print(table)
     if not args.quick:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / "generation.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS_DIR / "generation.md").write_text(table)
+        save_results("generation", table, results)
 
 
 if __name__ == "__main__":

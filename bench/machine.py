@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
 from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def save_results(stem: str, table: str, results: dict | None = None) -> None:
+    """Record a run: ``results/<stem>.md`` (the table) and, when given, ``results/<stem>.json``."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    if results is not None:
+        (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS_DIR / f"{stem}.md").write_text(table)
 
 
 def _cpu_model() -> str:

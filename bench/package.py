@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from machine import code_revision, machine_info
+from machine import code_revision, machine_info, save_results
 
 from histosynth.config import params_from_mapping
 from histosynth.fsutil import unique_safe_names
@@ -52,7 +52,6 @@ from histosynth.package.stage import build_package
 from histosynth.package.verify import verify_package
 from histosynth.sql import build_database, check_dumps, write_dumps
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 IMAGE_SIZE = 28
 CLASS_NAMES = [f"class {i}" for i in range(8)]
 REAL_SHARE = 0.2
@@ -263,7 +262,7 @@ def markdown(results: dict) -> str:
         "",
         "| memory | " + " | ".join(f"{int(k):,} images" for k in mem["peak_rss_mib"]) + " | ratio | goal | met |",
         "|---|" + "---|" * len(mem["peak_rss_mib"]) + "---|---|---|",
-        f"| peak RSS, package stage | " + " | ".join(f"{v:.0f} MiB" for v in mem["peak_rss_mib"].values())
+        "| peak RSS, package stage | " + " | ".join(f"{v:.0f} MiB" for v in mem["peak_rss_mib"].values())
         + f" | **{mem['ratio']:.3f}** ({mem['growth_bytes_per_image']} bytes per extra image) | <= {mem['goal']} "
         f"| {'yes' if mem['met'] else 'no'} |",
     ]
@@ -294,9 +293,7 @@ def main() -> None:
     table = markdown(results)
     print(table)
     if not args.quick:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / "package.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS_DIR / "package.md").write_text(table)
+        save_results("package", table, results)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,12 @@ import tracemalloc
 from pathlib import Path
 
 import pandas as pd
-from machine import code_revision, machine_info
+from machine import code_revision, machine_info, save_results
 
 from histosynth.fsutil import unique_safe_names
 from histosynth.sql import DIALECTS, build_database, check_dumps
 from histosynth.sql.dump import write_dump
 
-RESULTS_DIR = Path(__file__).parent / "results"
 CLASSES = ("basophil", "eosinophil", "erythroblast", "immature granulocytes", "lymphocyte", "monocyte",
            "neutrophil", "platelet")
 RUN = hashlib.md5(b"generator.pt").hexdigest()
@@ -131,8 +130,7 @@ def main() -> None:
     table = "\n".join(lines) + "\n"
     print(table)
     if not args.quick:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / "sql_dump.md").write_text(table)
+        save_results("sql_dump", table)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from machine import code_revision, machine_info
+from machine import code_revision, machine_info, save_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import write_image_folder  # noqa: E402  (the test suite's textured images)
@@ -52,7 +52,6 @@ from histosynth.gan.training.loop import GanTrainer  # noqa: E402
 from histosynth.gan.training.runtime import training_runtime  # noqa: E402
 from histosynth.gan.training.settings import TrainSettings, resolve_settings  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CLASSES = tuple(f"class {i}" for i in range(8))
 BATCHES_PER_EPOCH = 2
 WARMUP_STEPS = 1  # untimed D (and G) steps of a fresh trainer: allocations, oneDNN / cuDNN kernel choice
@@ -197,10 +196,7 @@ def main() -> None:
     table = markdown(results)
     print(table)
     if not args.quick:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        suffix = "_cuda" if on_gpu else ""
-        (RESULTS_DIR / f"training{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS_DIR / f"training{suffix}.md").write_text(table)
+        save_results("training_cuda" if on_gpu else "training", table, results)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ versioning, tests/test_qa_*.py about the gates.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 

@@ -9,7 +9,6 @@ images' spread at 60 epochs (seeds 0-3), while the conditional-BN generator reac
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from conftest import write_image_folder
 
