@@ -254,3 +254,11 @@ def test_confusion_table_counts_and_shares() -> None:
     assert table.classes == ["b", "a", "c"]  # label order first, then others as they appear
     assert table.counts == [[1, 0, 0], [2, 1, 0], [0, 1, 0]]
     assert table.shares[1] == pytest.approx([2 / 3, 1 / 3, 0.0], abs=1e-4)
+
+
+def test_a_missing_project_folder_is_an_error_not_an_empty_page(tmp_path):
+    from histosynth.errors import DataError
+
+    with pytest.raises(DataError, match="no such project folder"):
+        build_report(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()

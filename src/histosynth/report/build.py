@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from histosynth import __version__, paths
+from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_text
 from histosynth.report.inputs import Missing
 from histosynth.report.page import render_page
@@ -27,6 +28,8 @@ def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
     malformed input raises a DataError naming the file. The same inputs give the same bytes.
     """
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such project folder; pass --root <project folder>")
     out = root / REPORT_FILE if out is None else Path(out)
     start = time.perf_counter()
     qa_metrics = load_qa_metrics(root)
