@@ -178,7 +178,10 @@ class _Training:
     def _save(self, epoch: int, with_training_state: bool = True) -> None:
         self.model_dir.mkdir(parents=True, exist_ok=True)
         if with_training_state:  # a reloaded state does not re-save to the same bytes: keep the file DVC cached
-            state = {"fingerprint": self.fingerprint, "epoch": epoch, "history": self.history,
+            # throughput is a fact about the machine, not the run: kept out so that the same params
+            # give the same checkpoint bytes
+            history = [{k: v for k, v in row.items() if k != "images_per_s"} for row in self.history]
+            state = {"fingerprint": self.fingerprint, "epoch": epoch, "history": history,
                      **self.trainer.state_dict()}
             checkpoint.save_training_state(self.model_dir, state)
         checkpoint.save_generator(self.model_dir, self.trainer.sampling_generator.state_dict())
