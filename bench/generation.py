@@ -32,16 +32,16 @@ import time
 from pathlib import Path
 
 import torch
-
 from machine import machine_info, save_results
 
 from histosynth.config.generate import GenerateParams
 from histosynth.gan.checkpoint import save_generator, write_record
 from histosynth.gan.models import build_generator, get_recipe
 from histosynth.generate import generate
-from histosynth.generate.sampler import BlockSampler, usable_cores
+from histosynth.generate.sampler import BlockSampler
 from histosynth.generate.writer import write_synthetic_set
 from histosynth.images import write_pngs
+from histosynth.parallel import usable_cores
 
 ARCH = "dcgan"
 N_CLASSES = 8

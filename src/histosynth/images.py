@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from histosynth.parallel import ordered_map
 
 PNG_COMPRESS_LEVEL = 6
 
@@ -59,11 +60,4 @@ def write_pngs(items: Iterable[tuple[Path, np.ndarray]], workers: int = 2) -> It
     zlib and hashlib release the GIL, so threads keep both cores busy. At most
     ``4 * workers`` images are in flight, so memory does not grow with the number of images.
     """
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending = []
-        for item in items:
-            pending.append(pool.submit(_encode_and_write, item))
-            if len(pending) >= 4 * max(1, workers):
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
+    return ordered_map(_encode_and_write, items, workers, chunk=1)

@@ -22,7 +22,7 @@ from histosynth.classifier.train import EpochRecord, train_classifier
 from histosynth.config.benchmark import BenchmarkParams
 from histosynth.config.classifier import Arch, ClassifierRecipe
 from histosynth.dataset import ImageSet
-from histosynth.generate.sampler import usable_cores
+from histosynth.parallel import usable_cores
 
 log = logging.getLogger(__name__)
 

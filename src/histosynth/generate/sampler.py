@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,12 +29,9 @@ from torch import nn
 
 from histosynth.errors import ConfigError
 from histosynth.generate.latents import latents
+from histosynth.parallel import usable_cores
 
 FORWARD_BLOCK = 64
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ from tqdm import tqdm
 
 from histosynth.fsutil import unique_safe_names
 from histosynth.generate.md5sums import write_md5sums
-from histosynth.generate.sampler import BlockSampler, usable_cores
+from histosynth.generate.sampler import BlockSampler
 from histosynth.images import write_pngs
 from histosynth.manifest import write_manifest
+from histosynth.parallel import usable_cores
 
 SPLIT = "train"
 SOURCE = "synthetic"

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from histosynth.errors import DataError
 from histosynth.images import md5_bytes
-from histosynth.package.parallel import ordered_map
+from histosynth.parallel import ordered_map
 
 log = logging.getLogger(__name__)
 

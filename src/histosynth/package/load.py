@@ -19,8 +19,8 @@ from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.images import read_png_rgb
 from histosynth.manifest import SPLITS, class_names_of
-from histosynth.package.parallel import ordered_map
 from histosynth.package.schema import METADATA_PARQUET, SOURCES, read_metadata_parquet
+from histosynth.parallel import ordered_map
 
 if TYPE_CHECKING:
     from histosynth.package.torch_data import PackageDataset

@@ -21,10 +21,10 @@ from tqdm import tqdm
 from histosynth.errors import DataError
 from histosynth.generate.md5sums import MD5SUMS_NAME
 from histosynth.images import md5_file
-from histosynth.package.parallel import ordered_map
 from histosynth.package.schema import (
     CARD_NAME, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, read_metadata_csv, read_metadata_parquet,
 )
+from histosynth.parallel import ordered_map
 from histosynth.sql import check_dumps
 
 # Top-level files every package has, whatever its MD5SUMS says.
@@ -37,6 +37,7 @@ MD5SUMS_LINE = re.compile(r"^([0-9a-f]{32}) [ *](.+)$")
 class VerifyReport:
     root: Path
     files_checked: int = 0
+    images: int = 0  # rows of the package's metadata (0 when it is unreadable)
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
@@ -189,6 +190,7 @@ def verify_package(path: Path | str) -> VerifyReport:
     report.extra += sorted(present - expected.keys())
     _hash_and_compare(root, expected, present, report)
     if metadata is not None:
+        report.images = len(metadata)
         report.problems += check_dumps(root, metadata)
     report.missing = sorted(set(report.missing))
     report.modified.sort()

@@ -93,9 +93,7 @@ def _check_ready(root: Path, tag: str) -> str:
 
 
 def _check_package(root: Path) -> int:
-    # pandas/sqlalchemy imports: only when publishing
-    from histosynth.package.load import load_package
-    from histosynth.package.verify import verify_package
+    from histosynth.package.verify import verify_package  # pandas/sqlalchemy: only when publishing
 
     package = root / PACKAGE_DIR
     if not package.is_dir():
@@ -111,7 +109,7 @@ def _check_package(root: Path) -> int:
     report = verify_package(package)
     if not report.ok:
         raise PublishRefused(f"{package} failed verification, not publishing:\n" + "\n".join(report.lines()))
-    return len(load_package(package).metadata)
+    return report.images
 
 
 def _release_paths(root: Path) -> list[str]:

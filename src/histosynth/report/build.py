@@ -18,8 +18,6 @@ from histosynth.report.sections.training import training_section
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = paths.REPORTS_DIR / "index.html"
-
 
 def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
     """Write the self-contained HTML report of the project at ``root`` to ``out`` (default root/reports/index.html).
@@ -30,7 +28,7 @@ def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such project folder; pass --root <project folder>")
-    out = root / REPORT_FILE if out is None else Path(out)
+    out = root / paths.REPORT_HTML if out is None else Path(out)
     start = time.perf_counter()
     qa_metrics = load_qa_metrics(root)
     classes = class_sections(root, qa_metrics)

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from histosynth.errors import ConfigError
+from histosynth.parallel import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,7 @@ def _cpu_threads(requested: int, local_world_size: int) -> int:
         return requested
     if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         return int(os.environ["OMP_NUM_THREADS"])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // local_world_size)
+    return max(1, usable_cores() // local_world_size)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""An ordered, bounded thread map for per-file work (hashing, linking, copying, decoding).
+"""How many cores this process may use, and an ordered, bounded thread map for per-file work
+(encoding, hashing, linking, copying, decoding).
 
 File IO, hashlib and zlib release the GIL, so threads keep every core busy. Items travel in
 chunks (one task per chunk keeps the pool's bookkeeping small next to the work on small files),
@@ -21,6 +22,7 @@ CHUNK = 64
 
 
 def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
