@@ -1,16 +1,20 @@
-"""QA figures and timings on real data (issue 4). A benchmark, not a test: run it by hand.
+"""QA gate calibration and timing on real data (issues 4 and 11). A benchmark, not a test: run it by hand.
 
     python bench/qa.py demo         # builtin:ihc demo tiles            -> bench/results/qa_demo.json
-    python bench/qa.py bloodmnist   # BloodMNIST small-data run         -> bench/results/qa_bloodmnist.json
+    python bench/qa.py bloodmnist   # BloodMNIST, 100 train per class   -> bench/results/qa_bloodmnist.json
     python bench/qa.py scale        # 10k synthetic vs 10k real, 28 px  -> bench/results/qa_scale.json
+    python bench/qa.py table        # bench/results/qa_calibration.md from the two calibration JSONs
 
-``demo`` and ``bloodmnist`` train the feature net on a real folder and run QA against a
-held-out real set ("real_split": real images the pipeline never saw, standing in for a
-perfect generator) and against the broken sets the gates must catch: uniform noise, one
-image repeated, copies of training images, images of another class, a colour shift.
-Every figure, floor, threshold and verdict is recorded. ``scale`` times QA end to end with
-the time split by metric. BloodMNIST comes from /work/shared/data/bloodmnist.npz (set
-HISTOSYNTH_BLOODMNIST to use another copy).
+``demo`` and ``bloodmnist`` train the feature net on a real folder, augment its train split with
+the real augment stage, and run QA against a held-out real set ("real_split": real images the
+pipeline never saw, standing in for a perfect generator) and against broken sets, each in
+several severities: uniform noise, one image repeated (and a few images repeated), copies of
+training images (exact, flipped or turned, noisy), copies of affine children, images of another
+class (all or a share of them), a colour shift and a blur. For every set, class and gate the
+figure, floor (mean, sd, quantiles), threshold, margin and verdict are recorded, together with
+the *floor multiple* value / floor quantile, from which the floor factors are chosen: real sets
+must stay well inside it, broken sets well outside. QA reads real train and val only.
+BloodMNIST comes from /work/shared/data/bloodmnist.npz (set HISTOSYNTH_BLOODMNIST to use another copy).
 """
 
 from __future__ import annotations
@@ -26,18 +30,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from machine import machine_info
+from scipy.ndimage import gaussian_filter
 
+from histosynth.augment import augment
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import params_from_mapping
 from histosynth.config.data import DataParams
 from histosynth.data.ingest import ingest
 from histosynth.dataset import load_image_set
+from histosynth.dihedral import dihedral_variant
 from histosynth.entry import setup_logging
 from histosynth.fsutil import unique_safe_names
 from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import write_pngs
 from histosynth.manifest import read_manifest, write_manifest
+from histosynth.qa.floors import floor_keys
+from histosynth.qa.gates import GATES
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import run_qa
 
@@ -72,51 +82,105 @@ def write_folder(folder: Path, splits: dict[str, Split], class_names: tuple[str,
     return folder
 
 
-def broken_sets(heldout: Split, train: Split, n_classes: int, seed: int) -> dict[str, Split]:
+def _clip(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _cycled(pool_of_class: dict[int, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """One image per label, cycling through that class's pool."""
+    rank = np.zeros(len(labels), int)
+    seen: dict[int, int] = {}
+    for i, c in enumerate(labels.tolist()):
+        rank[i] = seen.get(c, 0)
+        seen[c] = rank[i] + 1
+    return np.stack([pool_of_class[c][r % len(pool_of_class[c])] for c, r in zip(labels.tolist(), rank)])
+
+
+def broken_sets(heldout: Split, train: Split, children: Split, n_classes: int, seed: int) -> dict[str, Split]:
     """The real-vs-real set and the broken sets, each with the held-out set's class counts."""
     rng = np.random.default_rng(seed)
     images, labels = heldout
-    first_of_class = {c: images[np.flatnonzero(labels == c)[0]] for c in np.unique(labels).tolist()}
+    by_class = {c: images[labels == c] for c in range(n_classes)}
     train_of_class = {c: train[0][train[1] == c] for c in range(n_classes)}
-    rank_in_class = np.array([np.sum(labels[:i] == c) for i, c in enumerate(labels.tolist())])
-    copies = np.stack([train_of_class[c][r % len(train_of_class[c])] for c, r in zip(labels.tolist(), rank_in_class)])
-    return {
+    child_of_class = {c: children[0][children[1] == c] for c in range(n_classes)}
+    copies = _cycled(train_of_class, labels)
+    sets: dict[str, Split] = {
         "real_split": heldout,
         "uniform_noise": (rng.integers(0, 256, images.shape, dtype=np.uint8), labels),
-        "one_image_repeated": (np.stack([first_of_class[c] for c in labels.tolist()]), labels),
+        "one_image_repeated": (_cycled({c: v[:1] for c, v in by_class.items()}, labels), labels),
+        "five_images_repeated": (_cycled({c: v[:5] for c, v in by_class.items()}, labels), labels),
         "train_copies": (copies, labels),
+        "train_copies_flipped": (np.stack([dihedral_variant(im[None], 1 + i % 7)[0] for i, im in enumerate(copies)]),
+                                 labels),
+        "train_copies_noise_sd4": (_clip(copies + rng.normal(0, 4, copies.shape)), labels),
+        "affine_child_copies": (_cycled(child_of_class, labels), labels),
         "label_swap": (images, (labels + 1) % n_classes),
-        "colour_shift": (np.clip(images.astype(np.int16) + np.array([20, 0, -20], np.int16), 0, 255)
-                         .astype(np.uint8), labels),
     }
+    for share in (0.1, 0.25):  # a share of each class's images drawn from the next class
+        swapped = labels.copy()
+        flip = rng.random(len(labels)) < share
+        source = _cycled({c: by_class[(c + 1) % n_classes] for c in range(n_classes)}, labels)
+        sets[f"wrong_class_{int(share * 100)}pct"] = (np.where(flip[:, None, None, None], source, images), swapped)
+    for shift in (4, 8, 16):
+        sets[f"colour_shift_{shift}"] = (_clip(images.astype(np.int16) + np.array([shift, 0, -shift])), labels)
+    for sigma in (0.5, 1.0):
+        sets[f"blur_{sigma}"] = (_clip(gaussian_filter(images.astype(np.float64), sigma=(0, sigma, sigma, 0))), labels)
+    return sets
+
+
+def _figures(metrics: dict[str, Any], class_names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Per class and gate: value, threshold, margin, verdict and the floor multiple (value / bad-side quantile)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in class_names:
+        figures = metrics["classes"].get(name)
+        if figures is None:
+            continue
+        per_gate = {}
+        for gate in GATES:
+            verdict = figures["gates"][gate.name]
+            _, _, low, high = floor_keys(gate.metric)
+            quantile = figures.get(low if gate.higher_is_better else high)
+            value = figures.get(gate.metric)
+            multiple = value / quantile if value is not None and quantile else None
+            per_gate[gate.name] = {**verdict, "floor_multiple": multiple}
+        out[name] = per_gate
+    return out
 
 
 def evaluate_sets(work: Path, real: dict[str, Split], heldout: Split, class_names: tuple[str, ...],
-                  qa_overrides: dict[str, Any]) -> dict[str, Any]:
-    params = params_from_mapping({"qa": {"enforce": False, **qa_overrides}}).qa
+                  augment_per_class: int) -> dict[str, Any]:
+    params = params_from_mapping({"qa": {"enforce": False}, "augment": {"per_class": augment_per_class}})
     real_dir = write_folder(work / "real", real, class_names, "real")
     started = time.perf_counter()
-    record = train_featurenet(params.featurenet, real_dir, work / "featurenet")
+    record = train_featurenet(params.qa.featurenet, real_dir, work / "featurenet")
+    augment(params.augment, real_dir, work / "augmented", work / "preview")
+    children = load_image_set(work / "augmented")
+    is_child = (read_manifest(work / "augmented")["source"] == "affine").to_numpy()
     out: dict[str, Any] = {
-        "params": params.model_dump(mode="json"),
+        "params": params.qa.model_dump(mode="json"),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "real_images": {split: len(labels) for split, (_, labels) in real.items()},
+        "affine_children": int(is_child.sum()),
         "featurenet": {"seconds": round(time.perf_counter() - started, 1), "epochs_run": record["epochs_run"],
-                       "best_epoch": record["best_epoch"], "test_accuracy": record["test_accuracy"],
-                       "test_recall": record["test_recall"]},
+                       "best_epoch": record["best_epoch"], "val_accuracy": record["val_accuracy"],
+                       "val_recall": record["val_recall"]},
         "sets": {},
     }
-    for name, split in broken_sets(heldout, real["train"], len(class_names), params.seed).items():
+    sets = broken_sets(heldout, real["train"], (children.images[is_child], children.labels[is_child]),
+                       len(class_names), params.qa.seed)
+    for name, split in sets.items():
         synthetic_dir = write_folder(work / name, {"train": split}, class_names, "synthetic")
-        result = run_qa(params, real_dir, synthetic_dir, work / "featurenet", work / f"qa_{name}")
+        result = run_qa(params.qa, real_dir, synthetic_dir, work / "featurenet", work / f"qa_{name}",
+                        work / "augmented")
+        failed = sorted({r.gate.name for r in result.gates if r.failed})
         out["sets"][name] = {
             "passed": result.passed,
-            "failed": sorted({f"{r.gate.name}" for r in result.gates if r.failed}),
-            "failed_per_class": {c: [r.gate.name for r in result.gates if r.failed and r.class_name == c]
-                                 for c in class_names},
+            "failed": failed,
+            "failed_per_gate": {g.name: sum(r.failed for r in result.gates if r.gate.name == g.name) for g in GATES},
+            "gates": _figures(result.metrics, class_names),
             "seconds": {k: round(v, 2) for k, v in result.timings.items()},
-            "metrics": result.metrics,
         }
-        print(f"{name:20s} passed={result.passed} failed gates: {out['sets'][name]['failed']}", flush=True)
+        print(f"{name:26s} passed={result.passed} failed gates: {failed}", flush=True)
     return out
 
 
@@ -136,8 +200,8 @@ def demo(work: Path) -> dict[str, Any]:
     real = {"train": (train.images[keep], train.labels[keep]),
             **{s: (splits[s].images, splits[s].labels) for s in ("val", "test")}}
     return {"data": "builtin:ihc 32 px; the train band's tiles inside black 64-px chessboard blocks train, "
-                    "those inside white blocks are the held-out set",
-            **evaluate_sets(work, real, (train.images[held], train.labels[held]), train.class_names, {})}
+                    "those inside white blocks are the held-out set; QA's val is the demo's val band",
+            **evaluate_sets(work, real, (train.images[held], train.labels[held]), train.class_names, 200)}
 
 
 def _bloodmnist() -> dict[str, np.ndarray]:
@@ -160,25 +224,27 @@ def _per_class(labels: np.ndarray, counts: list[int], rng: np.random.Generator) 
 
 
 def bloodmnist(work: Path) -> dict[str, Any]:
-    """Small-data regime: 200 train, 50 val, 100 test real images per class; 200 held-out per class."""
+    """The benchmark's small-data regime: 100 train images per class, the full val split; 200 held-out
+    train images per class stand in for a perfect generator."""
     d, rng = _bloodmnist(), np.random.default_rng(0)
     y = {s: d[f"{s}_labels"].ravel().astype(np.int64) for s in ("train", "val", "test")}
-    train_idx, held_idx = _per_class(y["train"], [200, 200], rng)
-    (val_idx,), (test_idx,) = _per_class(y["val"], [50], rng), _per_class(y["test"], [100], rng)
+    train_idx, held_idx = _per_class(y["train"], [100, 200], rng)
+    (test_idx,) = _per_class(y["test"], [20], rng)  # written but never read by QA
     real = {"train": (d["train_images"][train_idx], y["train"][train_idx]),
-            "val": (d["val_images"][val_idx], y["val"][val_idx]),
+            "val": (d["val_images"], y["val"]),
             "test": (d["test_images"][test_idx], y["test"][test_idx])}
-    return {"data": "BloodMNIST 28 px: 200 train / 50 val / 100 test real images per class; the held-out "
-                    "set is 200 other train images per class",
-            **evaluate_sets(work, real, (d["train_images"][held_idx], y["train"][held_idx]), BLOODMNIST_CLASSES, {})}
+    return {"data": "BloodMNIST 28 px: 100 train images per class, the full val split (1,712); the held-out "
+                    "set is 200 other train images per class; augmented to 200 per class",
+            **evaluate_sets(work, real, (d["train_images"][held_idx], y["train"][held_idx]), BLOODMNIST_CLASSES,
+                            200)}
 
 
 def scale(work: Path) -> dict[str, Any]:
-    """10,000 synthetic vs 10,000 real train (+ 1,712 val, 3,421 test) BloodMNIST images, timed."""
+    """10,000 synthetic vs 10,000 real train (+ 1,712 val) BloodMNIST images, timed."""
     d = _bloodmnist()
     y = {s: d[f"{s}_labels"].ravel().astype(np.int64) for s in ("train", "val", "test")}
     real = {"train": (d["train_images"][:10_000], y["train"][:10_000]),
-            "val": (d["val_images"], y["val"]), "test": (d["test_images"], y["test"])}
+            "val": (d["val_images"], y["val"]), "test": (d["test_images"][:10], y["test"][:10])}
     # 10k distinct images of the right classes: the last 1,959 train images, the rest turned 90 degrees.
     rest = slice(10_000, None)
     turned = np.rot90(d["train_images"][: 10_000 - len(y["train"][rest])], axes=(1, 2))
@@ -198,22 +264,68 @@ def scale(work: Path) -> dict[str, Any]:
         runs.append((time.perf_counter() - started, result.timings, os.getloadavg()[0]))
     fastest = min(runs, key=lambda run: run[0])
     return {
-        "data": "BloodMNIST 28 px: real train 10,000, val 1,712, test 3,421; synthetic 10,000 "
-                "(1,959 unused train images + 8,041 train images turned 90 degrees)",
+        "data": "BloodMNIST 28 px: real train 10,000, val 1,712; synthetic 10,000 "
+                "(1,959 unused train images + 8,041 train images turned 90 degrees: QA flags those as copies)",
         "qa_seconds_end_to_end": [round(seconds, 2) for seconds, _, _ in runs],
         "load_average_after_each_run": [round(load, 2) for _, _, load in runs],
         "qa_seconds_by_step_fastest_run": {k: round(v, 2) for k, v in fastest[1].items()},
         "featurenet_seconds (separate stage, 5 epochs)": round(featurenet_seconds, 1),
-        "featurenet_test_accuracy": record["test_accuracy"],
+        "featurenet_val_accuracy": record["val_accuracy"],
         "goal_seconds": 60,
     }
+
+
+def table() -> str:
+    """The calibration table (markdown) from qa_demo.json and qa_bloodmnist.json."""
+    lines = []
+    for run in ("demo", "bloodmnist"):
+        path = RESULTS / f"qa_{run}.json"
+        if not path.is_file():
+            lines.append(f"## {run}: not run (`python bench/qa.py {run}`)\n")
+            continue
+        result = json.loads(path.read_text())
+        machine = result["machine"]
+        lines += [f"## {run}", "", f"{result['data']}. Machine: {machine['cpu']}, {machine['cores']} cores, torch "
+                  f"{machine['torch']} ({result.get('torch_cpu_capability')}), {machine['date']}. Feature net val "
+                  f"accuracy {result['featurenet']['val_accuracy']:.3f}.", "",
+                  "Classes failing each gate (of " + str(len(next(iter(result['sets'].values()))['gates'])) + "), and "
+                  "for the held-out real set its smallest margin per gate:", "",
+                  "| set | " + " | ".join(g.name for g in GATES) + " |",
+                  "|---|" + "---|" * len(GATES)]
+        for name, outcome in result["sets"].items():
+            cells = []
+            for gate in GATES:
+                failed = outcome["failed_per_gate"][gate.name]
+                if name == "real_split":
+                    margins = [g[gate.name]["margin"] for g in outcome["gates"].values() if g[gate.name]["margin"] is not None]
+                    cells.append(f"{failed} (min margin {100 * min(margins):+.0f}%)" if margins else f"{failed}")
+                else:
+                    cells.append(f"**{failed}**" if failed else "0")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += ["", "Floor multiples (value / floor quantile on the bad side; thresholds are floor_factor x 1): "
+                  "real set's worst class vs each broken set's best class", "",
+                  "| set | colour_kl (max) | fid (max) | label_consistency (min) | coverage (min) |", "|---|---|---|---|---|"]
+        for name, outcome in result["sets"].items():
+            cells = []
+            for gate, worst in (("colour_kl", max), ("fid", max), ("label_consistency", min), ("coverage", min)):
+                values = [g[gate]["floor_multiple"] for g in outcome["gates"].values() if g[gate]["floor_multiple"] is not None]
+                pick = worst if name == "real_split" else {max: min, min: max}[worst]
+                cells.append(f"{pick(values):.3g}" if values else "n/a")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
     runs = {"demo": demo, "bloodmnist": bloodmnist, "scale": scale}
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", choices=sorted(runs))
+    parser.add_argument("run", choices=sorted(runs) + ["table"])
     args = parser.parse_args()
+    if args.run == "table":
+        out = RESULTS / "qa_calibration.md"
+        out.write_text("# QA gate calibration (bench/qa.py)\n\n" + table())
+        print(f"wrote {out}")
+        return
     setup_logging()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:

@@ -75,11 +75,11 @@ def test_train_featurenet_writes_weights_record_and_reports(tiny_real_dir, tmp_p
     record = train_featurenet(FAST, tiny_real_dir, tmp_path / "featurenet", tmp_path / "report")
     saved = json.loads((tmp_path / "featurenet" / "record.json").read_text())
     assert saved["class_names"] == ["red blobs", "green stripes", "blue noise"]
-    assert saved["test_accuracy"] == record["test_accuracy"] >= 0.9
-    assert set(saved["test_recall"]) == set(saved["class_names"])
-    assert saved["recipe"] == FAST.model_dump() and saved["n_images"] == {"train": 72, "val": 24, "test": 24}
+    assert saved["val_accuracy"] == record["val_accuracy"] >= 0.9
+    assert set(saved["val_recall"]) == set(saved["class_names"])
+    assert saved["recipe"] == FAST.model_dump() and saved["n_images"] == {"train": 72, "val": 24}  # never test
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert metrics["test_accuracy"] == record["test_accuracy"]
+    assert metrics["val_accuracy"] == record["val_accuracy"] and "test_accuracy" not in metrics
     history = (tmp_path / "report" / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,val_accuracy" and len(history) == 1 + record["epochs_run"]
     weights = (tmp_path / "featurenet" / WEIGHTS_FILE).read_bytes()

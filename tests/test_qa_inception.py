@@ -45,13 +45,14 @@ def random_inception_weights(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_inception_fid_is_reported_beside_its_floor(tmp_path, random_inception_weights):
-    real = write_image_folder(tmp_path / "real", {"train": 6, "val": 2, "test": 6})  # train = synthetic: one FID draw each
+    real = write_image_folder(tmp_path / "real", {"train": 6, "val": 6, "test": 2})
     synthetic = write_image_folder(tmp_path / "synthetic", {"train": 6}, seed=5, source="synthetic")
     train_featurenet(ClassifierRecipe(epochs=2), real, tmp_path / "featurenet")
     params = params_from_mapping({"qa": {"enforce": False, "fid": {"inception_weights": str(random_inception_weights)}}}).qa
     with single_torch_thread():  # 2048-d eigen-decompositions crawl on two threads of a busy machine
         metrics = run_qa(params, real, synthetic, tmp_path / "featurenet", tmp_path / "qa").metrics
     overall = metrics["fid"]
-    assert set(overall) == {"fid", "fid_real_floor", "inception_fid", "inception_fid_real_floor"}
+    assert set(overall) == {"fid", "fid_real_floor", "fid_real_floor_sd", "inception_fid", "inception_fid_real_floor",
+                            "inception_fid_real_floor_sd"}
     assert np.isfinite(overall["inception_fid"]) and overall["inception_fid"] >= 0
     assert np.isfinite(overall["inception_fid_real_floor"]) and overall["inception_fid_real_floor"] >= 0

@@ -1,7 +1,8 @@
 """The memorisation test on real tissue: the demo's IHC tiles (no training, no network).
 
-Degraded copies of training tiles (what a GAN that memorised would emit) must be flagged,
-while new tissue, even blurred the way an under-trained generator blurs, must not be.
+Degraded, flipped or rotated copies of training tiles (what a GAN that memorised would emit)
+and copies of their affine children must be flagged, while new tissue, even blurred the way an
+under-trained generator blurs, must not be.
 """
 
 import numpy as np
@@ -10,8 +11,8 @@ from scipy.ndimage import gaussian_filter
 
 from histosynth.config import params_from_mapping
 from histosynth.data.sources.builtin_ihc import load_builtin
+from histosynth.dihedral import dihedral_variant, dihedral_variants
 from histosynth.qa.evaluate import pixel_vectors
-from histosynth.qa.knn import nearest
 from histosynth.qa.metrics import memorisation
 
 PERCENTILE = 1.0
@@ -30,18 +31,31 @@ def tiles():
     return train, train_y, heldout, heldout_y
 
 
-def flagged_shares(tiles, candidates: np.ndarray) -> tuple[float, float]:
-    """(ratio-test share, raw-distance share) of ``candidates`` flagged against the training tiles."""
+def flagged_shares(tiles, candidates: np.ndarray, extra_reference: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> tuple[float, float]:
+    """(ratio-test share, raw-distance share) of ``candidates`` flagged against the training tiles.
+
+    ``extra_reference``: (images, index of the training tile each was made from), searched too
+    and counted as that tile (affine children).
+    """
     train, train_y, heldout, heldout_y = tiles
-    reference = pixel_vectors(train)
-    held_d, _ = nearest(pixel_vectors(heldout), reference, k=2)
-    cand_d, cand_i = nearest(pixel_vectors(candidates), reference, k=2)
-    nearest_y = train_y[cand_i[:, 0]]
+    reference, originals, reference_y = train, np.arange(len(train)), train_y
+    if extra_reference is not None:
+        images, parents = extra_reference
+        reference = np.concatenate([train, images])
+        originals, reference_y = np.concatenate([originals, parents]), np.concatenate([train_y, train_y[parents]])
+
+    def search(images):
+        return memorisation.nearest_originals([pixel_vectors(v) for v in dihedral_variants(images)],
+                                              pixel_vectors(reference), originals)
+
+    held, cand = search(heldout), search(candidates)
+    nearest_y = reference_y[cand.index]
     n_classes = int(train_y.max()) + 1
-    ratio_thr = memorisation.near_copy_thresholds(memorisation.distance_ratios(held_d), heldout_y, n_classes, PERCENTILE)
-    dist_thr = memorisation.near_copy_thresholds(held_d[:, 0], heldout_y, n_classes, PERCENTILE)
-    by_ratio = memorisation.near_copies(memorisation.distance_ratios(cand_d), nearest_y, ratio_thr)
-    by_distance = memorisation.near_copies(cand_d[:, 0], nearest_y, dist_thr)
+    ratio_thr = memorisation.near_copy_thresholds(held.ratios, heldout_y, n_classes, PERCENTILE)
+    dist_thr = memorisation.near_copy_thresholds(held.d1, heldout_y, n_classes, PERCENTILE)
+    by_ratio = memorisation.near_copies(cand.ratios, nearest_y, ratio_thr)
+    by_distance = memorisation.near_copies(cand.d1, nearest_y, dist_thr)
     return float(by_ratio.mean()), float(by_distance.mean())
 
 
@@ -62,8 +76,37 @@ def test_degraded_copies_of_training_tiles_are_flagged(tiles, how):
     assert by_ratio >= 0.9
 
 
-def test_exact_copies_are_flagged_even_when_the_training_set_holds_duplicates():
-    assert list(memorisation.distance_ratios(np.array([[0.0, 0.0], [0.0, 2.0], [1.0, 2.0]]))) == [0.0, 0.0, 0.5]
+@pytest.mark.parametrize("variant", [1, 2, 4, 6])
+def test_flipped_and_rotated_copies_of_training_tiles_are_flagged(tiles, variant):
+    train = tiles[0]
+    picked = train[np.random.default_rng(2).choice(len(train), 120, replace=False)]
+    by_ratio, _ = flagged_shares(tiles, dihedral_variant(picked, variant))
+    assert by_ratio == 1.0
+
+
+def test_copies_of_affine_children_are_flagged_and_children_do_not_hide_their_parent(tiles):
+    train = tiles[0]
+    parents = np.random.default_rng(3).choice(len(train), 120, replace=False)
+    # A child close to its parent: without the "same original" rule the child would be the
+    # second-nearest image of a copy of its parent, and the ratio near 1 would hide the copy.
+    children = degrade(train[parents], "blur")
+    by_ratio, _ = flagged_shares(tiles, np.roll(children, 1, axis=2), extra_reference=(children, parents))
+    assert by_ratio >= 0.9
+    copies_of_parents, _ = flagged_shares(tiles, train[parents], extra_reference=(children, parents))
+    assert copies_of_parents == 1.0
+
+
+def test_exact_copies_have_ratio_zero_and_a_lone_original_is_undecided():
+    found = memorisation.NearestOriginals(np.array([0.0, 1.0, 1.0]), np.array([0.0, 2.0, np.inf]), np.zeros(3, int))
+    assert list(found.ratios) == [0.0, 0.5, 1.0]
+
+
+def test_nearest_originals_merge_variants_and_skip_rows_of_the_same_original():
+    reference = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0]])  # rows 0 and 1 are one original
+    originals = np.array(["a", "a", "b"])
+    found = memorisation.nearest_originals([np.array([[0.05, 0.0]]), np.array([[4.0, 0.0]])], reference, originals)
+    assert found.d1[0] == pytest.approx(0.05) and found.index[0] in (0, 1)
+    assert found.d2[0] == pytest.approx(1.0)  # the second variant is 1.0 from original b
 
 
 def test_held_out_tissue_is_rarely_flagged_and_blurring_it_does_not_change_that(tiles):

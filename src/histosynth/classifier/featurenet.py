@@ -1,8 +1,10 @@
 """The `featurenet` stage: the domain feature extractor that QA measures synthetic images with.
 
-A :class:`SmallCNN` trained on the real train split (val for model selection), evaluated on
-the real test split. Its pooled features are the domain feature space of QA (FID,
+A :class:`SmallCNN` trained on the real train split, with the epoch of best accuracy on the real
+val split kept. Its pooled features are the domain feature space of QA (FID,
 precision/recall/density/coverage, memorisation) and its predictions check label consistency.
+It never sees the real test split, which stays untouched for the benchmark: its figures are on
+val (the val split chose the epoch, nothing else).
 """
 
 from __future__ import annotations
@@ -39,23 +41,23 @@ def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
                      report_dir: Path | None = None) -> dict[str, Any]:
     """Train on ``real_dir``'s train split, write ``out_dir`` (weights + record); return the record.
 
-    With ``report_dir``, also write ``metrics.json`` (test accuracy, per-class recall) and
+    With ``report_dir``, also write ``metrics.json`` (val accuracy, per-class val recall) and
     ``history.csv`` (loss and validation accuracy per epoch) there for ``dvc metrics``/``plots``.
     """
     real_dir, out_dir = Path(real_dir), Path(out_dir)
-    train, val, test = (load_image_set(real_dir, split) for split in ("train", "val", "test"))
+    train, val = (load_image_set(real_dir, split) for split in ("train", "val"))
     if len(train) == 0:
         raise DataError(f"{real_dir}: the real train split is empty; the feature net needs training images")
-    log.info("training the feature net on %d real train images (%d val, %d test), %d classes",
-             len(train), len(val), len(test), len(train.class_names))
+    log.info("training the feature net on %d real train images (%d val), %d classes",
+             len(train), len(val), len(train.class_names))
     trained = train_classifier(train, val, recipe)
-    metrics = _evaluate(trained.model, test)
+    metrics = _evaluate(trained.model, val)
     record = {
         "class_names": list(train.class_names),
         "recipe": recipe.model_dump(),
         "best_epoch": trained.best_epoch,
         "epochs_run": len(trained.history),
-        "n_images": {"train": len(train), "val": len(val), "test": len(test)},
+        "n_images": {"train": len(train), "val": len(val)},
         "real_manifest_md5": md5_file(real_dir / MANIFEST_NAME),
         "torch_version": torch.__version__,
         **metrics,
@@ -69,13 +71,13 @@ def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
                 f"{h.epoch},{h.train_loss:.6f},{'' if h.val_accuracy is None else f'{h.val_accuracy:.6f}'}"
                 for h in trained.history]
             atomic_write_text(tmp / "history.csv", "\n".join(rows) + "\n")
-    log.info("feature net: real test accuracy %s", metrics["test_accuracy"])
+    log.info("feature net: real val accuracy %s", metrics["val_accuracy"])
     return record
 
 
-def _evaluate(model: torch.nn.Module, test: ImageSet) -> dict[str, Any]:
-    if len(test) == 0:
-        return {"test_accuracy": None, "test_recall": {}}
-    predictions = embed(model, test.images, desc="test features").predictions
-    return {"test_accuracy": float(np.mean(predictions == test.labels)),
-            "test_recall": per_class_recall(predictions, test.labels, test.class_names)}
+def _evaluate(model: torch.nn.Module, val: ImageSet) -> dict[str, Any]:
+    if len(val) == 0:
+        return {"val_accuracy": None, "val_recall": {}}
+    predictions = embed(model, val.images, desc="val features").predictions
+    return {"val_accuracy": float(np.mean(predictions == val.labels)),
+            "val_recall": per_class_recall(predictions, val.labels, val.class_names)}

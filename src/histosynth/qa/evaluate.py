@@ -1,8 +1,16 @@
-"""Per-class QA figures, each beside its real-vs-real floor.
+"""Per-class QA figures, each beside its real-vs-real floor and that floor's spread.
 
-Every function here takes the loaded images (and their features, computed once), applies
-one metric per class with reproducible draws from ``qa.seed``, and returns
-``{label: {key: value}}``; floors are stored under ``<key>_real_floor``.
+Every function here takes the loaded images (and their features, computed once), applies one
+metric per class with reproducible draws from ``qa.seed``, and returns ``{label: {key: value}}``.
+Drawn figures are computed ``qa.draws`` times; the value is their mean and the floor is
+summarised by histosynth.qa.floors (``<key>_real_floor``, ``_sd``, ``_q_low``, ``_q_high``).
+
+Which real images each figure compares with:
+- colour KL: the real train split (pixel histograms involve no learned model);
+- FID, coverage: halves of the real val split, in the space of a feature net that never trained
+  on val, so neither the value nor the floor is measured on the net's own training images;
+- label agreement: the net's recall on real val is the floor;
+- memorisation: nearest originals among real train and its affine children, calibrated on val.
 """
 
 from __future__ import annotations
@@ -13,21 +21,23 @@ from typing import Any
 import numpy as np
 
 from histosynth.config.qa import QaParams
+from histosynth.dihedral import dihedral_variants
+from histosynth.qa.floors import mean_of_draws, summarise_floor
 from histosynth.qa.inputs import QaInputs
-from histosynth.qa.knn import nearest
-from histosynth.qa.metrics import PAIR_METRICS, duplicates, fid, label_agreement, memorisation
-from histosynth.qa.metrics.colour_kl import CHANNELS, colour_histograms, smoothed_distribution
-from histosynth.qa.sampling import class_rng, draw
+from histosynth.qa.metrics import duplicates, fid, label_agreement, memorisation, prdc
+from histosynth.qa.metrics.colour_kl import CHANNELS, kl_of_counts, per_image_histograms, smoothed_distribution
+from histosynth.qa.sampling import class_rng, draw, stratified_halves
 
 PerClass = dict[int, dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class FeatureSpace:
-    """One feature space's vectors of the real train, real test and synthetic images."""
+    """One feature space's vectors of the real train, real val, affine children and synthetic images."""
 
     train: np.ndarray
-    test: np.ndarray
+    val: np.ndarray
+    affine: np.ndarray
     synthetic: np.ndarray
 
 
@@ -40,121 +50,113 @@ def _of(labels: np.ndarray, c: int) -> np.ndarray:
     return np.flatnonzero(labels == c)
 
 
-def with_floor(metric: str, real: np.ndarray, candidate: np.ndarray, floor_real: np.ndarray,
-               floor_candidate: np.ndarray, **options: Any) -> dict[str, float]:
-    """``PAIR_METRICS[metric]`` of (real, candidate), and of the real pair under ``<key>_real_floor``."""
-    compute = PAIR_METRICS[metric]
-    value, floor = compute(real, candidate, **options), compute(floor_real, floor_candidate, **options)
-    return {**value, **{f"{k}_real_floor": v for k, v in floor.items()}}
-
-
 def colour_kl_by_class(inputs: QaInputs, params: QaParams) -> tuple[PerClass, list[dict[str, Any]]]:
-    """KL of colour histograms: a real half vs synthetic, and vs the other real half (the floor).
+    """KL of colour histograms: real train vs synthetic, and real train vs other real train images.
 
-    The real images are the class's train split, the distribution the generator learns (other
-    splits may come from other regions or patients). Per class, m = min(qa.kl.n_per_class,
-    train/2, synthetic) images are drawn for each of real half A, real half B (disjoint) and
-    synthetic. Also returns the histogram overlay rows (class, channel, bin, real, synthetic).
+    Per class and draw, m = min(qa.kl.n_per_class, train/2, synthetic) images are drawn for each
+    of real set A, real set B (disjoint from A) and synthetic S; the value averages KL(A || S)
+    over draws, the floor is the distribution of KL(A || B). Also returns the histogram overlay
+    rows (class, channel, bin, real, synthetic) of all the class's train and synthetic images.
     """
-    real, real_labels = inputs.train.images.images, inputs.train.images.labels
-    synthetic = inputs.synthetic.images
+    bins, smoothing = params.kl.bins, params.kl.smoothing
+    real_counts = per_image_histograms(inputs.train.images.images, bins)
+    syn_counts = per_image_histograms(inputs.synthetic.images.images, bins)
+    real_y, syn_y = inputs.train.images.labels, inputs.synthetic.images.labels
     out: PerClass = {}
     rows: list[dict[str, Any]] = []
-    opts = {"bins": params.kl.bins, "smoothing": params.kl.smoothing}
     for c in checked_labels(inputs):
-        pool, candidates = real[_of(real_labels, c)], synthetic.images[_of(synthetic.labels, c)]
+        pool, candidates = real_counts[_of(real_y, c)], syn_counts[_of(syn_y, c)]
         m = min(params.kl.n_per_class, len(pool) // 2, len(candidates))
         rng = class_rng(params.seed, c, "kl")
-        order = rng.permutation(len(pool))
-        half_a, half_b = pool[np.sort(order[:m])], pool[np.sort(order[m : 2 * m])]
-        sample = candidates[draw(len(candidates), m, rng)]
-        out[c] = {**with_floor("colour_kl", half_a, sample, half_a, half_b, **opts), "kl_images": m}
-        if m:
-            p = smoothed_distribution(colour_histograms(half_a, params.kl.bins), params.kl.smoothing)
-            q = smoothed_distribution(colour_histograms(sample, params.kl.bins), params.kl.smoothing)
+        values, floors = [], []
+        for _ in range(params.draws if m else 0):
+            order = rng.permutation(len(pool))
+            half_a, half_b = pool[order[:m]].sum(0), pool[order[m : 2 * m]].sum(0)
+            values.append(kl_of_counts(half_a, candidates[draw(len(candidates), m, rng)].sum(0), smoothing))
+            floors.append(kl_of_counts(half_a, half_b, smoothing)["kl"])
+        out[c] = {**{key: mean_of_draws(np.array([v[key] for v in values]))
+                     for key in ("kl", *(f"kl_{ch}" for ch in CHANNELS))},
+                  **summarise_floor("kl", np.array(floors), params.floor_quantile), "kl_images": m}
+        if len(pool) and len(candidates):
+            p = smoothed_distribution(pool.sum(0), smoothing)
+            q = smoothed_distribution(candidates.sum(0), smoothing)
             rows += [{"class": inputs.class_names[c], "channel": CHANNELS[ch], "bin": b,
                       "real": float(p[ch, b]), "synthetic": float(q[ch, b])}
-                     for ch in range(3) for b in range(params.kl.bins)]
+                     for ch in range(3) for b in range(bins)]
     return out, rows
 
 
-def fid_by_class(inputs: QaInputs, space: FeatureSpace, seed: int,
-                 key: str = "fid") -> tuple[PerClass, dict[str, float]]:
-    """FID(real test, synthetic) per class and overall, beside the floor FID(real train, real test).
+def feature_figures_by_class(inputs: QaInputs, space: FeatureSpace, params: QaParams) -> PerClass:
+    """FID and precision/recall/density/coverage per class, against halves of the real val split.
 
-    FID's bias grows as samples shrink, so synthetic and train images are compared with the
-    test images at one sample size m = min(train, synthetic): the larger side is drawn down
-    to m, FID_DRAWS times, and its FIDs averaged (which also steadies the estimate).
+    Per class and draw the val images are split into disjoint halves A and B of h images each
+    and h synthetic images S are drawn: FID(A, S) and coverage(A, S) are the values, FID(A, B) and
+    coverage(A, B) the floor. Equal sizes everywhere, because both FID's bias and coverage depend
+    on the sample sizes.
     """
-    train_y, test_y, syn_y = inputs.train.images.labels, inputs.test.images.labels, inputs.synthetic.images.labels
+    val_y, syn_y = inputs.val.images.labels, inputs.synthetic.images.labels
     out: PerClass = {}
     for c in checked_labels(inputs):
-        value, floor = _size_matched_fid(space.train[_of(train_y, c)], space.test[_of(test_y, c)],
-                                         space.synthetic[_of(syn_y, c)], class_rng(seed, c, key))
-        out[c] = {key: value, f"{key}_real_floor": floor}
-    return out, overall_fid(space, seed, key)
-
-
-def overall_fid(space: FeatureSpace, seed: int, key: str = "fid") -> dict[str, float]:
-    """FID(real test, synthetic) over all classes, beside FID(real train, real test), size-matched."""
-    value, floor = _size_matched_fid(space.train, space.test, space.synthetic, class_rng(seed, None, key))
-    return {key: value, f"{key}_real_floor": floor}
-
-
-FID_DRAWS = 5
-
-
-def _size_matched_fid(train: np.ndarray, test: np.ndarray, synthetic: np.ndarray,
-                      rng: np.random.Generator) -> tuple[float, float]:
-    """(mean FID(test, synthetic draw), mean FID(train draw, test)), draws of m = min(train, synthetic)."""
-    m = min(len(train), len(synthetic))
-
-    def mean_fid(candidates: np.ndarray) -> float:
-        draws = 1 if m == len(candidates) else FID_DRAWS
-        return float(np.mean([fid.frechet_distance(test, candidates[draw(len(candidates), m, rng)])
-                              for _ in range(draws)]))
-
-    return mean_fid(synthetic), mean_fid(train)
-
-
-def prdc_by_class(inputs: QaInputs, space: FeatureSpace, params: QaParams) -> PerClass:
-    """P/R/D/C of synthetic vs real train, on equal-sized draws; floor: real test vs real train.
-
-    Coverage and recall depend on the ratio of the two sample sizes, so both comparisons use
-    as many candidates as reference images (the floor with the smaller test split).
-    """
-    train_y, test_y = inputs.train.images.labels, inputs.test.images.labels
-    syn_y = inputs.synthetic.images.labels
-    out: PerClass = {}
-    for c in checked_labels(inputs):
-        train_c, rng = space.train[_of(train_y, c)], class_rng(params.seed, c, "prdc")
-        reference, candidate = _equal_size_draws(train_c, space.synthetic[_of(syn_y, c)], rng)
-        floor_reference, floor_candidate = _equal_size_draws(train_c, space.test[_of(test_y, c)], rng)
-        out[c] = with_floor("prdc", reference, candidate, floor_reference, floor_candidate, k=params.diversity.k)
+        held, candidates = space.val[_of(val_y, c)], space.synthetic[_of(syn_y, c)]
+        rng = class_rng(params.seed, c, "feature")
+        h = min(len(held) // 2, len(candidates))
+        drawn: dict[str, list[float]] = {}
+        for _ in range(params.draws if h >= 2 else 0):
+            order = rng.permutation(len(held))
+            a, b = held[order[:h]], held[order[h : 2 * h]]
+            s = candidates[draw(len(candidates), h, rng)]
+            for key, value in (("fid", fid.frechet_distance(a, s)), ("fid_floor", fid.frechet_distance(a, b))):
+                drawn.setdefault(key, []).append(value)
+            for key, value in prdc.compute(a, s, k=params.diversity.k).items():
+                drawn.setdefault(key, []).append(value)
+            drawn.setdefault("coverage_floor", []).append(prdc.compute(a, b, k=params.diversity.k)["coverage"])
+        figures: dict[str, Any] = {key: mean_of_draws(np.array(drawn.get(key, [])))
+                                   for key in ("fid", *prdc.KEYS)}
+        figures |= summarise_floor("fid", np.array(drawn.get("fid_floor", [])), params.floor_quantile)
+        figures |= summarise_floor("coverage", np.array(drawn.get("coverage_floor", [])), params.floor_quantile)
+        out[c] = figures | {"feature_images": h}
     return out
 
 
-def _equal_size_draws(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    m = min(len(a), len(b))
-    return a[draw(len(a), m, rng)], b[draw(len(b), m, rng)]
+def overall_fid(val: np.ndarray, val_labels: np.ndarray, synthetic: np.ndarray, seed: int, draws: int,
+                key: str = "fid") -> dict[str, float]:
+    """FID over all classes: val half A vs as many synthetic images, beside val half A vs half B."""
+    rng = class_rng(seed, None, key)
+    values, floors = [], []
+    for _ in range(draws):
+        a, b = stratified_halves(val_labels, rng)
+        h = min(len(a), len(synthetic))
+        if h < 2:
+            break
+        values.append(fid.frechet_distance(val[a], synthetic[draw(len(synthetic), len(a), rng)]))
+        floors.append(fid.frechet_distance(val[a], val[b]))
+    floor = np.array(floors, np.float64)
+    return {key: mean_of_draws(np.array(values)), f"{key}_real_floor": mean_of_draws(floor),
+            f"{key}_real_floor_sd": float(floor.std(ddof=1)) if len(floor) > 1 else float("nan")}
 
 
-def label_agreement_by_class(inputs: QaInputs, test_predictions: np.ndarray,
-                             synthetic_predictions: np.ndarray) -> PerClass:
-    """Share of synthetic images classified as their class; floor: the net's recall on real test."""
-    test_y, syn_y = inputs.test.images.labels, inputs.synthetic.images.labels
+def label_agreement_by_class(inputs: QaInputs, val_predictions: np.ndarray, synthetic_predictions: np.ndarray,
+                             params: QaParams) -> PerClass:
+    """Share of synthetic images classified as their class; floor: the net's recall on real val,
+    with its spread from ``qa.draws`` bootstrap resamples of the class's val images."""
+    val_y, syn_y = inputs.val.images.labels, inputs.synthetic.images.labels
     out: PerClass = {}
     for c in checked_labels(inputs):
-        value = label_agreement.compute(synthetic_predictions[_of(syn_y, c)], c)
-        floor = label_agreement.compute(test_predictions[_of(test_y, c)], c)
-        out[c] = {**value, "label_agreement_real_floor": floor["label_agreement"]}
+        hits = (val_predictions[_of(val_y, c)] == c).astype(np.float64)
+        rng = class_rng(params.seed, c, "label")
+        resampled = (np.array([hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(params.draws)])
+                     if len(hits) else np.array([]))
+        floor = summarise_floor("label_agreement", resampled, params.floor_quantile)
+        floor["label_agreement_real_floor"] = float(hits.mean()) if len(hits) else float("nan")
+        out[c] = {**label_agreement.compute(synthetic_predictions[_of(syn_y, c)], c), **floor}
     return out
 
 
 def duplicates_by_class(inputs: QaInputs) -> PerClass:
-    """Exact duplicates among a class's synthetic images, and exact copies of training images."""
-    syn_hashes = duplicates.pixel_md5s(inputs.synthetic.images.images)
-    train_hashes = set(duplicates.pixel_md5s(inputs.train.images.images))
+    """Duplicates among a class's synthetic images and copies of training images, flips and turns included."""
+    syn_hashes = duplicates.orientation_free_md5s(inputs.synthetic.images.images)
+    trained_on = inputs.generator_training_set()
+    train_hashes = set(duplicates.orientation_free_md5s(trained_on.images.images))
     syn_y = inputs.synthetic.images.labels
     out: PerClass = {}
     for c in checked_labels(inputs):
@@ -166,60 +168,75 @@ def duplicates_by_class(inputs: QaInputs) -> PerClass:
 def pixel_vectors(images: np.ndarray) -> np.ndarray:
     """Images as vectors scaled so that Euclidean distance is the RMS pixel difference in 0..1."""
     flat = images.reshape(len(images), -1).astype(np.float32)
-    return flat / np.float32(255.0 * np.sqrt(flat.shape[1]))
+    return flat / np.float32(255.0 * np.sqrt(max(flat.shape[1], 1)))
 
 
-def memorisation_by_class(inputs: QaInputs, space: FeatureSpace, heldout_features: np.ndarray,
+def memorisation_by_class(inputs: QaInputs, space: FeatureSpace,
                           params: QaParams) -> tuple[PerClass, list[dict[str, Any]]]:
     """Near-copy shares (distance-ratio test, see qa.metrics.memorisation) in pixel and feature
-    space, plus a per-image distance table.
+    space, each beside the share of held-out real images flagged, plus a per-image distance table.
 
-    The held-out reference is real val + test (``heldout_features`` in that order).
-    Nearest training images are searched among all classes: a copy under the wrong label
-    still leaks.
+    The reference is everything the generator may have learned from: real train and its affine
+    children, a child counting as its original. Nearest originals are searched among all classes:
+    a copy under the wrong label still leaks. The floor: the share of val images flagged by
+    thresholds computed without them, bootstrapped ``qa.draws`` times.
     """
-    heldout = [inputs.val, inputs.test]
-    heldout_images = np.concatenate([s.images.images for s in heldout])
-    heldout_y = np.concatenate([s.images.labels for s in heldout])
-    heldout_ids = np.concatenate([s.ids for s in heldout])
-    spaces = {
-        "pixel": (pixel_vectors(inputs.train.images.images), pixel_vectors(heldout_images),
-                  pixel_vectors(inputs.synthetic.images.images)),
-        "feature": (space.train, heldout_features, space.synthetic),
-    }
-    train_y, syn_y = inputs.train.images.labels, inputs.synthetic.images.labels
+    trained_on = inputs.generator_training_set()
+    ref_y, val_y, syn_y = trained_on.images.labels, inputs.val.images.labels, inputs.synthetic.images.labels
     n_classes = len(inputs.class_names)
+    percentile = params.memorisation.percentile
+    spaces = {
+        "pixel": (pixel_vectors(trained_on.images.images),
+                  [pixel_vectors(v) for v in dihedral_variants(inputs.val.images.images)],
+                  [pixel_vectors(v) for v in dihedral_variants(inputs.synthetic.images.images)]),
+        "feature": (np.concatenate([space.train, space.affine]), [space.val], [space.synthetic]),
+    }
     out: PerClass = {c: {} for c in checked_labels(inputs)}
     columns: dict[str, dict[str, np.ndarray]] = {"synthetic": {}, "real_heldout": {}}
-    percentile = params.memorisation.percentile
-    for name, (train, held, syn) in spaces.items():
-        held_d, held_i = nearest(held, train, k=2)
-        syn_d, syn_i = nearest(syn, train, k=2)
-        held_r, syn_r = memorisation.distance_ratios(held_d), memorisation.distance_ratios(syn_d)
-        nearest_y = train_y[syn_i[:, 0]]
-        ratio_thresholds = memorisation.near_copy_thresholds(held_r, heldout_y, n_classes, percentile)
-        flagged = memorisation.near_copies(syn_r, nearest_y, ratio_thresholds)
-        distance_thresholds = memorisation.near_copy_thresholds(held_d[:, 0], heldout_y, n_classes, percentile)
-        closer = memorisation.near_copies(syn_d[:, 0], nearest_y, distance_thresholds)
+    for name, (reference, held, syn) in spaces.items():
+        held_n = memorisation.nearest_originals(held, reference, trained_on.originals)
+        syn_n = memorisation.nearest_originals(syn, reference, trained_on.originals)
+        held_r, syn_r = held_n.ratios, syn_n.ratios
+        thresholds = memorisation.near_copy_thresholds(held_r, val_y, n_classes, percentile)
+        flagged = memorisation.near_copies(syn_r, ref_y[syn_n.index], thresholds)
+        floor_draws = _heldout_shares(held_r, val_y, ref_y[held_n.index], n_classes, params, name)
+        distance_thresholds = memorisation.near_copy_thresholds(held_n.d1, val_y, n_classes, percentile)
+        closer = memorisation.near_copies(syn_n.d1, ref_y[syn_n.index], distance_thresholds)
         for c in out:
             mine = _of(syn_y, c)
             out[c].update({
-                f"memorised_share_{name}": float(flagged[mine].mean()) if len(held_d) else float("nan"),
-                f"near_copy_ratio_threshold_{name}": float(ratio_thresholds[c]),
-                f"closer_than_heldout_share_{name}": float(closer[mine].mean()) if len(held_d) else float("nan"),
+                f"memorised_share_{name}": float(flagged[mine].mean()),
+                **summarise_floor(f"memorised_share_{name}", floor_draws[c], params.floor_quantile),
+                f"near_copy_ratio_threshold_{name}": float(thresholds[c]),
+                f"closer_than_heldout_share_{name}": float(closer[mine].mean()),
                 f"near_copy_distance_threshold_{name}": float(distance_thresholds[c]),
-                f"median_nearest_train_{name}_synthetic": float(np.median(syn_d[mine, 0])),
-                f"median_nearest_train_{name}_real_heldout": _median(held_d[_of(heldout_y, c), 0]),
+                f"median_nearest_train_{name}_synthetic": float(np.median(syn_n.d1[mine])),
+                f"median_nearest_train_{name}_real_heldout": _median(held_n.d1[_of(val_y, c)]),
             })
-        for source, d, r, i in (("synthetic", syn_d, syn_r, syn_i), ("real_heldout", held_d, held_r, held_i)):
-            columns[source].update({f"{name}_distance": d[:, 0], f"{name}_ratio": r,
-                                    f"nearest_train_id_{name}": inputs.train.ids[i[:, 0]]})
+        for source, found, ratios in (("synthetic", syn_n, syn_r), ("real_heldout", held_n, held_r)):
+            columns[source].update({f"{name}_distance": found.d1, f"{name}_ratio": ratios,
+                                    f"nearest_train_id_{name}": trained_on.ids[found.index]})
     rows = []
-    for source, labels, ids in (("synthetic", syn_y, inputs.synthetic.ids), ("real_heldout", heldout_y, heldout_ids)):
+    for source, labels, ids in (("synthetic", syn_y, inputs.synthetic.ids), ("real_heldout", val_y, inputs.val.ids)):
         table = {"class": [inputs.class_names[y] for y in labels], "source": [source] * len(ids), "id": ids,
                  **columns[source]}
         rows += [dict(zip(table, values)) for values in zip(*table.values())]
     return out, rows
+
+
+def _heldout_shares(ratios: np.ndarray, labels: np.ndarray, nearest_labels: np.ndarray, n_classes: int,
+                    params: QaParams, space: str) -> dict[int, np.ndarray]:
+    """Per class, ``qa.draws`` bootstrap resamples of the share of held-out images flagged by
+    thresholds computed without them (leave one out)."""
+    flags = memorisation.leave_one_out_flags(ratios, labels, nearest_labels, n_classes,
+                                             params.memorisation.percentile).astype(np.float64)
+    rng = class_rng(params.seed, None, f"memorisation floor {space}")
+    shares = {}
+    for c in range(n_classes):
+        mine = flags[labels == c]
+        shares[c] = (np.array([mine[rng.integers(0, len(mine), len(mine))].mean() for _ in range(params.draws)])
+                     if len(mine) else np.array([]))
+    return shares
 
 
 def _median(values: np.ndarray) -> float:

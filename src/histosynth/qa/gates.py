@@ -1,9 +1,18 @@
 """The QA gates as data, evaluated in one place, and the verdict table.
 
-A gate reads one per-class figure, an absolute threshold from ``qa.*`` and optionally a
-floor factor: its effective threshold is the absolute one relaxed to ``factor * floor``
-where the real-vs-real floor is worse (see histosynth.config.qa). A figure that could not be
-computed (too few images) leaves its gate unevaluated: reported, not failed.
+A gate reads one per-class figure, an optional absolute limit and an optional floor factor
+from ``qa.*`` (the rule is explained in histosynth.config.qa):
+
+- lower is better:  threshold = min(limit, factor x the floor's upper quantile)
+- higher is better: threshold = max(limit, factor x the floor's lower quantile)
+- memorisation: threshold = max(limit, the floor's upper quantile). Its floor is the share of
+  held-out real images flagged when the near-copy thresholds come from the other half of them;
+  with few held-out images per class that share can exceed the limit, and a synthetic set is
+  not called a copy for scoring what real images score.
+
+The margin is the headroom left, as a share of the threshold (negative when the gate fails).
+A figure that could not be computed (too few images) leaves its gate unevaluated: reported,
+not failed.
 """
 
 from __future__ import annotations
@@ -15,19 +24,22 @@ from typing import Any
 
 from histosynth.config.qa import QaParams
 from histosynth.errors import HistosynthError
+from histosynth.qa.floors import floor_keys
 
 
 @dataclass(frozen=True)
 class Gate:
     name: str
-    metric: str  # key in a class's figures; its floor is "<metric>_real_floor"
+    metric: str  # key in a class's figures; its floor is "<metric>_real_floor" (+ _sd, _q_low, _q_high)
     higher_is_better: bool
-    threshold_param: str | None  # dotted key under qa.*, e.g. "kl.max"
+    limit_param: str | None  # dotted key under qa.*, e.g. "kl.max"
     floor_factor_param: str | None = None
+    # True: the limit is relaxed to the floor's bad-side quantile instead of tightening it.
+    relax_to_floor: bool = False
 
     @property
-    def floor_key(self) -> str:
-        return f"{self.metric}_real_floor"
+    def has_floor(self) -> bool:
+        return self.floor_factor_param is not None or self.relax_to_floor
 
 
 GATES: tuple[Gate, ...] = (
@@ -36,9 +48,16 @@ GATES: tuple[Gate, ...] = (
     Gate("label_consistency", "label_agreement", True, "label.min_agreement", "label.floor_factor"),
     Gate("coverage", "coverage", True, "diversity.min_coverage", "diversity.floor_factor"),
     Gate("duplicates", "duplicate_share", False, "diversity.max_duplicate_share"),
-    Gate("memorisation_pixel", "memorised_share_pixel", False, "memorisation.max_share"),
-    Gate("memorisation_feature", "memorised_share_feature", False, "memorisation.max_share"),
+    Gate("memorisation_pixel", "memorised_share_pixel", False, "memorisation.max_share", relax_to_floor=True),
+    Gate("memorisation_feature", "memorised_share_feature", False, "memorisation.max_share", relax_to_floor=True),
 )
+
+
+@dataclass(frozen=True)
+class Floor:
+    mean: float
+    sd: float
+    quantile: float  # the quantile on the bad side, which the threshold is built on
 
 
 @dataclass(frozen=True)
@@ -46,16 +65,27 @@ class GateResult:
     class_name: str
     gate: Gate
     value: float | None
-    floor: float | None
-    threshold: float | None  # effective threshold
+    floor: Floor | None
+    threshold: float | None
     passed: bool | None  # None: not evaluated
 
     @property
     def failed(self) -> bool:
         return self.passed is False
 
+    @property
+    def margin(self) -> float | None:
+        """Headroom as a share of the threshold: (threshold - value) / threshold for lower-is-better."""
+        if self.value is None or self.threshold is None:
+            return None
+        headroom = self.value - self.threshold if self.gate.higher_is_better else self.threshold - self.value
+        return headroom / abs(self.threshold) if self.threshold else (0.0 if headroom == 0 else math.copysign(1, headroom))
+
     def as_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "threshold": self.threshold}
+        floor = self.floor
+        return {"passed": self.passed, "value": self.value, "threshold": self.threshold, "margin": self.margin,
+                "floor": None if floor is None else floor.mean, "floor_sd": None if floor is None else floor.sd,
+                "floor_quantile": None if floor is None else floor.quantile}
 
 
 def _param(params: QaParams, dotted: str) -> float:
@@ -69,15 +99,29 @@ def _finite(x: Any) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def effective_threshold(gate: Gate, params: QaParams, floor: float | None) -> float | None:
+def floor_of(gate: Gate, values: dict[str, Any]) -> Floor | None:
+    """The gate's floor from a class's figures (None when it has none or it could not be computed)."""
+    if not gate.has_floor:
+        return None
+    mean, sd, low, high = (_finite(values.get(k)) for k in floor_keys(gate.metric))
+    quantile = low if gate.higher_is_better else high
+    if mean is None or quantile is None:
+        return None
+    return Floor(mean, sd or 0.0, quantile)
+
+
+def effective_threshold(gate: Gate, params: QaParams, floor: Floor | None) -> float | None:
+    if gate.relax_to_floor:
+        limit = _param(params, gate.limit_param)
+        return limit if floor is None else max(limit, floor.quantile)
     candidates = []
-    if gate.threshold_param:
-        candidates.append(_param(params, gate.threshold_param))
+    if gate.limit_param:
+        candidates.append(_param(params, gate.limit_param))
     if gate.floor_factor_param and floor is not None:
-        candidates.append(_param(params, gate.floor_factor_param) * floor)
+        candidates.append(_param(params, gate.floor_factor_param) * floor.quantile)
     if not candidates:
         return None
-    return min(candidates) if gate.higher_is_better else max(candidates)
+    return max(candidates) if gate.higher_is_better else min(candidates)
 
 
 def evaluate_gates(figures: dict[str, dict[str, Any]], params: QaParams) -> list[GateResult]:
@@ -85,8 +129,10 @@ def evaluate_gates(figures: dict[str, dict[str, Any]], params: QaParams) -> list
     results = []
     for class_name, values in figures.items():
         for gate in GATES:
-            value, floor = _finite(values.get(gate.metric)), _finite(values.get(gate.floor_key))
-            threshold = effective_threshold(gate, params, floor)
+            value, floor = _finite(values.get(gate.metric)), floor_of(gate, values)
+            # Without a floor (too few real images to draw one) a floor gate is not evaluated:
+            # its absolute limit alone would judge a figure whose noise nobody measured.
+            threshold = None if gate.floor_factor_param and floor is None else effective_threshold(gate, params, floor)
             passed = None
             if value is not None and threshold is not None:
                 compare = operator.ge if gate.higher_is_better else operator.le
@@ -96,25 +142,43 @@ def evaluate_gates(figures: dict[str, dict[str, Any]], params: QaParams) -> list
 
 
 def _rule(gate: Gate) -> str:
-    parts = [f"qa.{gate.threshold_param}"] if gate.threshold_param else []
+    if gate.relax_to_floor:
+        return f"max(qa.{gate.limit_param}, floor q_high)"
+    parts = [f"qa.{gate.limit_param}"] if gate.limit_param else []
     if gate.floor_factor_param:
-        parts.append(f"qa.{gate.floor_factor_param} x floor")
-    return (" or " if len(parts) > 1 else "").join(parts)
+        side = "q_low" if gate.higher_is_better else "q_high"
+        parts.append(f"qa.{gate.floor_factor_param} x floor {side}")
+    return f"{'max' if gate.higher_is_better else 'min'}({', '.join(parts)})" if len(parts) > 1 else parts[0]
 
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
+def _verdict(r: GateResult) -> str:
+    return {True: "pass", False: "FAIL", None: "n/a"}[r.passed]
+
+
 def verdict_table(results: list[GateResult]) -> str:
-    """A fixed-width table: class, gate, value, threshold (with its direction), floor, rule."""
-    header = ("class", "gate", "value", "threshold", "floor", "from")
-    body = [(r.class_name, r.gate.name, _fmt(r.value),
-             f"{'>=' if r.gate.higher_is_better else '<='} {_fmt(r.threshold)}",
-             _fmt(r.floor) if r.gate.floor_factor_param else "-", _rule(r.gate))
-            for r in results]
+    """A fixed-width table: class, gate, verdict, value, threshold, floor (mean ± sd, bad-side quantile),
+    margin and the rule the threshold came from."""
+    header = ("class", "gate", "verdict", "value", "threshold", "floor mean±sd (q)", "margin", "from")
+    body = []
+    for r in results:
+        floor = "-" if r.floor is None else f"{_fmt(r.floor.mean)}±{_fmt(r.floor.sd)} ({_fmt(r.floor.quantile)})"
+        if r.floor is None and r.gate.has_floor:
+            floor = "n/a"
+        margin = "n/a" if r.margin is None else f"{100 * r.margin:+.0f}%"
+        body.append((r.class_name, r.gate.name, _verdict(r), _fmt(r.value),
+                     f"{'>=' if r.gate.higher_is_better else '<='} {_fmt(r.threshold)}", floor, margin, _rule(r.gate)))
     widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in (header, *body))
+
+
+def smallest_margin(results: list[GateResult]) -> GateResult | None:
+    """The evaluated gate with the least headroom (the closest call)."""
+    evaluated = [r for r in results if r.margin is not None]
+    return min(evaluated, key=lambda r: r.margin) if evaluated else None
 
 
 class QaGateFailed(HistosynthError):

@@ -1,8 +1,9 @@
-"""Loading what QA compares: the real splits and a synthetic set, on one label space.
+"""Loading what QA compares: real train and val, the affine children, and a synthetic set.
 
-The synthetic set is a folder with a manifest (as the generate stage writes it) or, for sets
-made outside the pipeline, plain class folders of images named like the real class folders
-(or like the class names). Synthetic labels are mapped to the real labels by class name.
+QA never reads the real test split: it stays untouched for the benchmark. The synthetic set
+is a folder with a manifest (as the generate stage writes it) or, for sets made outside the
+pipeline, plain class folders of images named like the real class folders (or like the class
+names). Synthetic labels are mapped to the real labels by class name.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from histosynth.augment.stage import SOURCE_AFFINE
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.images import read_png_rgb
@@ -24,12 +26,19 @@ from histosynth.qa.sampling import class_rng, draw
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+QA_SPLITS = ("train", "val")
 
 
 @dataclass(frozen=True)
 class LabelledImages:
     images: ImageSet
     ids: np.ndarray  # (N,) str, the manifest ids (or file paths for plain folders)
+    # (N,) str: the real train image each one was made from (itself for real images); what
+    # "the same original" means for the memorisation gate.
+    originals: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass(frozen=True)
@@ -37,36 +46,75 @@ class QaInputs:
     class_names: tuple[str, ...]  # the real class names, in label order
     train: LabelledImages
     val: LabelledImages
-    test: LabelledImages
+    affine: LabelledImages  # affine children of train images (empty without data/augmented)
     synthetic: LabelledImages  # labels in the real label space
 
     @property
     def image_size(self) -> int:
         return self.train.images.image_size
 
+    def generator_training_set(self) -> LabelledImages:
+        """Everything the generator may have learned from: real train plus the affine children."""
+        if len(self.affine) == 0:
+            return self.train
+        return LabelledImages(
+            ImageSet(np.concatenate([self.train.images.images, self.affine.images.images]),
+                     np.concatenate([self.train.images.labels, self.affine.images.labels]), self.class_names),
+            np.concatenate([self.train.ids, self.affine.ids]),
+            np.concatenate([self.train.ids, self.affine.originals]))
 
-def load_qa_inputs(real_dir: Path, synthetic_dir: Path, max_per_class: int, seed: int) -> QaInputs:
-    """Real train/val/test and up to ``max_per_class`` synthetic images per class (drawn with ``seed``)."""
+
+def load_qa_inputs(real_dir: Path, synthetic_dir: Path, max_per_class: int, seed: int,
+                   augmented_dir: Path | None = None) -> QaInputs:
+    """Real train/val, the affine children of ``augmented_dir`` (when given and present), and up to
+    ``max_per_class`` synthetic images per class (drawn with ``seed``)."""
     real_dir, synthetic_dir = Path(real_dir), Path(synthetic_dir)
     real = read_manifest(real_dir)
     names = tuple(class_names_of(real))
-    splits = {s: _read(real_dir, real[real["split"] == s], names) for s in ("train", "val", "test")}
-    if len(splits["train"].ids) == 0:
+    splits = {s: _read(real_dir, real[real["split"] == s], names) for s in QA_SPLITS}
+    if len(splits["train"]) == 0:
         raise DataError(f"{real_dir}: the real train split is empty")
+    if len(splits["val"]) == 0:
+        raise DataError(f"{real_dir}: the real val split is empty; QA compares synthetic images with real val "
+                        "images (data.val_fraction, or a source with a val split)")
+    affine = _affine_children(augmented_dir, real, names)
 
     rows = _synthetic_rows(synthetic_dir, real, names)
     picked = [rows.index[rows["label"] == c][draw(int((rows["label"] == c).sum()), max_per_class,
                                                    class_rng(seed, c, "synthetic"))]
               for c in range(len(names))]
     synthetic = _read(synthetic_dir, rows.loc[np.concatenate(picked)], names)
-    sizes = {s.images.images.shape[1:3] for s in (*splits.values(), synthetic) if len(s.ids)}
+    sizes = {s.images.images.shape[1:3] for s in (*splits.values(), affine, synthetic) if len(s)}
     if len(sizes) > 1:
         raise DataError(f"real ({real_dir}) and synthetic ({synthetic_dir}) images differ in size: "
                         f"{sorted(sizes)}; QA compares images of one size")
     missing = [n for c, n in enumerate(names) if not np.any(synthetic.images.labels == c)]
     if missing:
         log.warning("no synthetic images for class(es) %s: they are not checked", ", ".join(missing))
-    return QaInputs(names, splits["train"], splits["val"], splits["test"], synthetic)
+    train = splits["train"]
+    return QaInputs(names, LabelledImages(train.images, train.ids, train.ids), splits["val"], affine, synthetic)
+
+
+def _affine_children(augmented_dir: Path | None, real: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
+    if augmented_dir is None or not (Path(augmented_dir) / MANIFEST_NAME).is_file():
+        return _empty(names)
+    augmented_dir = Path(augmented_dir)
+    manifest = read_manifest(augmented_dir)
+    if tuple(class_names_of(manifest)) != names:
+        raise DataError(f"{augmented_dir}: classes {class_names_of(manifest)} differ from the real ones "
+                        f"{list(names)}; rebuild it from the same data/real (`dvc repro augment`)")
+    children = manifest[manifest["source"] == SOURCE_AFFINE]
+    unknown = sorted(set(children["origin"]) - set(real.loc[real["split"] == "train", "id"]))
+    if unknown:
+        raise DataError(f"{augmented_dir}: children of images that are not real train images ({unknown[:3]}); "
+                        "rebuild it from the same data/real (`dvc repro augment`)")
+    read = _read(augmented_dir, children.assign(label=children["label"].astype(np.int64)), names)
+    return LabelledImages(read.images, read.ids, children["origin"].to_numpy(str))
+
+
+def _empty(names: tuple[str, ...]) -> LabelledImages:
+    return LabelledImages(ImageSet(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int64), names),
+                          np.zeros(0, str), np.zeros(0, str))
 
 
 def _synthetic_rows(folder: Path, real: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from histosynth.classifier.checkpoint import load_classifier
 from histosynth.classifier.embed import embed
 from histosynth.config.qa import QaParams
 from histosynth.errors import DataError
 from histosynth.qa import evaluate
 from histosynth.qa.evaluate import FeatureSpace
-from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, verdict_table
+from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, smallest_margin, verdict_table
 from histosynth.qa.inputs import QaInputs, load_qa_inputs
 from histosynth.qa.report import write_report
 
@@ -45,39 +44,44 @@ class _Timings(dict[str, float]):
         self[name] = self.get(name, 0.0) + time.perf_counter() - start
 
 
-def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir: Path,
-           report_dir: Path) -> QaResult:
+def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir: Path, report_dir: Path,
+           augmented_dir: Path | None = None) -> QaResult:
+    """QA of ``synthetic_dir`` against the real train and val splits of ``real_dir`` (never test).
+
+    ``augmented_dir``: the affine children of the real train images (data/augmented), searched by
+    the memorisation gate too when present: a copy of a child is a copy of a patient's image.
+    """
     timings = _Timings()
     model, record = load_classifier(featurenet_dir)  # before the images: a missing net fails fast
     with timings.step("load images"):
-        inputs = load_qa_inputs(real_dir, synthetic_dir, params.max_per_class, params.seed)
+        inputs = load_qa_inputs(real_dir, synthetic_dir, params.max_per_class, params.seed, augmented_dir)
     _check_featurenet(record, inputs, featurenet_dir)
-    log.info("QA of %d synthetic images against %d real train / %d real test images, %d classes",
-             len(inputs.synthetic.ids), len(inputs.train.ids), len(inputs.test.ids), len(inputs.class_names))
+    log.info("QA of %d synthetic images against %d real train (+%d affine children) and %d real val images, "
+             "%d classes", len(inputs.synthetic), len(inputs.train), len(inputs.affine), len(inputs.val),
+             len(inputs.class_names))
 
     with timings.step("features"):
-        train, val, test, synthetic = (
+        train, val, affine, synthetic = (
             embed(model, s.images.images, desc=f"{name} features") for name, s in
-            (("train", inputs.train), ("val", inputs.val), ("test", inputs.test), ("synthetic", inputs.synthetic)))
-        domain = FeatureSpace(train.features, test.features, synthetic.features)
-        heldout_features = np.concatenate([val.features, test.features])
+            (("train", inputs.train), ("val", inputs.val), ("affine", inputs.affine), ("synthetic", inputs.synthetic)))
+        domain = FeatureSpace(train.features, val.features, affine.features, synthetic.features)
     with timings.step("colour KL"):
         kl, histogram_rows = evaluate.colour_kl_by_class(inputs, params)
-    with timings.step("FID"):
-        fid, overall_fid = evaluate.fid_by_class(inputs, domain, params.seed)
+    with timings.step("FID and coverage"):
+        features = evaluate.feature_figures_by_class(inputs, domain, params)
+        overall_fid = evaluate.overall_fid(domain.val, inputs.val.images.labels, domain.synthetic, params.seed,
+                                           params.draws)
     with timings.step("label consistency"):
-        labels = evaluate.label_agreement_by_class(inputs, test.predictions, synthetic.predictions)
-    with timings.step("precision/recall/density/coverage"):
-        prdc = evaluate.prdc_by_class(inputs, domain, params)
+        labels = evaluate.label_agreement_by_class(inputs, val.predictions, synthetic.predictions, params)
     with timings.step("duplicates"):
         duplicates = evaluate.duplicates_by_class(inputs)
     with timings.step("memorisation"):
-        memorised, memorisation_rows = evaluate.memorisation_by_class(inputs, domain, heldout_features, params)
+        memorised, memorisation_rows = evaluate.memorisation_by_class(inputs, domain, params)
     if params.fid.inception_weights is not None:
         with timings.step("Inception FID"):
             overall_fid.update(_inception_fid(params.fid.inception_weights, inputs, params.seed))
 
-    parts = (kl, fid, labels, prdc, duplicates, memorised)
+    parts = (kl, features, labels, duplicates, memorised)
     figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in parts for k, v in part[c].items()}
                for c in evaluate.checked_labels(inputs)}
     results = evaluate_gates(figures, params)
@@ -85,7 +89,10 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     metrics = _assemble(passed, figures, results, overall_fid, record, inputs)
     with timings.step("write report"):
         write_report(report_dir, metrics, histogram_rows, memorisation_rows, inputs.class_names, params.kl.bins)
-    log.info("QA gates:\n%s", verdict_table(results))
+    log.info("QA gates (margin: headroom left as a share of the threshold):\n%s", verdict_table(results))
+    closest = smallest_margin(results)
+    if closest is not None:
+        log.info("closest call: %s %s, margin %+.0f%%", closest.class_name, closest.gate.name, 100 * closest.margin)
     log.info("QA time per step: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if not passed:
         if params.enforce:
@@ -104,18 +111,23 @@ def _check_featurenet(record: dict[str, Any], inputs: QaInputs, featurenet_dir: 
 
 def _class_counts(inputs: QaInputs, c: int) -> dict[str, int]:
     return {f"n_{name}": int((s.images.labels == c).sum()) for name, s in
-            (("real_train", inputs.train), ("real_test", inputs.test), ("synthetic", inputs.synthetic))}
+            (("real_train", inputs.train), ("real_val", inputs.val), ("affine", inputs.affine),
+             ("synthetic", inputs.synthetic))}
+
+
+# Inception FIDs are drawn fewer times: each costs seconds of 2048-d eigen-decomposition.
+INCEPTION_DRAWS = 5
 
 
 def _inception_fid(weights: Path, inputs: QaInputs, seed: int) -> dict[str, float]:
     """Overall Inception FID and floor. Not per class: 2048-d covariances need thousands of images
-    per class to mean much, and each Inception FID costs seconds of eigen-decomposition."""
+    per class to mean much."""
     from histosynth.qa.inception import inception_features, load_inception
 
     net = load_inception(weights)
-    space = FeatureSpace(*(inception_features(net, s.images.images, desc=f"{name} inception") for name, s in
-                           (("train", inputs.train), ("test", inputs.test), ("synthetic", inputs.synthetic))))
-    return evaluate.overall_fid(space, seed, key="inception_fid")
+    val, synthetic = (inception_features(net, s.images.images, desc=f"{name} inception") for name, s in
+                      (("val", inputs.val), ("synthetic", inputs.synthetic)))
+    return evaluate.overall_fid(val, inputs.val.images.labels, synthetic, seed, INCEPTION_DRAWS, key="inception_fid")
 
 
 def _assemble(passed: bool, figures: dict[str, dict[str, Any]], results: list[GateResult],
@@ -125,13 +137,16 @@ def _assemble(passed: bool, figures: dict[str, dict[str, Any]], results: list[Ga
         own = [r for r in results if r.class_name == name]
         classes[name] = {**values, "passed": not any(r.failed for r in own),
                          "gates": {r.gate.name: r.as_json() for r in own}}
+    closest = smallest_margin(results)
     return {
         "passed": passed,
         "failed_gates": sum(r.failed for r in results),
         "classes": classes,
         "fid": overall_fid,
-        "featurenet": {"real_test_accuracy": record.get("test_accuracy"),
+        "smallest_margin": None if closest is None else {
+            "class": closest.class_name, "gate": closest.gate.name, "margin": closest.margin},
+        "featurenet": {"real_val_accuracy": record.get("val_accuracy"),
                        "feature_dim": record["model"]["feature_dim"]},
-        "counts": {"real_train": len(inputs.train.ids), "real_test": len(inputs.test.ids),
-                   "synthetic": len(inputs.synthetic.ids)},
+        "counts": {"real_train": len(inputs.train), "real_val": len(inputs.val), "affine": len(inputs.affine),
+                   "synthetic": len(inputs.synthetic)},
     }

@@ -24,6 +24,23 @@ def colour_histograms(images: np.ndarray, bins: int) -> np.ndarray:
     return np.stack([np.bincount(bin_of_value, weights=h, minlength=bins) for h in per_value])
 
 
+def per_image_histograms(images: np.ndarray, bins: int) -> np.ndarray:
+    """(N, 3, bins) pixel counts per image and channel of (N, H, W, 3) uint8 ``images``.
+
+    Summing rows gives :func:`colour_histograms` of any subset, so repeated draws cost no rescan.
+    """
+    n = len(images)
+    bin_of_value = (np.arange(256) * bins // 256).astype(np.int64)
+    cell = (np.arange(n)[:, None, None, None] * 3 + np.arange(3)) * bins + bin_of_value[images]
+    return np.bincount(cell.ravel(), minlength=n * 3 * bins).reshape(n, 3, bins)
+
+
+def kl_of_counts(real_counts: np.ndarray, synthetic_counts: np.ndarray, smoothing: float) -> dict[str, float]:
+    """``kl`` and ``kl_<channel>`` of two (3, bins) count arrays."""
+    per_channel = kl_per_channel(real_counts, synthetic_counts, smoothing)
+    return {"kl": float(per_channel.mean()), **{f"kl_{c}": float(v) for c, v in zip(CHANNELS, per_channel)}}
+
+
 def smoothed_distribution(counts: np.ndarray, smoothing: float) -> np.ndarray:
     """Counts + ``smoothing`` per bin, normalised along the last axis."""
     smoothed = counts.astype(np.float64) + smoothing
@@ -40,5 +57,4 @@ def compute(real: np.ndarray, synthetic: np.ndarray, bins: int = 32, smoothing: 
     """Colour-histogram KL of two (N, H, W, 3) uint8 image sets: ``kl`` and ``kl_<channel>``."""
     if len(real) == 0 or len(synthetic) == 0:
         return {"kl": float("nan"), **{f"kl_{c}": float("nan") for c in CHANNELS}}
-    per_channel = kl_per_channel(colour_histograms(real, bins), colour_histograms(synthetic, bins), smoothing)
-    return {"kl": float(per_channel.mean()), **{f"kl_{c}": float(v) for c, v in zip(CHANNELS, per_channel)}}
+    return kl_of_counts(colour_histograms(real, bins), colour_histograms(synthetic, bins), smoothing)

@@ -1,46 +1,126 @@
 """Memorisation: synthetic images that sit on top of one training image.
 
-For every synthetic and every held-out real image (val + test: never trained on), the
-distances d1 and d2 to its two nearest real training images are found, in one space (pixels
-or features). The gated figure is the *distance ratio* d1 / d2: a near-copy of training image
-T is much closer to T than to any other training image, whatever the absolute scale.
+For every synthetic and every held-out real image (val: never trained on), the distances d1
+and d2 to its two nearest *originals* among everything the generator may have learned from
+(real train images and their affine children) are found, in one space (pixels or features).
+An affine child counts as its parent: a copy of a rotated child is a copy of the patient's
+image, and a parent and its children must not serve as each other's "second nearest". In pixel
+space all eight flips and quarter turns of the query are searched too, so a flipped copy is a
+copy. The gated figure is the *distance ratio* d1 / d2: a near-copy of original T is much closer
+to T than to any other original, whatever the absolute scale.
 
 Why a ratio and not d1 alone: a smooth (blurry) generator is close in L2 to *many* training
 images at once, so its raw d1 falls below the held-out real images' 1st percentile although it
-copies nothing (the demo GAN: 20% of its images), while its ratio stays near 1 like a real
-image's. Noisy, blurred, shifted or brightened copies of training images all get ratios far
-below any real image's (tests/test_qa_gates.py, bench/results/qa_memorisation.md). The ratio
-test follows Yoon et al. 2023 and Gu et al. 2023 ("memorised if d1 < d2 / 3"), with the
-threshold calibrated on held-out real images instead of fixed at 1/3, which missed half of the
-degraded copies on the demo tiles.
+copies nothing, while its ratio stays near 1 like a real image's. Noisy, blurred, shifted or
+brightened copies of training images all get ratios far below any real image's
+(tests/test_qa_gates.py, tests/test_qa_memorisation.py). The ratio test follows Yoon et al. 2023
+and Gu et al. 2023 ("memorised if d1 < d2 / 3"), with the threshold calibrated on held-out real
+images instead of fixed at 1/3, which missed half of the degraded copies on the demo tiles.
 
 An image counts as a near-copy when its ratio is at most the ``percentile``-th percentile of
-the held-out ratios of the class of its nearest training image (a class of near-identical
-tiles has lower real ratios than a varied one). An exact copy has ratio 0 and is always
-flagged. The raw-distance share (d1 below the held-out percentile) is reported beside it.
+the held-out ratios of the class of its nearest original (classes differ: a class of
+near-identical tiles has much lower ratios than a varied one, so pooling them would flag one
+class's real images far more often than another's). A class with fewer than two held-out images
+uses the percentile of all of them. With few held-out images the percentile is the smallest
+ratio or near it, so real images get flagged more often than the nominal rate; the gate's floor
+measures exactly that rate. An exact copy has ratio 0 and is always flagged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
+from histosynth.qa.knn import nearest
 
-def distance_ratios(nearest_two: np.ndarray) -> np.ndarray:
-    """d1 / d2 per row of an (N, 2) distance array; 0 when d1 is 0 (a copy, even of a duplicated image)."""
-    d1, d2 = nearest_two[:, 0].astype(np.float64), nearest_two[:, 1].astype(np.float64)
-    return np.divide(d1, d2, out=np.zeros_like(d1), where=d1 > 0)
+
+@dataclass(frozen=True)
+class NearestOriginals:
+    d1: np.ndarray  # (N,) distance to the nearest original (over all query variants)
+    d2: np.ndarray  # (N,) distance to the nearest *other* original (inf when there is none)
+    index: np.ndarray  # (N,) reference row of the nearest one
+
+    @property
+    def ratios(self) -> np.ndarray:
+        """d1 / d2; 0 for an exact copy; 1 (undecidable) when there is no second original."""
+        d1, d2 = self.d1.astype(np.float64), self.d2.astype(np.float64)
+        ratio = np.divide(d1, d2, out=np.ones_like(d1), where=np.isfinite(d2) & (d2 > 0))
+        ratio[d1 == 0] = 0.0
+        return ratio
+
+
+def nearest_originals(query_variants: Sequence[np.ndarray], reference: np.ndarray,
+                      reference_originals: np.ndarray) -> NearestOriginals:
+    """For each query (given as one or more variants of the same rows), its two nearest originals.
+
+    ``reference_originals`` (R,) names the original of each reference row; rows of one original
+    count once. Each variant is searched for enough neighbours to be sure of reaching a second
+    original, then the variants' candidates are merged.
+    """
+    codes = np.unique(reference_originals, return_inverse=True)[1].reshape(-1)
+    largest_group = int(np.bincount(codes).max()) if len(codes) else 0
+    k = min(len(reference), largest_group + 1)
+    if k < 1:
+        raise ValueError("memorisation needs at least one reference image")
+    distances, indices = zip(*(nearest(variant, reference, k=k) for variant in query_variants))
+    d, i = np.concatenate(distances, axis=1), np.concatenate(indices, axis=1)
+    order = np.argsort(d, axis=1, kind="stable")
+    d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+    origin = codes[i]
+    other = origin != origin[:, :1]
+    has_other = other.any(axis=1)
+    second = np.where(has_other, d[np.arange(len(d)), other.argmax(axis=1)], np.inf)
+    return NearestOriginals(d[:, 0], second, i[:, 0])
 
 
 def near_copy_thresholds(heldout_values: np.ndarray, heldout_labels: np.ndarray, n_classes: int,
                          percentile: float = 1.0) -> np.ndarray:
-    """(n_classes,) thresholds; a class without held-out images gets the percentile of all of them."""
+    """(n_classes,) thresholds: each class's percentile, or the pooled one for a class with under two images."""
     if len(heldout_values) == 0:
         return np.full(n_classes, np.nan)
     pooled = np.percentile(heldout_values, percentile)
     return np.array([np.percentile(heldout_values[heldout_labels == k], percentile)
-                     if np.any(heldout_labels == k) else pooled for k in range(n_classes)])
+                     if np.sum(heldout_labels == k) >= 2 else pooled for k in range(n_classes)])
 
 
-def near_copies(values: np.ndarray, nearest_train_labels: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Boolean per image: at most its nearest training image's class threshold (NaN: never)."""
-    return values <= thresholds[nearest_train_labels]
+def leave_one_out_flags(heldout_values: np.ndarray, heldout_labels: np.ndarray, nearest_labels: np.ndarray,
+                        n_classes: int, percentile: float = 1.0) -> np.ndarray:
+    """Per held-out image: would it be flagged by thresholds computed from the *other* held-out images?
+
+    That is how often a real image the generator never saw gets called a near-copy, at the
+    calibration size actually used (the gate's floor). Image i is compared with its nearest
+    original's class threshold, computed without i's own ratio when i belongs to that class.
+    """
+    full = near_copy_thresholds(heldout_values, heldout_labels, n_classes, percentile)
+    thresholds = full[nearest_labels].astype(np.float64)
+    for k in range(n_classes):
+        members = np.flatnonzero(heldout_labels == k)
+        if len(members) < 3:  # fewer than two would remain: the pooled threshold stands
+            continue
+        order = np.argsort(heldout_values[members], kind="stable")
+        ranked = heldout_values[members][order]
+        without = _percentile_without_each(ranked, percentile)
+        own = np.empty(len(members))
+        own[order] = without
+        here = nearest_labels[members] == k
+        thresholds[members[here]] = own[here]
+    return heldout_values <= thresholds
+
+
+def _percentile_without_each(ranked: np.ndarray, percentile: float) -> np.ndarray:
+    """np.percentile (linear) of ``ranked`` (sorted) with element j left out, for every j at once."""
+    n = len(ranked) - 1
+    position = percentile / 100.0 * (n - 1)
+    low = int(np.floor(position))
+    fraction = position - low
+    j = np.arange(len(ranked))[:, None]
+    index = np.array([low, min(low + 1, n - 1)])[None, :]
+    picked = ranked[index + (index >= j)]  # the remaining sequence skips position j
+    return picked[:, 0] + fraction * (picked[:, 1] - picked[:, 0])
+
+
+def near_copies(values: np.ndarray, nearest_labels: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Boolean per image: at most its nearest original's class threshold (NaN: never)."""
+    return values <= thresholds[nearest_labels]

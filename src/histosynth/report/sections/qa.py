@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from histosynth import paths
+from histosynth.qa.floors import floor_keys
 from histosynth.qa.gates import GATES, Gate
 from histosynth.report.inputs import Missing, read_json
 from histosynth.report.schemas import QaMetrics, number_or_none
@@ -37,9 +38,10 @@ GATE_TEXT: dict[str, tuple[str, str]] = {
                              "shifted or recoloured copies. Lower is better."),
 }
 
-FLOOR_TEXT = ("The floor is the same figure measured between two sets of real tiles: what a perfect generator "
-              "would score with these sample sizes. Where the floor shows that the measurement cannot resolve the "
-              "fixed limit, the limit is relaxed to a multiple of the floor (qa.* in params.yaml).")
+FLOOR_TEXT = ("The floor is the same figure measured between two disjoint sets of real tiles, drawn again and "
+              "again: what a perfect generator would score with these sample sizes, and how much that varies. "
+              "A limit is a multiple of the floor's unlucky end (its 95th percentile), tightened by a fixed "
+              "absolute limit (qa.* in params.yaml), so real tiles pass and a verdict does not hinge on one draw.")
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def qa_section(metrics: QaMetrics | None) -> QaView | Missing:
         class_passed=[metrics.classes[name].passed for name in classes],
         rows=rows,
         overall_fid=None if fid is None else (fid, number_or_none(metrics.fid.get("fid_real_floor"))),
-        featurenet_accuracy=number_or_none(metrics.featurenet.get("real_test_accuracy")),
+        featurenet_accuracy=number_or_none(metrics.featurenet.get("real_val_accuracy")),
     )
 
 
@@ -110,7 +112,7 @@ def _gate_row(gate: Gate, metrics: QaMetrics) -> GateRow:
         verdict = figures.gates.get(gate.name)
         cells.append(GateCell(value=figures.figure(gate.metric),
                               threshold=verdict.threshold if verdict else None,
-                              floor=figures.figure(gate.floor_key) if gate.floor_factor_param else None,
+                              floor=figures.figure(floor_keys(gate.metric)[0]) if gate.has_floor else None,
                               passed=verdict.passed if verdict else None))
     return GateRow(gate.name, title, explanation, "≥" if gate.higher_is_better else "≤",
-                   gate.floor_factor_param is not None, cells)
+                   gate.has_floor, cells)
