@@ -7,5 +7,9 @@ from histosynth.entry import run_guarded, setup_logging
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: run_benchmark(load_params().benchmark, paths.PACKAGE_DIR, paths.AUGMENTED_DIR,
-                                      paths.BENCHMARK_REPORT_DIR))
+    def job() -> None:
+        params = load_params()
+        run_benchmark(params.benchmark, params.augment, paths.PACKAGE_DIR, paths.AUGMENTED_DIR,
+                      paths.BENCHMARK_REPORT_DIR)
+
+    run_guarded(job)

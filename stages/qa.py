@@ -1,4 +1,5 @@
-"""DVC stage `qa`: data/real + data/synthetic + models/featurenet -> reports/qa; fails when a gate fails."""
+"""DVC stage `qa`: data/real (train, val) + data/augmented + data/synthetic + models/featurenet -> reports/qa;
+fails when a gate fails."""
 
 from histosynth import paths
 from histosynth.config import load_params
@@ -8,4 +9,4 @@ from histosynth.qa.run import run_qa
 if __name__ == "__main__":
     setup_logging()
     run_guarded(lambda: run_qa(load_params().qa, paths.REAL_DIR, paths.SYNTHETIC_DIR, paths.FEATURENET_DIR,
-                               paths.QA_REPORT_DIR))
+                               paths.QA_REPORT_DIR, paths.AUGMENTED_DIR))

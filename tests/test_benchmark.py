@@ -1,5 +1,5 @@
 """The benchmark stage on real files: a package built by the package stage, an augmented set
-written by augment, small CNNs trained for a few epochs."""
+written by augment, small CNNs trained for a few steps."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from histosynth.errors import DataError
 from histosynth.package.stage import build_package
 from package_inputs import AWKWARD_CLASSES, package_params, write_package_inputs
 
-FAST = {"seeds": [0, 1], "epochs": 3, "batch_size": 16, "patience": 0, "threads": 1,
+FAST = {"seeds": [0, 1], "steps": 12, "eval_every": 4, "batch_size": 16, "threads": 1,
         "bootstrap": {"resamples": 200}}
+AUGMENT = params_from_mapping({}).augment
 PER_SPLIT, N_SYNTHETIC, SIZE = 6, 8, 28
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def pipeline_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 @pytest.fixture(scope="module")
 def outputs(pipeline_inputs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reports") / "benchmark"
-    run_benchmark(fast_params(sweep=[3]), *pipeline_inputs, out)
+    run_benchmark(fast_params(sweep=[3]), AUGMENT, *pipeline_inputs, out)
     return out
 
 
@@ -67,15 +68,18 @@ def test_every_arm_is_scored_on_the_real_test_split(outputs: Path):
     metrics = json.loads((outputs / "metrics.json").read_text())
     n_classes = len(AWKWARD_CLASSES)
     real, children, synthetic = PER_SPLIT * n_classes, 4 * n_classes, N_SYNTHETIC * n_classes
+    synthetic_children = round(N_SYNTHETIC * 4 / PER_SPLIT) * n_classes  # as many children per image as the real ones
     assert {arm: metrics[arm]["n_train"] for arm in ARMS} == {
-        "real_only": real, "affine": real + children, "augmented": real + synthetic, "synthetic_only": synthetic}
+        "real_only": real, "affine": real + children, "augmented": real + synthetic,
+        "affine_synthetic": real + children + synthetic + synthetic_children, "synthetic_only": synthetic}
     assert metrics["n_test"] == PER_SPLIT * n_classes and metrics["seeds"] == [0, 1]
     assert metrics["classifier"] == "small_cnn"
     for arm in ARMS:
         for name in ("accuracy", "balanced_accuracy", "auc"):
             figure = metrics[arm][name]
             assert len(figure["values"]) == 2 and 0 <= figure["ci_low"] <= figure["ci_high"] <= 1
-    assert set(metrics["gains"]) == {"augmented_vs_real_only", "augmented_vs_affine"}
+    assert set(metrics["gains"]) == {"augmented_vs_real_only", "augmented_vs_affine", "affine_synthetic_vs_affine",
+                                     "affine_synthetic_vs_real_only"}
     assert set(metrics["gains"]["augmented_vs_affine"]["auc"]) == {"mean", "ci_low", "ci_high"}
 
 
@@ -89,8 +93,8 @@ def test_plot_files_have_the_columns_dvc_plots_and_the_report_read(outputs: Path
         assert len(confusion) == 2 * PER_SPLIT * len(AWKWARD_CLASSES)
         assert set(confusion["actual"]) == set(AWKWARD_CLASSES) >= set(confusion["predicted"])
         history = pd.read_csv(outputs / "history" / f"{arm}.csv")
-        assert list(history.columns) == ["seed", "epoch", "train_loss", "val_accuracy"]
-        assert history.groupby("seed")["epoch"].max().tolist() == [3, 3]
+        assert list(history.columns) == ["seed", "step", "train_loss", "val_accuracy"]
+        assert history.groupby("seed")["step"].apply(list).tolist() == [[4, 8, 12], [4, 8, 12]]  # equal steps
 
 
 def test_the_sweep_runs_the_augmented_arm_with_fewer_synthetic_images(outputs: Path):
@@ -121,7 +125,7 @@ def test_dvc_plots_draws_the_roc_and_confusion_files(outputs: Path, tmp_path: Pa
 @pytest.mark.slow  # two worker processes start a fresh interpreter each: about 20 s on a busy 2-core machine
 def test_same_params_give_identical_outputs_whatever_the_number_of_workers(pipeline_inputs, outputs, tmp_path):
     again = tmp_path / "benchmark"
-    run_benchmark(fast_params(sweep=[3], threads=2), *pipeline_inputs, again)
+    run_benchmark(fast_params(sweep=[3], threads=2), AUGMENT, *pipeline_inputs, again)
     assert files_of(again) == files_of(outputs)
 
 
@@ -135,30 +139,55 @@ def solid_colour_set(n_per_class: int, seed: int, size: int = 8) -> ImageSet:
 
 
 def test_a_perfectly_separable_set_scores_one_in_every_arm(tmp_path: Path):
-    data = BenchmarkData(*(solid_colour_set(8, seed) for seed in range(5)))
-    metrics = benchmark(fast_params(epochs=8, lr=0.01), data, tmp_path / "out")
+    data = BenchmarkData(*(solid_colour_set(8, seed) for seed in range(6)))
+    metrics = benchmark(fast_params(steps=30, lr=0.01), data, tmp_path / "out")
     for arm in ARMS:
         assert metrics[arm]["accuracy"]["values"] == [1.0, 1.0] and metrics[arm]["auc"]["mean"] == 1.0
     assert metrics["gains"]["augmented_vs_real_only"]["accuracy"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
 
 
 def test_arms_with_the_same_images_get_the_same_figures(tmp_path: Path):
-    # The affine children and the synthetic images are the same images: the affine and augmented
-    # arms then train on the same data, so the same recipe and seeds must give the same figures.
-    extra = solid_colour_set(4, seed=1)
-    data = BenchmarkData(real_train=solid_colour_set(4, seed=0), affine_children=extra, synthetic=extra,
-                         val=solid_colour_set(3, seed=2), test=solid_colour_set(5, seed=3))
-    metrics = benchmark(fast_params(epochs=2), data, tmp_path / "out")
-    assert metrics["affine"] == metrics["augmented"]
-    assert metrics["gains"]["augmented_vs_affine"]["auc"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    # The synthetic images are the real ones: real_only and synthetic_only then train on the same
+    # data for the same steps, so the same recipe and seeds must give the same figures.
+    same = solid_colour_set(4, seed=0)
+    data = BenchmarkData(real_train=same, affine_children=solid_colour_set(4, seed=1), synthetic=same,
+                         synthetic_children=solid_colour_set(4, seed=4), val=solid_colour_set(3, seed=2),
+                         test=solid_colour_set(5, seed=3))
+    metrics = benchmark(fast_params(), data, tmp_path / "out")
+    assert {k: v for k, v in metrics["real_only"].items()} == metrics["synthetic_only"]
     roc = tmp_path / "out" / "roc"
-    assert (roc / "affine.csv").read_bytes() == (roc / "augmented.csv").read_bytes()
+    assert (roc / "real_only.csv").read_bytes() == (roc / "synthetic_only.csv").read_bytes()
+
+
+def test_arms_mix_synthetic_images_by_share_and_weight_or_pretrain_on_them():
+    sets = [solid_colour_set(2, seed) for seed in range(6)]
+    data = BenchmarkData(*sets)
+    mixed = data.arms(fast_params(synthetic_ratio=0.25, synthetic_weight=0.5))
+    assert {arm: schedule.steps for arm, schedule in mixed.items()} == dict.fromkeys(ARMS, 12)
+    (phase,) = mixed["augmented"].phases
+    assert [(s.share, s.weight) for s in phase.streams] == [(0.75, 1.0), (0.25, 0.5)]
+    assert phase.streams[1].images is data.synthetic
+    (phase,) = mixed["affine_synthetic"].phases
+    assert [len(s.images) for s in phase.streams] == [12, 12]  # real + affine children, synthetic + their children
+    pretrain = data.arms(fast_params(mode="pretrain", pretrain_share=0.25))["augmented"]
+    assert [(p.steps, p.streams[0].images is data.synthetic) for p in pretrain.phases] == [(3, True), (9, False)]
+
+
+def test_synthetic_images_get_affine_children_like_the_real_ones(pipeline_inputs):
+    from histosynth.benchmark.arms import load_benchmark_data
+
+    first, second = (load_benchmark_data(*pipeline_inputs, AUGMENT) for _ in range(2))
+    children = first.synthetic_children
+    assert len(children) == round(N_SYNTHETIC * 4 / PER_SPLIT) * len(AWKWARD_CLASSES)
+    assert np.array_equal(children.images, second.synthetic_children.images)  # seeded per image
+    parents = np.concatenate([first.synthetic.images[first.synthetic.labels == c][:5] for c in range(3)])
+    assert not np.array_equal(children.images, parents)
 
 
 def test_a_package_without_a_val_split_is_refused(tmp_path: Path):
     package, augmented = make_inputs(tmp_path, real_splits=("train", "test"))
     with pytest.raises(DataError, match="no real val images.*package.real_splits"):
-        run_benchmark(fast_params(), package, augmented, tmp_path / "out")
+        run_benchmark(fast_params(), AUGMENT, package, augmented, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -167,7 +196,7 @@ def test_an_augmented_set_of_other_classes_is_refused(pipeline_inputs, tmp_path:
     augment(params_from_mapping({}).augment.model_copy(update={"per_class": 4}), other, tmp_path / "aug",
             tmp_path / "preview")
     with pytest.raises(DataError, match=r"aug: classes \['a', 'b', 'c'\].*differ from the package's"):
-        run_benchmark(fast_params(), pipeline_inputs[0], tmp_path / "aug", tmp_path / "out")
+        run_benchmark(fast_params(), AUGMENT, pipeline_inputs[0], tmp_path / "aug", tmp_path / "out")
 
 
 def test_an_augmented_set_made_from_other_images_is_refused(pipeline_inputs, tmp_path: Path):
@@ -177,14 +206,14 @@ def test_an_augmented_set_made_from_other_images_is_refused(pipeline_inputs, tmp
     augment(params_from_mapping({}).augment.model_copy(update={"per_class": 4}), other, tmp_path / "aug",
             tmp_path / "preview")
     with pytest.raises(DataError, match="not the package's real train images"):
-        run_benchmark(fast_params(), pipeline_inputs[0], tmp_path / "aug", tmp_path / "out")
+        run_benchmark(fast_params(), AUGMENT, pipeline_inputs[0], tmp_path / "aug", tmp_path / "out")
 
 
 def test_an_empty_arm_and_too_large_a_sweep_point_are_refused(tmp_path: Path):
     empty = ImageSet(np.zeros((0, 8, 8, 3), np.uint8), np.zeros(0, np.int64), ("red", "green", "blue"))
-    sets = [solid_colour_set(2, seed) for seed in range(5)]
+    sets = [solid_colour_set(2, seed) for seed in range(6)]
     with pytest.raises(DataError, match="synthetic images are empty"):
-        BenchmarkData(sets[0], sets[1], empty, sets[3], sets[4])
+        BenchmarkData(sets[0], sets[1], empty, sets[3], sets[4], sets[5])
     with pytest.raises(DataError, match="sweep asks for 3 synthetic images per class; the package has 2"):
         benchmark(fast_params(sweep=[3]), BenchmarkData(*sets), tmp_path / "out")
 
@@ -192,6 +221,6 @@ def test_an_empty_arm_and_too_large_a_sweep_point_are_refused(tmp_path: Path):
 def test_the_resnet18_classifier_trains_on_small_tiles(tmp_path: Path):
     model = small_input_resnet18(3)
     assert model.conv1.stride == (1, 1) and isinstance(model.maxpool, torch.nn.Identity)
-    data = BenchmarkData(*(solid_colour_set(4, seed) for seed in range(5)))
-    metrics = benchmark(fast_params(classifier="resnet18", seeds=[0], epochs=1), data, tmp_path / "out")
+    data = BenchmarkData(*(solid_colour_set(4, seed) for seed in range(6)))
+    metrics = benchmark(fast_params(classifier="resnet18", seeds=[0], steps=2), data, tmp_path / "out")
     assert metrics["classifier"] == "resnet18" and len(metrics["augmented"]["auc"]["values"]) == 1

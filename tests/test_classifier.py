@@ -11,7 +11,7 @@ from histosynth.classifier.checkpoint import WEIGHTS_FILE, load_classifier, save
 from histosynth.classifier.embed import embed
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.classifier.model import SmallCNN, downsamplings, to_input
-from histosynth.classifier.train import random_dihedral, train_classifier
+from histosynth.classifier.train import Phase, Schedule, Stream, batch_counts, random_dihedral, train_classifier
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
@@ -49,7 +49,28 @@ def test_training_learns_the_classes_and_is_deterministic(tiny_real_dir):
         assert torch.equal(a, b), name
     predictions = embed(first.model, test.images).predictions
     assert np.mean(predictions == test.labels) >= 0.9
-    assert 1 <= first.best_epoch <= len(first.history) <= FAST.epochs
+    assert first.best_step in {h.step for h in first.history} and len(first.history) <= FAST.epochs
+
+
+def test_batches_mix_streams_in_their_shares():
+    assert batch_counts([0.75, 0.25], 64) == [48, 16]
+    assert batch_counts([1, 1, 1], 64) == [22, 21, 21] and sum(batch_counts([0.3, 0.7], 7)) == 7
+    assert batch_counts([1.0, 0.0], 8) == [8, 0]
+
+
+def test_a_schedule_runs_its_steps_and_weights_a_stream(tiny_real_dir):
+    """Equal steps whatever the data size; a zero-weight stream changes the weights not at all
+    only through its gradient (its images still fill the batch, so BatchNorm sees them)."""
+    train, val = (load_image_set(tiny_real_dir, s) for s in ("train", "val"))
+    recipe = ClassifierRecipe(seed=3, dihedral_augment=False)
+    mixed = Schedule((Phase(10, (Stream(train, 0.5), Stream(train, 0.5, weight=2.0))),), eval_every=4)
+    trained = train_classifier(mixed, val, recipe)
+    assert [h.step for h in trained.history] == [4, 8, 10]
+    two_phase = Schedule((Phase(3, (Stream(train),)), Phase(5, (Stream(val),))), eval_every=100)
+    assert [h.step for h in train_classifier(two_phase, None, recipe).history] == [8]
+    plain = train_classifier(Schedule((Phase(10, (Stream(train),)),), eval_every=4), val, recipe)
+    assert any(not torch.equal(a, b) for a, b in zip(trained.model.state_dict().values(),
+                                                       plain.model.state_dict().values()))
 
 
 def test_another_seed_gives_other_weights(tiny_real_dir):

@@ -217,14 +217,16 @@ def benchmark(
     threads: int | None = typer.Option(None, min=0, help="Trainings at once, 0 = one per core; changes no result "
                                        "(default: benchmark.threads)."),
 ) -> None:
-    """Train the same classifier on real only, real + affine, real + synthetic and synthetic only; test on real."""
+    """Train the same classifier for the same steps on real only, real + affine, real + synthetic, real + affine +
+    synthetic and synthetic only; test on real."""
     from histosynth.benchmark import run_benchmark
 
     def job() -> None:
-        params = load_params(params_file).benchmark
+        all_params = load_params(params_file)
+        params = all_params.benchmark
         if threads is not None:
             params = params.model_copy(update={"threads": threads})
-        run_benchmark(params, package_dir, augmented, out)
+        run_benchmark(params, all_params.augment, package_dir, augmented, out)
 
     run_guarded(job)
 

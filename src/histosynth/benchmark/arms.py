@@ -1,14 +1,19 @@
-"""The benchmark's training sets ("arms"), which differ only in their training images.
+"""The benchmark's arms, which differ only in their training images and how batches draw them.
 
 - ``real_only``: the real train split.
 - ``affine``: the real train split plus the affine children of ``data/augmented`` (Rudi-style
   augmentation, no GAN). The originals that ``augment`` copied are real train images already;
   counting them once keeps the comparison fair when ``augment.per_class`` kept only a subset of
   a large class's originals.
-- ``augmented``: the real train split plus every synthetic image of the package.
+- ``augmented``: the real train split and the package's synthetic images, mixed as
+  ``benchmark.mode`` says (a fixed share of every batch, or synthetic pretraining then real).
+- ``affine_synthetic``: as ``augmented``, with the affine children added to the real images and
+  as many affine children of the synthetic images (per image, per class) added to them: the
+  question is whether synthetic images help on top of classic augmentation.
 - ``synthetic_only``: the synthetic images alone.
 
-Every arm selects its model on the real val split and is tested on the real test split.
+Every arm trains for ``benchmark.steps`` steps, selects its weights on the real val split and
+is tested on the real test split.
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from histosynth.augment.children import affine_children_of, children_per_class
 from histosynth.augment.stage import SOURCE_ORIGINAL
+from histosynth.classifier.train import Phase, Schedule, Stream
+from histosynth.config.augment import AugmentParams
+from histosynth.config.benchmark import BenchmarkParams
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.errors import DataError
 from histosynth.manifest import SPLITS, class_names_of, read_manifest
@@ -27,7 +36,7 @@ from histosynth.package import Package, load_package
 
 log = logging.getLogger(__name__)
 
-ARMS = ("real_only", "affine", "augmented", "synthetic_only")
+ARMS = ("real_only", "affine", "augmented", "affine_synthetic", "synthetic_only")
 
 
 def concat(*sets: ImageSet) -> ImageSet:
@@ -49,12 +58,14 @@ class BenchmarkData:
     real_train: ImageSet
     affine_children: ImageSet
     synthetic: ImageSet
+    synthetic_children: ImageSet  # affine children of the synthetic images (the affine_synthetic arm)
     val: ImageSet
     test: ImageSet
 
     def __post_init__(self) -> None:
         named = {"real train split": self.real_train, "affine children": self.affine_children,
-                 "synthetic images": self.synthetic, "real val split": self.val, "real test split": self.test}
+                 "synthetic images": self.synthetic, "affine children of the synthetic images": self.synthetic_children,
+                 "real val split": self.val, "real test split": self.test}
         for what, images in named.items():
             if images.class_names != self.test.class_names:
                 raise DataError(f"the {what} have classes {list(images.class_names)} (by label), the real test "
@@ -62,7 +73,7 @@ class BenchmarkData:
             if len(images) and images.image_size != self.test.image_size:
                 raise DataError(f"the {what} are {images.image_size} px, the real test split "
                                 f"{self.test.image_size} px; build every input at the same data.image_size")
-            if len(images) == 0 and what != "affine children":
+            if len(images) == 0 and "affine children" not in what:
                 raise DataError(f"the {what} are empty: the benchmark needs real train, val and test images "
                                 "and synthetic images")
         missing = [name for k, name in enumerate(self.test.class_names) if not np.any(self.test.labels == k)]
@@ -74,31 +85,57 @@ class BenchmarkData:
     def class_names(self) -> tuple[str, ...]:
         return self.test.class_names
 
-    def arms(self) -> dict[str, ImageSet]:
-        """Each arm's training images, in :data:`ARMS` order."""
-        return {"real_only": self.real_train,
-                "affine": concat(self.real_train, self.affine_children),
-                "augmented": concat(self.real_train, self.synthetic),
-                "synthetic_only": self.synthetic}
+    def arms(self, params: BenchmarkParams) -> dict[str, Schedule]:
+        """Each arm's training schedule, in :data:`ARMS` order."""
+        real_and_affine = concat(self.real_train, self.affine_children)
+        synthetic_and_affine = concat(self.synthetic, self.synthetic_children)
+        return {"real_only": single_stream(self.real_train, params),
+                "affine": single_stream(real_and_affine, params),
+                "augmented": with_synthetic(self.real_train, self.synthetic, params),
+                "affine_synthetic": with_synthetic(real_and_affine, synthetic_and_affine, params),
+                "synthetic_only": single_stream(self.synthetic, params)}
+
+    def n_train(self) -> dict[str, int]:
+        """Distinct training images per arm."""
+        return {"real_only": len(self.real_train), "affine": len(self.real_train) + len(self.affine_children),
+                "augmented": len(self.real_train) + len(self.synthetic),
+                "affine_synthetic": sum(map(len, (self.real_train, self.affine_children, self.synthetic,
+                                                  self.synthetic_children))),
+                "synthetic_only": len(self.synthetic)}
 
     def synthetic_per_class(self) -> int:
         """The fewest synthetic images any class has (the largest sweep point)."""
         return int(np.bincount(self.synthetic.labels, minlength=len(self.class_names)).min())
 
-    def augmented_with(self, n_per_class: int) -> ImageSet:
-        """The real train split plus the first ``n_per_class`` synthetic images of each class.
+    def augmented_with(self, n_per_class: int, params: BenchmarkParams) -> Schedule:
+        """The augmented arm with the first ``n_per_class`` synthetic images of each class.
 
-        In package order (latent index), these are the images that ``generate.n_per_class:
-        n_per_class`` would have made.
+        In package order, these are the first images that ``generate`` kept for each class.
         """
         if n_per_class > self.synthetic_per_class():
             raise DataError(f"benchmark.sweep asks for {n_per_class} synthetic images per class; the package has "
                             f"{self.synthetic_per_class()} for its smallest class (generate.n_per_class)")
-        return concat(self.real_train, first_per_class(self.synthetic, n_per_class))
+        return with_synthetic(self.real_train, first_per_class(self.synthetic, n_per_class), params)
 
 
-def load_benchmark_data(package_dir: Path | str, augmented_dir: Path | str) -> BenchmarkData:
-    """Read the package's real splits and synthetic images and the affine children of ``augmented_dir``."""
+def single_stream(images: ImageSet, params: BenchmarkParams) -> Schedule:
+    return Schedule((Phase(params.steps, (Stream(images),)),), params.eval_every)
+
+
+def with_synthetic(real: ImageSet, synthetic: ImageSet, params: BenchmarkParams) -> Schedule:
+    """Real and synthetic images as ``benchmark.mode`` says, in ``benchmark.steps`` steps."""
+    if params.mode == "pretrain":
+        pretrain = round(params.steps * params.pretrain_share)
+        return Schedule((Phase(pretrain, (Stream(synthetic),)), Phase(params.steps - pretrain, (Stream(real),))),
+                        params.eval_every)
+    streams = (Stream(real, 1.0 - params.synthetic_ratio),
+               Stream(synthetic, params.synthetic_ratio, params.synthetic_weight))
+    return Schedule((Phase(params.steps, streams),), params.eval_every)
+
+
+def load_benchmark_data(package_dir: Path | str, augmented_dir: Path | str, augment: AugmentParams) -> BenchmarkData:
+    """Read the package's real splits and synthetic images and the affine children of ``augmented_dir``;
+    make as many affine children of the synthetic images, per image and class, with ``augment``'s operations."""
     package = load_package(package_dir)
     rows = package.metadata
     for split in SPLITS:
@@ -110,9 +147,11 @@ def load_benchmark_data(package_dir: Path | str, augmented_dir: Path | str) -> B
         raise DataError(f"{package_dir}: the package holds no synthetic images; the augmented and synthetic_only "
                         "arms need them (generate.n_per_class)")
     log.info("reading the package %s and the affine children of %s", package_dir, augmented_dir)
-    return BenchmarkData(real_train=package.image_set(split="train", source="real"),
-                         affine_children=affine_children(augmented_dir, package),
-                         synthetic=package.image_set(source="synthetic"),
+    real_train, children = package.image_set(split="train", source="real"), affine_children(augmented_dir, package)
+    synthetic = package.image_set(source="synthetic")
+    per_image = children_per_class(real_train.labels, children.labels, len(real_train.class_names))
+    return BenchmarkData(real_train=real_train, affine_children=children, synthetic=synthetic,
+                         synthetic_children=affine_children_of(synthetic, per_image, augment),
                          val=package.image_set(split="val", source="real"),
                          test=package.image_set(split="test", source="real"))
 

@@ -4,7 +4,7 @@
     roc/<arm>.csv         curve,fpr,tpr: per-class one-vs-rest and micro-average ROC curves of the
                           arm's probabilities averaged over seeds
     confusion/<arm>.csv   actual,predicted,seed: one row per test image and seed (class names)
-    history/<arm>.csv     seed,epoch,train_loss,val_accuracy: each training's epochs
+    history/<arm>.csv     seed,step,train_loss,val_accuracy: each training's validation scores
     sweep.csv             n_synthetic_per_class,<metric>_mean,<metric>_std: the augmented arm's
                           figures against the number of synthetic images per class
 """
@@ -50,7 +50,7 @@ def confusion_rows(labels: np.ndarray, probabilities: np.ndarray, class_names: S
 
 
 def history_rows(runs: ArmRuns, seeds: Sequence[int]) -> pd.DataFrame:
-    return pd.DataFrame([{"seed": seed, "epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy}
+    return pd.DataFrame([{"seed": seed, "step": h.step, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy}
                          for seed, result in zip(seeds, runs.results) for h in result.history])
 
 

@@ -1,9 +1,9 @@
 """The `benchmark` stage: do the synthetic images make a classifier better?
 
-Four arms (see :mod:`histosynth.benchmark.arms`) are trained with the same classifier, recipe,
-epochs and seeds, differing only in their training images; model selection on the real val
-split, every figure on the real test split. Optionally the augmented arm is trained again with
-fewer synthetic images per class (``benchmark.sweep``).
+Five arms (see :mod:`histosynth.benchmark.arms`) are trained with the same classifier, recipe,
+number of optimisation steps and seeds, differing only in their training images; model
+selection on the real val split, every figure on the real test split. Optionally the augmented
+arm is trained again with fewer synthetic images per class (``benchmark.sweep``).
 """
 
 from __future__ import annotations
@@ -20,30 +20,32 @@ from histosynth.benchmark.outputs import write_outputs
 from histosynth.benchmark.scores import METRICS
 from histosynth.benchmark.summary import seed_scores, summarise
 from histosynth.benchmark.training import ArmRuns, run_all
+from histosynth.classifier.train import Schedule
+from histosynth.config.augment import AugmentParams
 from histosynth.config.benchmark import BenchmarkParams
-from histosynth.dataset import ImageSet
 
 log = logging.getLogger(__name__)
 
 
-def run_benchmark(params: BenchmarkParams, package_dir: Path | str, augmented_dir: Path | str,
-                  out_dir: Path | str) -> dict[str, Any]:
+def run_benchmark(params: BenchmarkParams, augment: AugmentParams, package_dir: Path | str,
+                  augmented_dir: Path | str, out_dir: Path | str) -> dict[str, Any]:
     """Train and evaluate every arm (and sweep point), write ``out_dir``; return metrics.json's content.
 
     With ``params.threads`` other than 1 the trainings run in spawned worker processes: a script
     calling this must do so under ``if __name__ == "__main__":``, as the stage script and CLI do.
     """
-    data = load_benchmark_data(package_dir, augmented_dir)
+    data = load_benchmark_data(package_dir, augmented_dir, augment)
     return benchmark(params, data, out_dir)
 
 
 def benchmark(params: BenchmarkParams, data: BenchmarkData, out_dir: Path | str) -> dict[str, Any]:
     """:func:`run_benchmark` on data already in memory."""
-    arms = data.arms()
-    points, extra = sweep_training_sets(data, params.sweep)
+    arms, n_train = data.arms(params), data.n_train()
+    points, extra = sweep_training_sets(data, params)
+    n_train |= {name: len(data.real_train) + n * len(data.class_names) for n, name in points.items() if name in extra}
     log.info("arms (training images): %s; real val %d, real test %d",
-             ", ".join(f"{arm} {len(images)}" for arm, images in arms.items()), len(data.val), len(data.test))
-    runs = run_all({**arms, **extra}, params, data.val, data.test.images)
+             ", ".join(f"{arm} {n_train[arm]}" for arm in arms), len(data.val), len(data.test))
+    runs = run_all({**arms, **extra}, n_train, params, data.val, data.test.images)
     labels = data.test.labels
     metrics = summarise({arm: runs[arm] for arm in ARMS}, labels, params.seeds, params.bootstrap, params.classifier)
     sweep = sweep_table({n: runs[name] for n, name in points.items()}, labels)
@@ -55,8 +57,8 @@ def benchmark(params: BenchmarkParams, data: BenchmarkData, out_dir: Path | str)
     return metrics
 
 
-def sweep_training_sets(data: BenchmarkData, requested: list[int]) -> tuple[dict[int, str], dict[str, ImageSet]]:
-    """Which training set each sweep point uses, and the training sets the arms do not already provide.
+def sweep_training_sets(data: BenchmarkData, params: BenchmarkParams) -> tuple[dict[int, str], dict[str, Schedule]]:
+    """Which schedule each sweep point uses, and the schedules the arms do not already provide.
 
     0 synthetic images per class is the real_only arm and all of them (when every class has the
     same number) the augmented arm; the other points get training sets of their own.
@@ -66,9 +68,9 @@ def sweep_training_sets(data: BenchmarkData, requested: list[int]) -> tuple[dict
     if np.all(counts == counts[0]):
         points[int(counts[0])] = "augmented"
     extra = {}
-    for n in sorted(set(requested) - set(points)):
+    for n in sorted(set(params.sweep) - set(points)):
         points[n] = name = f"augmented_{n}_per_class"
-        extra[name] = data.augmented_with(n)
+        extra[name] = data.augmented_with(n, params)
     return dict(sorted(points.items())), extra
 
 

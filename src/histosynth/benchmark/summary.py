@@ -15,7 +15,8 @@ from histosynth.benchmark.training import ArmRuns
 from histosynth.config.benchmark import BootstrapParams
 
 # (better arm?, than arm): the gains whose confidence intervals are reported.
-GAINS = (("augmented", "real_only"), ("augmented", "affine"))
+GAINS = (("augmented", "real_only"), ("augmented", "affine"), ("affine_synthetic", "affine"),
+         ("affine_synthetic", "real_only"))
 DIGITS = 6
 
 

@@ -1,4 +1,4 @@
-"""Training every (arm, seed) with the same recipe and collecting its real-test probabilities.
+"""Training every (arm, seed) with the same recipe and step count and collecting its real-test probabilities.
 
 Each training runs on one torch thread (see :func:`histosynth.classifier.train.train_classifier`)
 and is a function of its data, recipe and seed alone, so several of them can run at once in
@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from histosynth.classifier.embed import predict_proba
-from histosynth.classifier.train import EpochRecord, train_classifier
+from histosynth.classifier.train import EvalRecord, Schedule, train_classifier
 from histosynth.config.benchmark import BenchmarkParams
 from histosynth.config.classifier import Arch, ClassifierRecipe
 from histosynth.dataset import ImageSet
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Run:
-    """One training: which training set (an arm or a sweep point) and which seed."""
+    """One training: which schedule (an arm or a sweep point) and which seed."""
 
     name: str
     seed: int
@@ -38,8 +38,8 @@ class Run:
 @dataclass(frozen=True)
 class RunResult:
     probabilities: np.ndarray  # (N_test, K) float32 softmax outputs on the real test split
-    best_epoch: int
-    history: tuple[EpochRecord, ...]
+    best_step: int
+    history: tuple[EvalRecord, ...]
 
 
 @dataclass(frozen=True)
@@ -55,30 +55,30 @@ class ArmRuns:
         return np.stack([r.probabilities for r in self.results])
 
 
-def train_and_predict(train: ImageSet, val: ImageSet, test_images: np.ndarray, recipe: ClassifierRecipe,
+def train_and_predict(schedule: Schedule, val: ImageSet, test_images: np.ndarray, recipe: ClassifierRecipe,
                       arch: Arch) -> RunResult:
-    """Train on ``train`` (model selection on ``val``) and return the test probabilities."""
-    trained = train_classifier(train, val, recipe, arch)
-    return RunResult(predict_proba(trained.model, test_images), trained.best_epoch, trained.history)
+    """Train by ``schedule`` (model selection on ``val``) and return the test probabilities."""
+    trained = train_classifier(schedule, val, recipe, arch)
+    return RunResult(predict_proba(trained.model, test_images), trained.best_step, trained.history)
 
 
-def run_all(training_sets: dict[str, ImageSet], params: BenchmarkParams, val: ImageSet,
+def run_all(training_sets: dict[str, Schedule], n_train: dict[str, int], params: BenchmarkParams, val: ImageSet,
             test_images: np.ndarray) -> dict[str, ArmRuns]:
-    """Every training set with every seed of ``params``, ``params.threads`` trainings at once.
+    """Every schedule with every seed of ``params``, ``params.threads`` trainings at once.
 
-    The results are in the order of the training sets and seeds, whatever order they finished in.
+    The results are in the order of the schedules and seeds, whatever order they finished in.
     """
     runs = [Run(name, seed) for name in training_sets for seed in params.seeds]
     workers = min(params.threads or usable_cores(), len(runs))
     arch = params.classifier
-    log.info("%d trainings (%d training sets x %d seeds) of %s, %d at once", len(runs), len(training_sets),
-             len(params.seeds), arch, workers)
+    log.info("%d trainings (%d training sets x %d seeds) of %s, %d steps each, %d at once", len(runs),
+             len(training_sets), len(params.seeds), arch, params.steps, workers)
     bar = tqdm(total=len(runs), desc="benchmark", unit="training")
     results: dict[Run, RunResult] = {}
 
     def done(run: Run, result: RunResult) -> None:
         results[run] = result
-        log.info("%s, seed %d: best epoch %d of %d", run.name, run.seed, result.best_epoch, len(result.history))
+        log.info("%s, seed %d: best step %d of %d", run.name, run.seed, result.best_step, params.steps)
         bar.update()
 
     with bar:
@@ -89,16 +89,16 @@ def run_all(training_sets: dict[str, ImageSet], params: BenchmarkParams, val: Im
             # spawn: a fresh interpreter per worker, safe whatever threads torch has started here.
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
-                # The largest training sets first: no worker is left with a long one at the end.
-                by_size = sorted(runs, key=lambda run: -len(training_sets[run.name]))
+                # The largest training sets first: their arrays take longest to hand over.
+                by_size = sorted(runs, key=lambda run: -n_train[run.name])
                 futures: dict[Future[RunResult], Run] = {
                     pool.submit(train_and_predict, training_sets[run.name], val, test_images,
                                 params.recipe(run.seed), arch): run
                     for run in by_size}
                 for future in as_completed(futures):
                     done(futures[future], future.result())
-    return {name: ArmRuns(tuple(results[Run(name, seed)] for seed in params.seeds), len(images))
-            for name, images in training_sets.items()}
+    return {name: ArmRuns(tuple(results[Run(name, seed)] for seed in params.seeds), n_train[name])
+            for name in training_sets}
 
 
 def _quiet_worker() -> None:

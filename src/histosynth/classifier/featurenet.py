@@ -50,12 +50,12 @@ def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
         raise DataError(f"{real_dir}: the real train split is empty; the feature net needs training images")
     log.info("training the feature net on %d real train images (%d val), %d classes",
              len(train), len(val), len(train.class_names))
-    trained = train_classifier(train, val, recipe)
+    trained = train_classifier(train, val, recipe)  # scored on val after every epoch
     metrics = _evaluate(trained.model, val)
     record = {
         "class_names": list(train.class_names),
         "recipe": recipe.model_dump(),
-        "best_epoch": trained.best_epoch,
+        "best_epoch": 1 + next(i for i, h in enumerate(trained.history) if h.step == trained.best_step),
         "epochs_run": len(trained.history),
         "n_images": {"train": len(train), "val": len(val)},
         "real_manifest_md5": md5_file(real_dir / MANIFEST_NAME),
@@ -68,8 +68,8 @@ def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
         with atomic_output_dir(report_dir) as tmp:
             atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
             rows = ["epoch,train_loss,val_accuracy"] + [
-                f"{h.epoch},{h.train_loss:.6f},{'' if h.val_accuracy is None else f'{h.val_accuracy:.6f}'}"
-                for h in trained.history]
+                f"{epoch},{h.train_loss:.6f},{'' if h.val_accuracy is None else f'{h.val_accuracy:.6f}'}"
+                for epoch, h in enumerate(trained.history, start=1)]
             atomic_write_text(tmp / "history.csv", "\n".join(rows) + "\n")
     log.info("feature net: real val accuracy %s", metrics["val_accuracy"])
     return record

@@ -1,9 +1,20 @@
-"""Training a classifier with a fixed recipe: seeded, so the same data and recipe give the same weights."""
+"""Training a classifier for a fixed number of optimisation steps: seeded, so the same data and
+recipe give the same weights.
+
+A training is a :class:`Schedule`: one or more phases of a set number of steps, each drawing its
+batches from one or more :class:`Stream` s of images in fixed shares (e.g. 75 % real, 25 %
+synthetic), each stream's losses weighted by its own factor. Every ``eval_every`` steps the model
+is scored on the validation set and the best-scoring weights are kept. Counting steps rather
+than epochs is what makes arms of different sizes comparable: the same number of gradient
+updates, whatever the number of images.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,17 +33,54 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class EpochRecord:
-    epoch: int
-    train_loss: float
+class Stream:
+    """Images that fill ``share`` of every batch, their losses multiplied by ``weight``."""
+
+    images: ImageSet
+    share: float = 1.0
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Phase:
+    steps: int
+    streams: tuple[Stream, ...]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    phases: tuple[Phase, ...]
+    eval_every: int  # steps between validation scores (and at the last step)
+    patience: int = 0  # scores without a better one before stopping early (0 = run every step)
+
+    @property
+    def steps(self) -> int:
+        return sum(p.steps for p in self.phases)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.phases[0].streams[0].images.class_names
+
+
+def epoch_schedule(train: ImageSet, recipe: ClassifierRecipe) -> Schedule:
+    """``recipe.epochs`` passes over ``train`` (in steps), scored after every pass, with its patience."""
+    per_epoch = max(1, math.ceil(len(train) / recipe.batch_size))
+    return Schedule((Phase(recipe.epochs * per_epoch, (Stream(train),)),), eval_every=per_epoch,
+                    patience=recipe.patience)
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    step: int
+    train_loss: float  # mean weighted loss of the steps since the previous record
     val_accuracy: float | None
 
 
 @dataclass(frozen=True)
 class TrainedClassifier:
-    model: nn.Module  # eval mode; the best validation epoch's weights when a val set was given
-    best_epoch: int
-    history: tuple[EpochRecord, ...]
+    model: nn.Module  # eval mode; the best validation score's weights when a val set was given
+    best_step: int
+    history: tuple[EvalRecord, ...]
 
 
 def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -55,57 +103,111 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / max(len(x), 1)
 
 
-def train_classifier(train: ImageSet, val: ImageSet | None, recipe: ClassifierRecipe,
+def batch_counts(shares: Sequence[float], batch_size: int) -> list[int]:
+    """Images per stream in a batch: the shares rounded so they add up to ``batch_size``."""
+    total = sum(shares)
+    exact = [batch_size * s / total for s in shares]
+    counts = [math.floor(e) for e in exact]
+    for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[: batch_size - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+class _Cycle:
+    """A stream's images in seeded random order, reshuffled each time it runs out."""
+
+    def __init__(self, n: int, generator: torch.Generator) -> None:
+        self.n, self.generator = n, generator
+        self.order, self.position = torch.randperm(n, generator=generator), 0
+
+    def take(self, k: int) -> torch.Tensor:
+        parts = []
+        while k > 0:
+            if self.position == self.n:
+                self.order, self.position = torch.randperm(self.n, generator=self.generator), 0
+            part = self.order[self.position : self.position + k]
+            self.position += len(part)
+            k -= len(part)
+            parts.append(part)
+        return torch.cat(parts)
+
+
+def train_classifier(train: ImageSet | Schedule, val: ImageSet | None, recipe: ClassifierRecipe,
                      arch: Arch = "small_cnn") -> TrainedClassifier:
-    """Train an ``arch`` classifier on ``train``; with ``val``, keep the epoch of best val accuracy.
+    """Train an ``arch`` classifier on ``train`` (a set: ``recipe.epochs`` passes over it; or a
+    :class:`Schedule`); with ``val``, keep the weights of the best validation accuracy.
 
-    Training runs on one torch thread: float sums then add up in the same order on every
-    machine, so the same data and recipe give byte-identical weights whatever the core count
-    (and a small CNN loses little: 12 s for the 600 demo tiles on a busy 2-core machine).
+    ``recipe`` supplies batch size, learning rate (cosine-annealed over all steps), weight decay,
+    width, dihedral augmentation and seed. Training runs on one torch thread: float sums then
+    add up in the same order on every machine, so the same data and recipe give byte-identical
+    weights whatever the core count.
     """
-    if len(train) == 0:
-        raise DataError("the classifier's training set is empty")
+    schedule = train if isinstance(train, Schedule) else epoch_schedule(train, recipe)
+    for phase in schedule.phases:
+        for stream in phase.streams:
+            if len(stream.images) == 0:
+                raise DataError("a classifier's training set is empty")
     with single_torch_thread():
-        return _train(train, val, recipe, arch)
+        return _train(schedule, val, recipe, arch)
 
 
-def _train(train: ImageSet, val: ImageSet | None, recipe: ClassifierRecipe, arch: Arch) -> TrainedClassifier:
+def _train(schedule: Schedule, val: ImageSet | None, recipe: ClassifierRecipe, arch: Arch) -> TrainedClassifier:
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
-    model = build_classifier(arch, len(train.class_names), train.image_size, recipe.width)
+    first = schedule.phases[0].streams[0].images
+    model = build_classifier(arch, len(first.class_names), first.image_size, recipe.width)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=recipe.epochs)
-    x, y = to_input(train.images), torch.tensor(train.labels)
+    lr_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=schedule.steps)
     val_xy = (to_input(val.images), torch.tensor(val.labels)) if val is not None and len(val) else None
 
-    history: list[EpochRecord] = []
-    best_state, best_epoch, best_acc = None, recipe.epochs, -1.0
-    epochs = tqdm(range(1, recipe.epochs + 1), desc="classifier", unit="epoch", leave=False)
-    for epoch in epochs:
-        model.train()
-        order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for start in range(0, len(x), recipe.batch_size):
-            idx = order[start : start + recipe.batch_size]
-            if len(idx) < 2:  # BatchNorm needs two samples
-                continue
-            xb = random_dihedral(x[idx], generator) if recipe.dihedral_augment else x[idx]
-            loss = F.cross_entropy(model(xb), y[idx])
+    history: list[EvalRecord] = []
+    best_state, best_step, best_acc, scores_since_best = None, schedule.steps, -1.0, 0
+    step, loss_sum, loss_steps = 0, 0.0, 0
+    bar = tqdm(total=schedule.steps, desc="classifier", unit="step", leave=False, mininterval=1.0)
+    stopped = False
+    for phase in schedule.phases:
+        tensors = [(to_input(s.images.images), torch.tensor(s.images.labels), s.weight) for s in phase.streams]
+        cycles = [_Cycle(len(s.images), generator) for s in phase.streams]
+        counts = batch_counts([s.share for s in phase.streams], recipe.batch_size)
+        for _ in range(phase.steps):
+            model.train()
+            xs, ys, ws = [], [], []
+            for (x, y, weight), cycle, k in zip(tensors, cycles, counts):
+                if k:
+                    index = cycle.take(k)
+                    xs.append(x[index])
+                    ys.append(y[index])
+                    ws.append(torch.full((k,), float(weight)))
+            xb, yb, wb = torch.cat(xs), torch.cat(ys), torch.cat(ws)
+            if recipe.dihedral_augment:
+                xb = random_dihedral(xb, generator)
+            loss = (F.cross_entropy(model(xb), yb, reduction="none") * wb).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            total += loss.item() * len(idx)
-        schedule.step()
-        val_acc = accuracy(model, *val_xy) if val_xy is not None else None
-        history.append(EpochRecord(epoch, total / len(x), val_acc))
-        epochs.set_postfix(loss=f"{total / len(x):.3f}", val_acc="-" if val_acc is None else f"{val_acc:.3f}")
-        if val_acc is not None and val_acc > best_acc:
-            best_state, best_epoch, best_acc = copy.deepcopy(model.state_dict()), epoch, val_acc
-        elif val_acc is not None and recipe.patience and epoch - best_epoch >= recipe.patience:
-            log.info("no better validation accuracy for %d epochs: stopping at epoch %d", recipe.patience, epoch)
+            lr_schedule.step()
+            step += 1
+            loss_sum, loss_steps = loss_sum + loss.item(), loss_steps + 1
+            bar.update()
+            if step % schedule.eval_every and step != schedule.steps:
+                continue
+            val_acc = accuracy(model, *val_xy) if val_xy is not None else None
+            history.append(EvalRecord(step, loss_sum / loss_steps, val_acc))
+            loss_sum, loss_steps = 0.0, 0
+            bar.set_postfix(loss=f"{history[-1].train_loss:.3f}", val_acc="-" if val_acc is None else f"{val_acc:.3f}")
+            if val_acc is not None and val_acc > best_acc:
+                best_state, best_step, best_acc, scores_since_best = copy.deepcopy(model.state_dict()), step, val_acc, 0
+            elif val_acc is not None:
+                scores_since_best += 1
+                if schedule.patience and scores_since_best >= schedule.patience:
+                    log.info("no better validation accuracy for %d scores: stopping at step %d", schedule.patience, step)
+                    stopped = True
+                    break
+        if stopped:
             break
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    log.info("classifier trained: best epoch %d%s", best_epoch,
+    log.info("classifier trained: best step %d of %d%s", best_step, step,
              "" if best_acc < 0 else f", validation accuracy {best_acc:.3f}")
-    return TrainedClassifier(model.eval(), best_epoch, tuple(history))
+    return TrainedClassifier(model.eval(), best_step, tuple(history))

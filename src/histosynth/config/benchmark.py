@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from histosynth.config.base import Section
@@ -23,14 +25,23 @@ class BenchmarkParams(Section):
     classifier: Arch = "small_cnn"
     # Every arm is trained once per seed with the same recipe; figures are mean and std over seeds.
     seeds: list[int] = Field([0, 1, 2], min_length=1)
-    epochs: int = Field(30, ge=1)
+    # Optimisation steps of every training, whatever its number of images: arms compare at equal
+    # compute. The weights of the best real-val accuracy (scored every eval_every steps) are kept.
+    steps: int = Field(1500, ge=1)
+    eval_every: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(2e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     width: int = Field(16, ge=4, le=256)  # small_cnn only
-    # Stop after this many epochs without a better real-val accuracy (0 = all epochs); the best epoch is kept.
-    patience: int = Field(10, ge=0)
     dihedral_augment: bool = True
+    # How the arms with real and synthetic images use them (chosen on real val, never on test:
+    # bench/bloodmnist_benchmark.py records the choice). mixed: every batch holds this share of
+    # synthetic images, their losses multiplied by synthetic_weight. pretrain: the first
+    # pretrain_share of the steps on synthetic images only, the rest on real images only.
+    mode: Literal["mixed", "pretrain"] = "mixed"
+    synthetic_ratio: float = Field(0.25, gt=0.0, lt=1.0)
+    synthetic_weight: float = Field(1.0, gt=0.0)
+    pretrain_share: float = Field(0.5, gt=0.0, lt=1.0)
     bootstrap: BootstrapParams = BootstrapParams()
     # Synthetic images per class for extra runs of the augmented arm ([] = only 0 and all of them).
     sweep: list[int] = []
@@ -47,7 +58,6 @@ class BenchmarkParams(Section):
         return values
 
     def recipe(self, seed: int) -> ClassifierRecipe:
-        """The classifier recipe every arm is trained with, for one seed."""
-        return ClassifierRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                                weight_decay=self.weight_decay, width=self.width, patience=self.patience,
-                                dihedral_augment=self.dihedral_augment, seed=seed)
+        """The optimiser recipe every arm is trained with, for one seed (steps come from the arm's schedule)."""
+        return ClassifierRecipe(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                                width=self.width, dihedral_augment=self.dihedral_augment, seed=seed)
