@@ -114,3 +114,18 @@ def test_a_log_line_written_while_a_bar_is_open_gets_its_own_line() -> None:
     assert len(lines) == 2, lines
     assert re.fullmatch(r"\d\d:\d\d:\d\d INFO histosynth\.benchmark\.training: run 0 done", lines[0]), lines
     assert lines[1].startswith("benchmark: 100%|") and "10/10" in lines[1]
+
+
+def test_a_terminal_that_reports_no_size_still_shows_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new pseudo-terminal is 0x0, as under `script` or some CI runners: tqdm alone would draw nothing."""
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    leader, follower = os.openpty()
+    assert os.get_terminal_size(follower).columns == 0
+    clock = Clock()
+    with os.fdopen(follower, "w") as terminal:
+        with EpochProgress("dcgan", 0, 3, file=terminal, clock=clock) as progress:
+            run_epochs(progress, clock, 1, 3)
+        terminal.flush()
+        shown = os.read(leader, 1 << 16).decode()
+    os.close(leader)
+    assert screen(shown)[-1].startswith("dcgan epoch 3/3 100%|████████████████████| 0:30 elapsed, ETA 0:00 |")

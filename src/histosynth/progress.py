@@ -48,6 +48,18 @@ def bars_enabled(stream: IO[str] | None = None) -> bool:
     return bool(isatty and isatty())
 
 
+def _size_options(stream: IO[str]) -> dict[str, Any]:
+    """tqdm's size options for ``stream``: on a terminal, follow its width (and resizes). A terminal that
+    reports a 0x0 size (``script``, some CI runners) would make tqdm trim every frame to nothing."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return {}  # not a terminal: tqdm does not trim
+    if size.columns > 0 and size.lines > 0:
+        return {"dynamic_ncols": True}
+    return {"ncols": 1000, "nrows": 1000}
+
+
 def format_duration(seconds: float | None) -> str:
     """``75`` -> ``1:15``, ``3725`` -> ``1:02:05``; ``?`` when unknown."""
     if seconds is None:
@@ -87,7 +99,7 @@ class EpochProgress:
         self._bar: _Bar | None = None
         if bars_enabled(file) if enabled is None else enabled:
             self._bar = _Bar(self, total=total_epochs, initial=start_epoch, file=file, leave=True, smoothing=0,
-                             mininterval=redraw_every_s, dynamic_ncols=True,
+                             mininterval=redraw_every_s, **_size_options(file),
                              bar_format="{label} epoch {epoch}/{total_epochs} {percentage:3.0f}%|{bar:20}| {status}")
 
     # -- feeding it -------------------------------------------------------------------------------
