@@ -125,7 +125,8 @@ def _closest(csv: Path, spaces: list[_Space]) -> pd.DataFrame:
     """The synthetic rows that are among the PAIRS_PER_CLASS lowest ratios of their class in any space."""
     wanted = KEY_COLUMNS + [c for s in spaces for c in (s.ratio, s.nearest, s.distance) if c]
     kept: dict[str, pd.DataFrame] = {}
-    for chunk in _read(csv, usecols=wanted, chunksize=CHUNK_ROWS, dtype={"id": str, "class": str}):
+    as_text = {column: str for column in ["id", "class"] + [s.nearest for s in spaces]}  # ids stay ids, even "0012"
+    for chunk in _read(csv, usecols=wanted, chunksize=CHUNK_ROWS, dtype=as_text):
         chunk = chunk[chunk["source"] == "synthetic"]
         for space in spaces:
             for column in (space.ratio, space.distance):
