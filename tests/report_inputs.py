@@ -1,6 +1,7 @@
 """Every input of the HTML report, written small and in the formats the stages write (no stage is run):
-real and synthetic image folders with manifests, QA metrics and histogram tables computed from those
-images, GAN training curves and samples, and benchmark results computed from simulated classifier scores."""
+real, augmented and synthetic image folders with manifests, augmentation previews, QA metrics, histogram
+tables and nearest-training-image distances computed from those images, the feature classifier's history,
+GAN training curves and per-epoch samples, and benchmark results computed from simulated classifier scores."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 from skimage.util import montage
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.preprocessing import label_binarize
@@ -18,42 +20,86 @@ from histosynth.config.qa import QaParams
 from histosynth.dataset import load_image_set
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import encode_png, md5_bytes
-from histosynth.manifest import write_manifest
+from histosynth.images import read_png_rgb
+from histosynth.manifest import class_names_of, read_manifest, write_manifest
 from histosynth.qa.floors import floor_keys
 from histosynth.qa.gates import evaluate_gates
 from histosynth.qa.metrics import colour_kl
 from histosynth.qa.report import overlay_table
 
-ARMS = ("real_only", "affine", "augmented", "synthetic_only")
+ARMS = ("real_only", "affine", "augmented", "affine_synthetic", "synthetic_only")
 SEEDS = (0, 1, 2)
 BINS = 16
 IMAGE_SIZE = 32
+SYNTHETIC_PER_CLASS = 6
+NEAR_COPY_SPACES = ("pixel", "feature")
+GRID_EPOCHS = (2, 4, 6, 8, 10)
 
 
 def images_in_report(n_classes: int = len(TINY_CLASSES)) -> int:
-    """<img> in the report of write_report_inputs: per class a real grid, a synthetic grid and a histogram;
-    the training curves and samples; the ROC curves; the sweep."""
-    return 3 * n_classes + 2 + 1 + 1
+    """<img> in the report of write_report_inputs: per class a real grid, a synthetic grid, a histogram, an
+    augmentation preview and 4 near-copy pairs per distance space; the feature classifier's curves; the GAN's
+    curves, final samples and per-epoch grids; the benchmark's arm chart, ROC curves and sweep."""
+    per_class = 3 + 1 + 4 * len(NEAR_COPY_SPACES)
+    return per_class * n_classes + 1 + 2 + len(GRID_EPOCHS) + 3
 
 
 def write_report_inputs(root: Path, classes: tuple[str, ...] = TINY_CLASSES) -> Path:
-    """A project folder at ``root`` holding every input of the report; the failing gate is the last class's."""
+    """A project folder at ``root`` holding every input of the report; the failing gate is the last class's,
+    and each class's first synthetic image is a copy of one of its affine children."""
     real = write_image_folder(root / "data/real", {"train": 8, "val": 2, "test": 4}, classes, IMAGE_SIZE)
-    synthetic = write_synthetic_folder(root / "data/synthetic", classes, 6)
-    write_qa_report(root / "reports/qa", real, synthetic)
+    augmented = write_augmented_folder(root / "data/augmented", real, root / "reports/augment")
+    synthetic = write_synthetic_folder(root / "data/synthetic", classes, SYNTHETIC_PER_CLASS, copies_of=augmented)
+    write_qa_report(root / "reports/qa", real, synthetic, augmented)
+    write_featurenet_history(root / "reports/featurenet")
     write_training_report(root / "reports/train", len(classes))
     write_benchmark_report(root / "reports/benchmark", classes, n_test=4)
     return root
 
 
-def write_synthetic_folder(root: Path, classes: tuple[str, ...], n_per_class: int, seed: int = 1) -> Path:
-    """``root/<class folder>/<id>.png`` and a manifest, as the generate stage writes them."""
+def write_augmented_folder(root: Path, real_dir: Path, preview_dir: Path) -> Path:
+    """``root/<class folder>/*.png`` and a manifest as the augment stage writes them: every real training image
+    (source original, same id) and a mirrored child of each (source affine, origin = the parent's id); and a
+    preview per class in ``preview_dir``: the originals in the top row, their children below."""
+    real = read_manifest(real_dir).query("split == 'train'")
+    rows = []
+    preview_dir.mkdir(parents=True)
+    folders = unique_safe_names(class_names_of(real))
+    for (label, name), group in real.groupby(["label", "class_name"]):
+        folder = folders[label]
+        (root / folder).mkdir(parents=True)
+        originals, children = [], []
+        for parent in group.itertuples():
+            image = read_png_rgb(real_dir / parent.path)
+            for ident, pixels, source in ((parent.id, image, "original"), (f"aug_{parent.id}", image[:, ::-1], "affine")):
+                data = encode_png(np.ascontiguousarray(pixels))
+                (root / folder / f"{ident}.png").write_bytes(data)
+                rows.append(dict(id=ident, path=f"{folder}/{ident}.png", class_name=name, label=label, split="train",
+                                 source=source, md5=md5_bytes(data), origin=parent.id, ops="" if source == "original"
+                                 else "hflip"))
+            originals.append(image)
+            children.append(np.ascontiguousarray(image[:, ::-1]))
+        preview = montage(np.stack(originals + children), grid_shape=(2, len(originals)), padding_width=2,
+                          fill=(255, 255, 255), channel_axis=-1)
+        (preview_dir / f"{folder}.png").write_bytes(encode_png(preview))
+    write_manifest(pd.DataFrame(rows), root)
+    return root
+
+
+def write_synthetic_folder(root: Path, classes: tuple[str, ...], n_per_class: int, seed: int = 1,
+                           copies_of: Path | None = None) -> Path:
+    """``root/<class folder>/<id>.png`` and a manifest, as the generate stage writes them; with ``copies_of``
+    (an augmented folder), each class's first image is a copy of that class's first affine child."""
     rng = np.random.default_rng(seed)
+    children = None if copies_of is None else read_manifest(copies_of).query("source == 'affine'")
     rows = []
     for label, (name, folder) in enumerate(zip(classes, unique_safe_names(classes))):
         (root / folder).mkdir(parents=True)
         for index in range(n_per_class):
-            data = encode_png(textured_image(label, IMAGE_SIZE, rng))
+            if index == 0 and children is not None:
+                data = (copies_of / children.query("label == @label")["path"].iloc[0]).read_bytes()
+            else:
+                data = encode_png(textured_image(label, IMAGE_SIZE, rng))
             ident = f"syn_{folder}_{index:06d}"
             (root / folder / f"{ident}.png").write_bytes(data)
             rows.append(dict(id=ident, path=f"{folder}/{ident}.png", class_name=name, label=label, split="train",
@@ -67,12 +113,14 @@ def floor_of(metric: str, value: float) -> dict[str, float]:
     return dict(zip(floor_keys(metric), (value, 0.0, value, value)))
 
 
-def write_qa_report(report: Path, real_dir: Path, synthetic_dir: Path) -> None:
+def write_qa_report(report: Path, real_dir: Path, synthetic_dir: Path, augmented_dir: Path) -> None:
     """metrics.json and histograms/<class folder>.csv: colour KL and histograms measured on the images,
-    the other figures set by hand (the last class recognised badly), every verdict from the real gates."""
+    the other figures set by hand (the last class recognised badly), every verdict from the real gates;
+    memorisation.csv: nearest and second-nearest training images (real and augmented) measured on the images."""
     train, synthetic = load_image_set(real_dir, "train"), load_image_set(synthetic_dir)
-    names = train.class_names
     (report / "histograms").mkdir(parents=True)
+    thresholds = write_memorisation_table(report / "memorisation.csv", real_dir, synthetic_dir, augmented_dir)
+    names = train.class_names
     figures = {}
     for label, (name, folder) in enumerate(zip(names, unique_safe_names(names))):
         real_images, synthetic_images = train.of_class(label), synthetic.of_class(label)
@@ -80,10 +128,11 @@ def write_qa_report(report: Path, real_dir: Path, synthetic_dir: Path) -> None:
         kl = colour_kl.compute(real_images, synthetic_images, BINS)
         floor = colour_kl.compute(real_images[:half], real_images[half:], BINS)
         # the KL floor's spread is set so that the measured KL passes (3 x its upper quantile)
-        figures[name] = {**kl, **floor_of("kl", floor["kl"]), "kl_real_floor_q_high": kl["kl"], "fid": 1.5, **floor_of("fid", 1.0),
-                         "label_agreement": 0.2 if label == len(names) - 1 else 0.95,
+        figures[name] = {**kl, **floor_of("kl", floor["kl"]), "kl_real_floor_q_high": kl["kl"], "fid": 1.5,
+                         **floor_of("fid", 1.0), "label_agreement": 0.2 if label == len(names) - 1 else 0.95,
                          **floor_of("label_agreement", 1.0), "coverage": 0.9, **floor_of("coverage", 0.95),
-                         "duplicate_share": 0.0, "memorised_share_pixel": 0.0, "memorised_share_feature": None}
+                         "duplicate_share": 0.0, "memorised_share_pixel": 0.0, "memorised_share_feature": None,
+                         **{f"near_copy_ratio_threshold_{space}": thresholds[space] for space in NEAR_COPY_SPACES}}
         real_p, synthetic_p = (colour_kl.smoothed_distribution(colour_kl.colour_histograms(images, BINS), 1.0)
                                for images in (real_images, synthetic_images))
         rows = pd.DataFrame([dict(channel=channel, bin=b, real=real_p[c, b], synthetic=synthetic_p[c, b])
@@ -99,8 +148,48 @@ def write_qa_report(report: Path, real_dir: Path, synthetic_dir: Path) -> None:
     (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
+def write_memorisation_table(path: Path, real_dir: Path, synthetic_dir: Path, augmented_dir: Path) -> dict:
+    """Per synthetic and held-out real image, the distance to its nearest training image (real or affine child)
+    over the second-nearest's, in pixels and in 4x4-block colour means (a stand-in for features), as QA writes
+    it; returns the near-copy ratio threshold per space (the lowest held-out real ratio)."""
+    train = read_manifest(augmented_dir)
+    heldout = read_manifest(real_dir).query("split != 'train'").assign(source="real_heldout")
+    queries = pd.concat([read_manifest(synthetic_dir), heldout])
+    spaces = {"pixel": lambda x: x.reshape(len(x), -1),
+              "feature": lambda x: x.reshape(len(x), IMAGE_SIZE // 4, 4, IMAGE_SIZE // 4, 4, 3).mean(axis=(2, 4))
+              .reshape(len(x), -1)}
+
+    def pixels(folder: Path, rows: pd.DataFrame) -> np.ndarray:
+        return np.stack([read_png_rgb(folder / rel) for rel in rows["path"]]).astype(np.float64) / 255
+
+    folders = {"synthetic": synthetic_dir, "real_heldout": real_dir}
+    query_images = np.concatenate([pixels(folders[source], rows) for source, rows in queries.groupby("source", sort=False)])
+    train_images = pixels(augmented_dir, train)
+    table = queries[["class_name", "source", "id"]].rename(columns={"class_name": "class"}).reset_index(drop=True)
+    thresholds = {}
+    for space, embed in spaces.items():
+        distances = cdist(embed(query_images), embed(train_images)) / np.sqrt(embed(train_images[:1]).shape[1])
+        order = np.argsort(distances, axis=1, kind="stable")
+        nearest_two = np.take_along_axis(distances, order[:, :2], axis=1)
+        table[f"{space}_distance"] = nearest_two[:, 0]
+        d1, d2 = nearest_two[:, 0], nearest_two[:, 1]
+        table[f"{space}_ratio"] = np.divide(d1, d2, out=np.zeros_like(d1), where=d1 > 0)
+        table[f"nearest_train_id_{space}"] = train["id"].to_numpy()[order[:, 0]]
+        thresholds[space] = float(table.loc[table["source"] == "real_heldout", f"{space}_ratio"].min())
+    table.to_csv(path, index=False, lineterminator="\n")
+    return thresholds
+
+
+def write_featurenet_history(report: Path, epochs: int = 8) -> None:
+    report.mkdir(parents=True)
+    epoch = np.arange(1, epochs + 1)
+    pd.DataFrame({"epoch": epoch, "train_loss": 1.2 / epoch, "val_accuracy": 0.9 - 0.5 / epoch}).to_csv(
+        report / "history.csv", index=False)
+
+
 def write_training_report(report: Path, n_classes: int, epochs: int = 10) -> None:
-    """losses.tsv, probe.tsv, metrics.json and samples_final.png as the train stage writes them."""
+    """losses.tsv, probe.tsv, metrics.json, samples_final.png and samples/epoch_NNNN.png (each epoch's grid a
+    little less noisy) as the train stage writes them."""
     report.mkdir(parents=True)
     epoch = np.arange(1, epochs + 1)
     pd.DataFrame({"epoch": epoch, "d_loss": 1 / epoch, "g_loss": 2 - 1 / epoch}).to_csv(
@@ -113,6 +202,11 @@ def write_training_report(report: Path, n_classes: int, epochs: int = 10) -> Non
     tiles = np.stack([textured_image(label, IMAGE_SIZE, rng) for label in range(n_classes) for _ in range(8)])
     grid = montage(tiles, grid_shape=(n_classes, 8), padding_width=2, fill=(255, 255, 255), channel_axis=-1)
     (report / "samples_final.png").write_bytes(encode_png(grid))
+    (report / "samples").mkdir()
+    for epoch in GRID_EPOCHS:
+        noise = rng.integers(0, 256, grid.shape, dtype=np.uint8)
+        blend = (grid * (epoch / epochs) + noise * (1 - epoch / epochs)).astype(np.uint8)
+        (report / "samples" / f"epoch_{epoch:04d}.png").write_bytes(encode_png(blend))
 
 
 def write_benchmark_report(report: Path, classes: tuple[str, ...], n_test: int) -> None:

@@ -53,3 +53,10 @@ def test_an_invalid_value_is_refused_and_the_file_left_untouched(params):
     with pytest.raises(ConfigError, match="package.version = 'v1'"):
         set_param("package.version", "v1", params)
     assert params.read_text() == text
+
+
+def test_a_value_in_a_flow_mapping_is_replaced_in_place(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text('data: {seed: 3}\npackage: {name: x, version: "0.1.0"}  # stamped by publish\n')
+    assert set_param("package.version", "0.2.0", path)
+    assert path.read_text() == 'data: {seed: 3}\npackage: {name: x, version: "0.2.0"}  # stamped by publish\n'

@@ -25,10 +25,16 @@ from histosynth.images import read_png_rgb
 from histosynth.manifest import read_manifest
 from histosynth.qa.gates import GATES
 from histosynth.report import build_report
+from histosynth.images import encode_png
+from histosynth.report import figures
+from histosynth.report.inputs import Missing
 from histosynth.report.grids import PADDING_PX, choose_rows, enlarge, enlargement, sample_grid
-from histosynth.report.sections.benchmark import confusion_table
-from histosynth.report.sections.qa import GATE_TEXT
-from report_inputs import ARMS, images_in_report, write_report_inputs
+from histosynth.report.sections import nearcopies
+from histosynth.report.sections.benchmark import benchmark_section, confusion_table
+from histosynth.report.sections.nearcopies import near_copy_section
+from histosynth.report.sections.qa import GATE_TEXT, load_qa_metrics
+from histosynth.report.sections.training import progress_strip
+from report_inputs import ARMS, GRID_EPOCHS, images_in_report, write_report_inputs
 
 
 class Tags(HTMLParser):
@@ -74,7 +80,7 @@ def test_report_is_written_to_reports_index_html_by_default(project: Path, html:
 
 
 def test_every_section_is_there_with_its_images(html: str) -> None:
-    for section in ("overview", "qa", "classes", "training", "benchmark"):
+    for section in ("overview", "qa", "near-copies", "classes", "augmentation", "training", "benchmark"):
         assert f'<section id="{section}">' in html
     for folder in unique_safe_names(TINY_CLASSES):
         assert len(Tags(part(html, f"class-{folder}")).all("img")) == 3
@@ -103,7 +109,8 @@ def test_qa_table_shows_every_gate_and_the_failing_class(html: str) -> None:
 
 def test_benchmark_shows_every_arm_gains_and_confusion(html: str) -> None:
     benchmark = part(html, "benchmark")
-    for title in ("real only", "real + affine augmentation", "real + synthetic", "synthetic only"):
+    for title in ("real only", "real + affine augmentation", "real + synthetic", "real + affine + synthetic",
+                  "synthetic only"):
         assert f"<td>{title}</td>" in benchmark
     assert "real + synthetic vs real only" in benchmark and "95% confidence interval" in benchmark
     assert len(Tags(benchmark).all("table")) == 2 + len(ARMS)  # arms, gains, one confusion table per arm
@@ -125,7 +132,7 @@ def test_missing_benchmark_gives_a_note(copy: Path) -> None:
     html = build_report(copy).read_text(encoding="utf-8")
     assert "not computed: run <code>dvc repro benchmark</code>" in part(html, "benchmark")
     assert "not computed" not in html.replace(part(html, "benchmark"), "")
-    assert len(Tags(html).all("img")) == images_in_report() - 2  # no ROC, no sweep
+    assert len(Tags(html).all("img")) == images_in_report() - 3  # no arm chart, no ROC, no sweep
 
 
 def test_missing_roc_curves_alone_give_a_note_beside_the_tables(copy: Path) -> None:
@@ -133,7 +140,7 @@ def test_missing_roc_curves_alone_give_a_note_beside_the_tables(copy: Path) -> N
     (copy / "reports" / "benchmark" / "sweep.csv").unlink()  # optional: no note for it
     benchmark = part(build_report(copy).read_text(encoding="utf-8"), "benchmark")
     assert benchmark.count("not computed: run <code>dvc repro benchmark</code>") == 1
-    assert "<td>real + synthetic</td>" in benchmark and not Tags(benchmark).all("img")
+    assert "<td>real + synthetic</td>" in benchmark and len(Tags(benchmark).all("img")) == 1  # the arm chart
 
 
 def test_a_single_seed_has_no_spread(copy: Path) -> None:
@@ -147,7 +154,8 @@ def test_a_single_seed_has_no_spread(copy: Path) -> None:
     sweep = pd.read_csv(copy / "reports/benchmark/sweep.csv").assign(accuracy_std=None)
     sweep.to_csv(copy / "reports/benchmark/sweep.csv", index=False)
     benchmark = part(build_report(copy).read_text(encoding="utf-8"), "benchmark")
-    assert "±" not in benchmark.split("<table>")[1] and len(Tags(benchmark).all("img")) == 2  # ROC and sweep
+    arms_table = benchmark.split("<table>")[1].split("</table>")[0]
+    assert "±" not in arms_table and len(Tags(benchmark).all("img")) == 3  # arm chart, ROC and sweep
 
 
 def test_an_empty_project_gives_a_page_of_notes(tmp_path: Path) -> None:
@@ -262,3 +270,140 @@ def test_a_missing_project_folder_is_an_error_not_an_empty_page(tmp_path):
     with pytest.raises(DataError, match="no such project folder"):
         build_report(tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()
+
+
+# -- near-copies, augmentation previews, training strip, feature classifier, arm chart -------------------
+
+
+def decoded(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_near_copy_gallery_shows_the_closest_synthetic_images_beside_their_nearest_training_images(project: Path):
+    qa = load_qa_metrics(project)
+    galleries = near_copy_section(project, list(TINY_CLASSES), qa)
+    table = pd.read_csv(project / "reports/qa/memorisation.csv").query("source == 'synthetic'")
+    assert [g.name for g in galleries] == list(TINY_CLASSES)
+    for gallery in galleries:
+        assert [space.space for space in gallery.spaces] == ["pixel", "feature"]
+        for space in gallery.spaces:
+            rows = table[table["class"] == gallery.name].sort_values([f"{space.space}_ratio", "id"])
+            assert [p.synthetic_id for p in space.pairs] == rows["id"].head(4).tolist()
+            assert [p.ratio for p in space.pairs] == pytest.approx(rows[f"{space.space}_ratio"].head(4).tolist())
+            assert space.threshold == qa.classes[gallery.name].figure(f"near_copy_ratio_threshold_{space.space}")
+        # the class's first synthetic image copies an affine child: ratio 0, found in data/augmented, flagged
+        first = gallery.spaces[0].pairs[0]
+        assert first.ratio == 0 and first.flagged and first.nearest_id.startswith("aug_")
+        assert first.nearest_kind == f"affine child of {first.nearest_id.removeprefix('aug_')}"
+        image = decoded(first.image)
+        half = (image.shape[1] - 4 * PADDING_PX) // 2
+        np.testing.assert_array_equal(image[:, :half], image[:, -half:])  # a copy beside its original
+        other = gallery.spaces[0].pairs[-1]
+        assert other.nearest_kind in ("real training image", f"affine child of {other.nearest_id.removeprefix('aug_')}")
+
+
+def test_near_copies_in_the_page(html: str) -> None:
+    section = part(html, "near-copies")
+    assert section.count('<span class="badge fail">near-copy</span>') >= len(TINY_CLASSES)
+    assert "Closest in pixels" in section and "Closest in the feature classifier&#39;s view" in section
+    assert "affine child of train_0_0000" in section or "affine child of train_0_" in section
+
+
+def test_near_copy_columns_are_read_by_name_whatever_the_spaces_and_the_chunks(project: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    root = Path(shutil.copytree(project, tmp_path / "project"))
+    csv = root / "reports/qa/memorisation.csv"
+    table = pd.read_csv(csv)
+    renamed = table.rename(columns=lambda c: c.replace("feature", "embedding")).assign(nearest_train_source="x")
+    renamed[list(reversed(renamed.columns))].to_csv(csv, index=False)
+    expected = near_copy_section(root, list(TINY_CLASSES), None)
+    assert [s.title for s in expected[0].spaces] == ["in embedding space", "in pixels"]  # in column order
+    assert all(pair.flagged is None for g in expected for s in g.spaces for pair in s.pairs)  # no thresholds given
+    monkeypatch.setattr(nearcopies, "CHUNK_ROWS", 5)  # the closest rows survive reading in small chunks
+    assert near_copy_section(root, list(TINY_CLASSES), None) == expected
+
+
+def test_a_missing_input_leaves_its_section_saying_which_command_makes_it(copy: Path) -> None:
+    removed = {"reports/qa/memorisation.csv": ("near-copies", "qa"), "reports/augment": ("augmentation", "augment"),
+               "reports/train/samples": ("training", "train"), "reports/featurenet": ("qa", "featurenet")}
+    for relative in removed:
+        target = copy / relative
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    html = build_report(copy).read_text(encoding="utf-8")
+    for section, stage in removed.values():
+        assert part(html, section).count(f"not computed: run <code>dvc repro {stage}</code>") == 1, (section, stage)
+    assert html.count("not computed") == len(removed)
+    # gone: the near-copy pairs, the previews, the per-epoch grids, the feature classifier curve
+    assert len(Tags(html).all("img")) == images_in_report() - len(TINY_CLASSES) * (2 * 4 + 1) - len(GRID_EPOCHS) - 1
+
+
+def test_nearest_images_that_are_affine_children_need_the_augmented_folder(copy: Path) -> None:
+    shutil.rmtree(copy / "data/augmented")
+    assert near_copy_section(copy, list(TINY_CLASSES), None) == Missing("augment")
+
+
+def test_a_stale_memorisation_table_says_to_rerun_qa(copy: Path) -> None:
+    csv = copy / "reports/qa/memorisation.csv"
+    table = pd.read_csv(csv)
+    table.loc[0, "nearest_train_id_pixel"] = "gone_0001"
+    table.to_csv(csv, index=False)
+    view = near_copy_section(copy, list(TINY_CLASSES), None)
+    assert "gone_0001" in view.reason and "dvc repro qa" in view.reason
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("class,source,id,pixel_distance\nred blobs,synthetic,a,0.1\n", "<space>_ratio with nearest_train_id_<space>"),
+    ("class,source,id,pixel_ratio,nearest_train_id_pixel\nred blobs,synthetic,a,low,b\n",
+     "column pixel_ratio must hold numbers"),
+])
+def test_malformed_memorisation_table_is_one_line_naming_the_file(copy: Path, content: str, expected: str) -> None:
+    (copy / "reports/qa/memorisation.csv").write_text(content)
+    with pytest.raises(DataError) as caught:
+        near_copy_section(copy, list(TINY_CLASSES), None)
+    assert str(caught.value).startswith(str(copy / "reports/qa/memorisation.csv")) and expected in str(caught.value)
+
+
+def test_the_strip_shows_evenly_spread_epochs_with_first_and_last(tmp_path: Path) -> None:
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for epoch in range(1, 26):
+        (folder / f"epoch_{epoch:04d}.png").write_bytes(encode_png(np.full((8, 8, 3), epoch, dtype=np.uint8)))
+    (folder / ".epoch_0026.png.tmp-1").write_bytes(b"partial")  # a killed run's leftover is not a grid
+    strip = progress_strip(folder, most=5)
+    assert [epoch for epoch, _ in strip] == [1, 7, 13, 19, 25]
+    assert [int(decoded(png)[0, 0, 0]) for _, png in strip] == [1, 7, 13, 19, 25]
+    assert [epoch for epoch, _ in progress_strip(folder, most=30)] == list(range(1, 26))
+
+
+def test_training_section_shows_the_strip_of_per_epoch_grids(html: str) -> None:
+    training = part(html, "training")
+    assert [f"epoch {e}" for e in GRID_EPOCHS] == re.findall(r"<figcaption>(epoch \d+)</figcaption>", training)
+    alts = [attrs["alt"] for attrs in Tags(training).all("img")]
+    assert alts[2:] == [f"generated samples after epoch {e}" for e in GRID_EPOCHS]
+
+
+def test_augmentation_previews_are_shown_per_class(project: Path, html: str) -> None:
+    section = part(html, "augmentation")
+    images = Tags(section).all("img")
+    assert [attrs["alt"] for attrs in images] == [f"augmentation preview of {name}" for name in TINY_CLASSES]
+    for attrs, folder in zip(images, unique_safe_names(TINY_CLASSES)):
+        shown = decoded(base64.b64decode(attrs["src"].split(",", 1)[1]))
+        np.testing.assert_array_equal(shown, read_png_rgb(project / "reports/augment" / f"{folder}.png"))
+
+
+def test_the_feature_classifier_curve_is_in_the_qa_section(html: str) -> None:
+    alts = [attrs["alt"] for attrs in Tags(part(html, "qa")).all("img")]
+    assert alts == ["feature classifier training loss and validation accuracy per epoch"]
+
+
+def test_the_arm_chart_shows_every_arm_in_metrics_json(copy: Path) -> None:
+    path = copy / "reports/benchmark/metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["mixup_only"] = metrics["real_only"]  # an arm this code has never heard of
+    path.write_text(json.dumps(metrics))
+    view = benchmark_section(copy, list(TINY_CLASSES))
+    assert [row.title for row in view.arms] == ["real only", "real + affine augmentation", "real + synthetic",
+                                                "real + affine + synthetic", "synthetic only", "mixup only"]
+    without = figures.arm_intervals([(row.title, {"accuracy": row.metrics.accuracy, "auc": row.metrics.auc})
+                                     for row in view.arms[:-1]])
+    assert decoded(view.chart).shape[0] > decoded(without).shape[0]  # one more row of intervals

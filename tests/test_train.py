@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
 import torch
 from conftest import write_image_folder
+from terminal import screen
 
 from histosynth.config import params_from_mapping
 from histosynth.errors import ConfigError, HistosynthError
@@ -18,6 +20,7 @@ from histosynth.gan.train import train
 from histosynth.gan.training.data import epoch_batches
 from histosynth.gan.training.settings import resolve_settings
 from histosynth.images import md5_file, read_png_rgb
+from histosynth.progress import PROGRESS_ENV
 
 TINY = dict(train_on="real", width=4, latent_dim=16, batch_size=16, epochs=2, checkpoint_every=1,
             probe={"every": 0}, threads=1)  # tiny models run fastest on one thread
@@ -89,6 +92,29 @@ def test_resumed_training_matches_uninterrupted_training(tmp_path, tiny_real_dir
     assert [row["epoch"] for row in read_tsv(reports / "losses.tsv")] == ["1", "2"]
     _, straight, _ = run(tmp_path, tiny_real_dir, name="straight", epochs=2, **settings)
     assert md5_file(resumed / checkpoint.GENERATOR_FILE) == md5_file(straight / checkpoint.GENERATOR_FILE)
+
+
+def test_progress_is_one_bar_from_the_resumed_epoch_and_logs_only_probe_and_checkpoint_epochs(
+        tmp_path, tiny_real_dir, caplog, capsys, monkeypatch):
+    caplog.set_level(logging.INFO, logger="histosynth.gan.train")
+    monkeypatch.setenv(PROGRESS_ENV, "1")  # draw the bar although pytest's stderr is no terminal
+    run(tmp_path, tiny_real_dir, epochs=1)
+    capsys.readouterr()
+    caplog.clear()
+    # probe and checkpoint intervals may change on resume
+    _, _, reports = run(tmp_path, tiny_real_dir, epochs=5, checkpoint_every=3, probe={"every": 4, "max_images": 12})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("dcgan epoch")]
+    # epoch 3: checkpoint; 4: probe; 5: the last (probe and checkpoint)
+    assert [line.split(":")[0] for line in lines] == ["dcgan epoch 3/5", "dcgan epoch 4/5", "dcgan epoch 5/5"]
+    assert "probe" not in lines[0] and "probe" in lines[1] and "probe" in lines[2]
+    assert all(re.search(r"img/s; \d+:\d\d elapsed, ETA \d+:\d\d$", line) for line in lines)
+    bar = capsys.readouterr().err
+    frames = [frame for frame in bar.split("\r") if frame.strip()]
+    assert frames[0].startswith("dcgan epoch 2/5  20%|")  # starts at the resumed epoch
+    assert screen(bar) == [frames[-1].rstrip()]  # one bar, redrawn in place
+    assert frames[-1].startswith("dcgan epoch 5/5 100%|") and "ETA 0:00 | d_loss" in frames[-1]
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert metrics["epochs_done"] == 5 and metrics["resumed_from_epoch"] == 1
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path, tiny_real_dir, caplog):

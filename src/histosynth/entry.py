@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from histosynth.errors import HistosynthError
+from histosynth.progress import BarSafeHandler
 
 T = TypeVar("T")
 
@@ -16,12 +17,13 @@ EXIT_USER_ERROR = 2
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr; a record logged while a progress bar is open gets its own line above the bar."""
     level = logging.DEBUG if verbose or os.environ.get("HISTOSYNTH_DEBUG") else logging.INFO
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
-        stream=sys.stderr,
+        handlers=[BarSafeHandler(sys.stderr)],
         force=True,
     )
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from tqdm import tqdm
 
 import histosynth
 from histosynth import paths
@@ -40,6 +39,7 @@ from histosynth.gan.training.probe import real_vs_fake_accuracy
 from histosynth.gan.training.runtime import Runtime, training_runtime
 from histosynth.gan.training.seeds import derive_seed
 from histosynth.gan.training.settings import TrainSettings, resolve_settings
+from histosynth.progress import EpochProgress
 
 log = logging.getLogger(__name__)
 
@@ -102,29 +102,32 @@ class _Training:
         batch = self._batch_per_process(len(labels))
         grid_every = grid_epochs(s.epochs)
         started, seen = time.perf_counter(), 0
-        for epoch in range(start, s.epochs):
-            number = epoch + 1
-            batches = epoch_batches(len(labels), batch, s.seed, epoch, rt.rank, rt.world_size)
-            epoch_started = time.perf_counter()
-            with tqdm(total=len(batches) * batch * rt.world_size, unit="img", disable=not rt.is_main, leave=False,
-                      desc=f"{s.arch} epoch {number}/{s.epochs}") as bar:
-                result = self.trainer.run_epoch(images, labels, batches, epoch, bar)
+        with EpochProgress(s.arch, start, s.epochs, unit="img", enabled=None if rt.is_main else False) as progress:
+            for epoch in range(start, s.epochs):
+                number = epoch + 1
+                batches = epoch_batches(len(labels), batch, s.seed, epoch, rt.rank, rt.world_size)
+                epoch_started = time.perf_counter()
+                progress.begin_epoch(len(batches) * batch * rt.world_size)
+                result = self.trainer.run_epoch(images, labels, batches, epoch, progress)
                 seconds = time.perf_counter() - epoch_started
-                bar.set_postfix_str(f"{_losses(result)}, {result.images / seconds:.0f} images/s")
-            if not result.finite:
-                self._diverged(number, result)
-            seen += result.images
-            last = number == s.epochs
-            accuracy = self._probe(epoch) if s.probe_every and (number % s.probe_every == 0 or last) else None
-            self.history.append(_history_row(number, result, accuracy, seconds))
-            if rt.is_main:
-                log.info("epoch %d/%d: %s%s, %.0f images/s", number, s.epochs, _losses(result),
-                         "" if accuracy is None else f", real-vs-fake probe {accuracy:.3f}", result.images / seconds)
-                if number % grid_every == 0 or last:
-                    self.report.save_grid(self._grid(), number)
-                self.report.write_curves(self.history)
-                if number % s.checkpoint_every == 0 or last:
-                    self._save(number)
+                if not result.finite:
+                    self._diverged(number, result)
+                seen += result.images
+                last = number == s.epochs
+                probed = bool(s.probe_every) and (number % s.probe_every == 0 or last)
+                accuracy = self._probe(epoch) if probed else None
+                self.history.append(_history_row(number, result, accuracy, seconds))
+                progress.end_epoch(number, {"d_loss": result.d_loss, "g_loss": result.g_loss, "probe": accuracy})
+                if rt.is_main:
+                    if number % grid_every == 0 or last:
+                        self.report.save_grid(self._grid(), number)
+                    self.report.write_curves(self.history)
+                    saved = number % s.checkpoint_every == 0 or last
+                    if saved:
+                        self._save(number)
+                    if probed or saved:  # the log, and the figures `dvc exp show` shows while the run goes on
+                        log.info("%s", progress.describe())
+                        self.report.write_metrics(self._metrics(start, seen, time.perf_counter() - started))
         return self._finish(start, seen, time.perf_counter() - started)
 
     def _finish(self, start: int, seen: int, wall_time: float) -> dict[str, Any]:
@@ -267,6 +270,7 @@ class _Training:
         probed = [row["real_vs_fake_accuracy"] for row in self.history if row["real_vs_fake_accuracy"] is not None]
         return {
             "epochs": self.settings.epochs,
+            "epochs_done": last.get("epoch", start),
             "resumed_from_epoch": start,
             "d_loss": last.get("d_loss"),
             "g_loss": last.get("g_loss"),

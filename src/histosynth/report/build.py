@@ -11,8 +11,11 @@ from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_text
 from histosynth.report.inputs import Missing
 from histosynth.report.page import render_page
+from histosynth.report.sections.augment import augment_section
 from histosynth.report.sections.benchmark import benchmark_section
 from histosynth.report.sections.classes import class_sections
+from histosynth.report.sections.featurenet import featurenet_curve
+from histosynth.report.sections.nearcopies import near_copy_section
 from histosynth.report.sections.qa import load_qa_metrics, qa_section
 from histosynth.report.sections.training import training_section
 
@@ -33,10 +36,13 @@ def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
     qa_metrics = load_qa_metrics(root)
     classes = class_sections(root, qa_metrics)
     class_names = [] if isinstance(classes, Missing) else [view.name for view in classes]
-    log.info("training curves and benchmark charts")
+    log.info("near-copy gallery, augmentation previews, training curves and benchmark charts")
     html = render_page(
         qa=qa_section(qa_metrics),
+        featurenet=featurenet_curve(root),
+        near_copies=near_copy_section(root, class_names, qa_metrics),
         classes=classes,
+        augment=augment_section(root, class_names),
         training=training_section(root),
         benchmark=benchmark_section(root, class_names),
         version=__version__,

@@ -8,13 +8,15 @@ the same data gives the same bytes.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 DPI = 100
 STYLE = {
@@ -106,4 +108,57 @@ def sweep_curve(sweep: pd.DataFrame) -> bytes:
         ax.errorbar(sweep["n_synthetic_per_class"], sweep["accuracy_mean"], yerr=sweep["accuracy_std"], marker="o",
                     ms=4, capsize=3, lw=1.4)
         ax.set(xlabel="synthetic images added per class", ylabel="test accuracy (real images)")
+        return png_bytes(fig)
+
+
+def arm_intervals(arms: Sequence[tuple[str, Mapping[str, Any]]],
+                  metrics: Sequence[tuple[str, str]] = (("accuracy", "accuracy"), ("auc", "macro AUC"))) -> bytes:
+    """One panel per metric, one row per arm: the mean over seeds (dot), its interval (bar) and each seed (grey).
+
+    ``arms``: (title, {metric: object with mean, std, ci_low, ci_high, values}). The bar spans the
+    confidence interval where one is given, else one standard deviation either side; one seed has none.
+    """
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure(4.2 * len(metrics), 0.9 + 0.42 * len(arms), ncols=len(metrics), sharey=True)
+        rows = np.arange(len(arms))[::-1]  # the first arm on top
+        for ax, (key, title) in zip(axes[0], metrics):
+            for y, (_, figures) in zip(rows, arms):
+                spread = figures.get(key)
+                if spread is None:
+                    continue
+                low, high = _interval(spread)
+                ax.scatter(spread.values, [y] * len(spread.values), s=10, color="grey", alpha=0.6, zorder=2)
+                if low is not None:
+                    ax.plot([low, high], [y, y], color="#1565c0", lw=2.2, solid_capstyle="butt", zorder=3)
+                    ax.plot([low, low], [y - 0.15, y + 0.15], [high, high], [y - 0.15, y + 0.15], color="#1565c0",
+                            lw=1.4, zorder=3)
+                ax.scatter([spread.mean], [y], s=36, color="#0d47a1", zorder=4)
+            ax.set(title=title, xlabel=f"{title} on the real test images")
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.grid(axis="y", visible=False)
+        axes[0, 0].set_yticks(rows, [title for title, _ in arms])
+        axes[0, 0].set_ylim(-0.6, len(arms) - 0.4)
+        return png_bytes(fig)
+
+
+def _interval(spread: Any) -> tuple[float | None, float | None]:
+    low, high = getattr(spread, "ci_low", None), getattr(spread, "ci_high", None)
+    if low is not None and high is not None:
+        return low, high
+    std = getattr(spread, "std", None)
+    return (spread.mean - std, spread.mean + std) if std else (None, None)
+
+
+def featurenet_curves(history: pd.DataFrame) -> bytes:
+    """The QA feature classifier's training loss and validation accuracy per epoch."""
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure(8.4, 2.8, ncols=2)
+        loss_ax, accuracy_ax = axes[0]
+        loss_ax.plot(history["epoch"], history["train_loss"], lw=1.4, color="#c62828")
+        loss_ax.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
+        for ax in axes[0]:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        accuracy_ax.plot(history["epoch"], history["val_accuracy"], marker="o", ms=3, lw=1.4, color="#2e7d32")
+        accuracy_ax.set(title="Accuracy on the real validation images", xlabel="epoch", ylabel="accuracy",
+                        ylim=(0, 1.02))
         return png_bytes(fig)

@@ -46,7 +46,7 @@ def enlargement(size: int) -> int:
 
 def sample_grid(folder: Path, rows: pd.DataFrame, columns: int = GRID_COLUMNS) -> bytes:
     """PNG of the images at ``folder / rows.path``, ``columns`` per row, on a white background."""
-    images = [_read(folder / rel) for rel in rows["path"]]
+    images = [read_image(folder / rel) for rel in rows["path"]]
     sizes = {image.shape for image in images}
     if len(sizes) != 1:
         raise DataError(f"{folder}: the chosen images differ in size ({sorted(sizes)}); expected one image size")
@@ -59,11 +59,29 @@ def sample_grid(folder: Path, rows: pd.DataFrame, columns: int = GRID_COLUMNS) -
 
 def enlarge_to_width(png: Path, width: int = 900) -> bytes:
     """PNG of the image at ``png`` enlarged by the whole factor that brings it closest to ``width`` from below."""
-    image = _read(png)
+    image = read_image(png)
     return encode_png(enlarge(image, max(1, width // image.shape[1])))
 
 
-def _read(path: Path) -> np.ndarray:
+def pair(left: Path, right: Path) -> bytes:
+    """PNG of the images at ``left`` and ``right`` side by side, enlarged like the grid tiles, a white gap between."""
+    a, b = read_image(left), read_image(right)
+    if a.shape != b.shape:
+        raise DataError(f"{left} ({a.shape[1]}x{a.shape[0]}) and {right} ({b.shape[1]}x{b.shape[0]}) differ in size; "
+                        "expected one image size")
+    factor = enlargement(a.shape[0])
+    gap = np.full((a.shape[0] * factor, 4 * PADDING_PX, 3), 255, dtype=np.uint8)
+    return encode_png(np.concatenate([enlarge(a, factor), gap, enlarge(b, factor)], axis=1))
+
+
+def as_png(path: Path) -> bytes:
+    """PNG bytes of the image at ``path``, decoded and encoded again: an unreadable file is a DataError here,
+    not a broken picture in the page."""
+    return encode_png(read_image(path))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The RGB image at ``path``; a DataError naming the file when it cannot be read."""
     try:
         return read_png_rgb(path)
     except (OSError, ValueError) as err:

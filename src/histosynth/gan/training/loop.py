@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from histosynth.gan.diffaugment import diff_augment
 from histosynth.gan.ema import build_generator_ema
@@ -25,6 +24,7 @@ from histosynth.gan.perceptual import PerceptualLoss
 from histosynth.gan.training.runtime import Runtime
 from histosynth.gan.training.seeds import derive_seed
 from histosynth.gan.training.settings import TrainSettings
+from histosynth.progress import EpochProgress
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class GanTrainer:
     # -- epoch ---------------------------------------------------------------------------------
 
     def run_epoch(self, images: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor], epoch: int,
-                  progress: tqdm | None = None) -> EpochResult:
+                  progress: EpochProgress | None = None) -> EpochResult:
         """Train on ``batches`` (index tensors into ``images``/``labels``) of epoch ``epoch`` (0-based).
 
         All randomness of the epoch (noise, DiffAugment, penalty mixing) comes from torch's

@@ -20,6 +20,7 @@ ARM_TITLES = {
     "real_only": "real only",
     "affine": "real + affine augmentation",
     "augmented": "real + synthetic",
+    "affine_synthetic": "real + affine + synthetic",
     "synthetic_only": "synthetic only",
 }
 SWEEP_COLUMNS = ["n_synthetic_per_class", "accuracy_mean", "accuracy_std"]
@@ -58,6 +59,7 @@ class ConfusionTable:
 @dataclass(frozen=True)
 class BenchmarkView:
     arms: list[ArmRow]
+    chart: bytes  # every arm's accuracy and AUC with their intervals
     gains: list[GainRow]
     seeds: list[int]
     n_test: int | None
@@ -85,8 +87,11 @@ def benchmark_section(root: Path, class_names: list[str]) -> BenchmarkView | Mis
         return Missing("benchmark")
     order = [arm for arm in ARM_TITLES if arm in metrics.arms] + [a for a in metrics.arms if a not in ARM_TITLES]
     sweep = read_table(folder / "sweep.csv", SWEEP_COLUMNS, numeric=SWEEP_COLUMNS)
+    arms = [ArmRow(arm_title(arm), metrics.arms[arm]) for arm in order]
     return BenchmarkView(
-        arms=[ArmRow(arm_title(arm), metrics.arms[arm]) for arm in order],
+        arms=arms,
+        chart=figures.arm_intervals([(row.title, {"accuracy": row.metrics.accuracy, "auc": row.metrics.auc})
+                                     for row in arms]),
         gains=[GainRow(comparison_title(key), METRIC_TITLES.get(metric, metric), gain)
                for key, by_metric in metrics.gains.items() for metric, gain in by_metric.items()],
         seeds=metrics.seeds,

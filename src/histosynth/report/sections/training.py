@@ -1,13 +1,17 @@
-"""The GAN training section: loss and real-vs-fake probe curves, the final fixed-noise samples, run facts."""
+"""The GAN training section: loss and real-vs-fake probe curves, the fixed-noise samples after the last epoch
+and along the way (a strip of the per-epoch grids), run facts."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from histosynth import paths
 from histosynth.report import figures
-from histosynth.report.grids import enlarge_to_width
+from histosynth.report.grids import as_png, enlarge_to_width
 from histosynth.report.inputs import Missing, read_json, read_table
 from histosynth.report.schemas import TrainMetrics
 
@@ -25,10 +29,14 @@ FACTS = (
 )
 
 
+STRIP_GRIDS = 10  # at most this many of the per-epoch grids, evenly spread, the last one included
+
+
 @dataclass(frozen=True)
 class TrainingView:
     curves: bytes | Missing
     samples: bytes | Missing  # the fixed-noise grid after the last epoch, one row per class
+    strip: list[tuple[int, bytes]] | Missing  # (epoch, grid of that epoch) in epoch order
     facts: list[tuple[str, str | int | float]]
 
 
@@ -45,5 +53,16 @@ def training_section(root: Path) -> TrainingView | Missing:
     return TrainingView(
         curves=Missing("train") if losses is None or probe is None else figures.training_curves(losses, probe),
         samples=enlarge_to_width(samples) if samples.is_file() else Missing("train"),
+        strip=progress_strip(report / "samples"),
         facts=[(label, recorded[key]) for key, label in FACTS if key in recorded],
     )
+
+
+def progress_strip(folder: Path, most: int = STRIP_GRIDS) -> list[tuple[int, bytes]] | Missing:
+    """The fixed-noise grids ``epoch_NNNN.png`` in ``folder``: at most ``most``, evenly spread, first and last kept."""
+    grids = sorted((int(m.group(1)), path) for path in folder.glob("epoch_*.png")
+                   if (m := re.fullmatch(r"epoch_(\d+)\.png", path.name))) if folder.is_dir() else []
+    if not grids:
+        return Missing("train")
+    picked = np.unique(np.linspace(0, len(grids) - 1, min(most, len(grids))).round().astype(int))
+    return [(grids[i][0], as_png(grids[i][1])) for i in picked]
