@@ -163,7 +163,7 @@ def evaluate_sets(work: Path, real: dict[str, Split], heldout: Split, class_name
         "affine_children": int(is_child.sum()),
         "featurenet": {"seconds": round(time.perf_counter() - started, 1), "epochs_run": record["epochs_run"],
                        "best_epoch": record["best_epoch"], "val_accuracy": record["val_accuracy"],
-                       "val_recall": record["val_recall"]},
+                       "val_recall": record["val_recall"], "out_of_fold_recall": record["out_of_fold_recall"]},
         "sets": {},
     }
     sets = broken_sets(heldout, real["train"], (children.images[is_child], children.labels[is_child]),

@@ -8,13 +8,15 @@ import torch
 
 from conftest import write_image_folder
 from histosynth.classifier.checkpoint import WEIGHTS_FILE, load_classifier, save_classifier
-from histosynth.classifier.embed import embed
+from histosynth.classifier.embed import embed, predict_proba
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.classifier.model import SmallCNN, downsamplings, to_input
+from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities, stratified_folds
 from histosynth.classifier.train import Phase, Schedule, Stream, batch_counts, random_dihedral, train_classifier
-from histosynth.config.classifier import ClassifierRecipe
+from histosynth.config.classifier import ClassifierRecipe, FeaturenetParams
 from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
+from histosynth.manifest import read_manifest
 
 FAST = ClassifierRecipe(epochs=6, patience=3)
 
@@ -92,24 +94,48 @@ def test_checkpoints_are_tensors_only_and_load_back(tmp_path):
         load_classifier(tmp_path / "missing")
 
 
+FEATURENET = FeaturenetParams(epochs=6, patience=3, folds=3)
+
+
 def test_train_featurenet_writes_weights_record_and_reports(tiny_real_dir, tmp_path):
-    record = train_featurenet(FAST, tiny_real_dir, tmp_path / "featurenet", tmp_path / "report")
+    record = train_featurenet(FEATURENET, tiny_real_dir, tmp_path / "featurenet", tmp_path / "report")
     saved = json.loads((tmp_path / "featurenet" / "record.json").read_text())
     assert saved["class_names"] == ["red blobs", "green stripes", "blue noise"]
     assert saved["val_accuracy"] == record["val_accuracy"] >= 0.9
     assert set(saved["val_recall"]) == set(saved["class_names"])
-    assert saved["recipe"] == FAST.model_dump() and saved["n_images"] == {"train": 72, "val": 24}  # never test
+    assert saved["recipe"] == FEATURENET.model_dump() and saved["n_images"] == {"train": 72, "val": 24}  # never test
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["val_accuracy"] == record["val_accuracy"] and "test_accuracy" not in metrics
     history = (tmp_path / "report" / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,val_accuracy" and len(history) == 1 + record["epochs_run"]
     weights = (tmp_path / "featurenet" / WEIGHTS_FILE).read_bytes()
-    train_featurenet(FAST, tiny_real_dir, tmp_path / "again")
+    train_featurenet(FEATURENET, tiny_real_dir, tmp_path / "again")
     assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == weights  # same params -> same bytes
+    for j in range(3):
+        fold = f"folds/{j}/{WEIGHTS_FILE}"
+        assert (tmp_path / "again" / fold).read_bytes() == (tmp_path / "featurenet" / fold).read_bytes()
+
+
+def test_cross_fitted_classifiers_score_each_train_image_out_of_fold(tiny_real_dir, tmp_path):
+    train_featurenet(FEATURENET.model_copy(update={"epochs": 20}), tiny_real_dir, tmp_path / "featurenet",
+                     tmp_path / "report")
+    table = load_out_of_fold(tmp_path / "featurenet")
+    manifest = read_manifest(tiny_real_dir)
+    assert table["id"].tolist() == manifest.loc[manifest["split"] == "train", "id"].tolist()
+    assert table.groupby(["fold", "label"]).size().tolist() == [8] * 9  # 3 folds x 3 classes, stratified
+    probabilities = out_of_fold_probabilities(table)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    models = load_fold_models(tmp_path / "featurenet")
+    train = load_image_set(tiny_real_dir, "train")
+    for j, model in enumerate(models):  # each row is the prediction of the model that left its fold out
+        mine = (table["fold"] == j).to_numpy()
+        np.testing.assert_array_equal(probabilities[mine], predict_proba(model, train.images[mine]))
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["out_of_fold_accuracy"] >= 0.6  # chance: 1/3
+    assert np.array_equal(stratified_folds(train.labels, 3, 0), table["fold"].to_numpy())
 
 
 def test_train_featurenet_refuses_an_empty_train_split(tmp_path):
     real = write_image_folder(tmp_path / "real", {"train": 0, "test": 2})
     with pytest.raises(DataError, match="train split is empty"):
-        train_featurenet(FAST, real, tmp_path / "out")
+        train_featurenet(FEATURENET, real, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -21,7 +21,7 @@ from conftest import TINY_CLASSES, textured_image, write_image_folder
 from histosynth.augment import augment
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import params_from_mapping
-from histosynth.config.classifier import ClassifierRecipe
+from histosynth.config.classifier import FeaturenetParams
 from histosynth.dataset import load_image_set
 from histosynth.dihedral import dihedral_variant
 from histosynth.errors import ConfigError, DataError
@@ -41,7 +41,7 @@ REPORT_ONLY = params_from_mapping({"qa": {"enforce": False}}).qa
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("qa")
     real = write_image_folder(root / "real", {"train": 60, "val": 60, "test": 20})
-    train_featurenet(ClassifierRecipe(epochs=8, patience=3), real, root / "featurenet")
+    train_featurenet(FeaturenetParams(epochs=8, patience=3), real, root / "featurenet")
     augment(params_from_mapping({"augment": {"per_class": 80}}).augment, real, root / "augmented", root / "preview",
             workers=1)
     return root
@@ -363,7 +363,7 @@ def test_qa_never_reads_the_real_test_split(work, tmp_path):
     shutil.rmtree(without_test / "test")
     outputs = {}
     for name, real in (("with", work / "real"), ("without", without_test)):
-        recipe = ClassifierRecipe(epochs=4, patience=0)
+        recipe = FeaturenetParams(epochs=4, patience=0, folds=2)
         train_featurenet(recipe, real, tmp_path / f"net_{name}", tmp_path / f"net_report_{name}")
         run_qa(REPORT_ONLY, real, synthetic, tmp_path / f"net_{name}", tmp_path / f"qa_{name}", work / "augmented")
         outputs[name] = {str(p.relative_to(tmp_path / f"qa_{name}")): p.read_bytes()

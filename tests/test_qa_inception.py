@@ -12,7 +12,7 @@ from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
 from conftest import write_image_folder
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import params_from_mapping
-from histosynth.config.classifier import ClassifierRecipe
+from histosynth.config.classifier import FeaturenetParams
 from histosynth.errors import ConfigError
 from histosynth.generate.sampler import single_torch_thread
 from histosynth.qa.inception import load_inception
@@ -47,7 +47,7 @@ def random_inception_weights(tmp_path, monkeypatch):
 def test_inception_fid_is_reported_beside_its_floor(tmp_path, random_inception_weights):
     real = write_image_folder(tmp_path / "real", {"train": 6, "val": 6, "test": 2})
     synthetic = write_image_folder(tmp_path / "synthetic", {"train": 6}, seed=5, source="synthetic")
-    train_featurenet(ClassifierRecipe(epochs=2), real, tmp_path / "featurenet")
+    train_featurenet(FeaturenetParams(epochs=2, folds=2), real, tmp_path / "featurenet")
     params = params_from_mapping({"qa": {"enforce": False, "fid": {"inception_weights": str(random_inception_weights)}}}).qa
     with single_torch_thread():  # 2048-d eigen-decompositions crawl on two threads of a busy machine
         metrics = run_qa(params, real, synthetic, tmp_path / "featurenet", tmp_path / "qa").metrics

@@ -5,6 +5,9 @@ val split kept. Its pooled features are the domain feature space of QA (FID,
 precision/recall/density/coverage, memorisation) and its predictions check label consistency.
 It never sees the real test split, which stays untouched for the benchmark: its figures are on
 val (the val split chose the epoch, nothing else).
+
+Beside it, ``qa.featurenet.folds`` cross-fitted copies (histosynth.classifier.crossfit) give every
+train image an out-of-fold prediction, saved with them in the same folder.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import torch
 
 from histosynth.classifier.checkpoint import save_classifier
 from histosynth.classifier.embed import embed
-from histosynth.config.classifier import ClassifierRecipe
+from histosynth.classifier.crossfit import cross_fit, out_of_fold_probabilities, save_cross_fit
+from histosynth.config.classifier import FeaturenetParams
 from histosynth.classifier.train import train_classifier
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.images import md5_file
-from histosynth.manifest import MANIFEST_NAME
+from histosynth.manifest import MANIFEST_NAME, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ def per_class_recall(predictions: np.ndarray, labels: np.ndarray,
             for c, name in enumerate(class_names)}
 
 
-def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
+def train_featurenet(recipe: FeaturenetParams, real_dir: Path, out_dir: Path,
                      report_dir: Path | None = None) -> dict[str, Any]:
     """Train on ``real_dir``'s train split, write ``out_dir`` (weights + record); return the record.
 
@@ -51,7 +55,12 @@ def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
     log.info("training the feature net on %d real train images (%d val), %d classes",
              len(train), len(val), len(train.class_names))
     trained = train_classifier(train, val, recipe)  # scored on val after every epoch
-    metrics = _evaluate(trained.model, val)
+    manifest = read_manifest(real_dir)
+    fitted = cross_fit(train, manifest.loc[manifest["split"] == "train", "id"].to_numpy(str), recipe, recipe.folds)
+    oof_predictions = out_of_fold_probabilities(fitted.out_of_fold).argmax(axis=1)
+    metrics = {**_evaluate(trained.model, val),
+               "out_of_fold_accuracy": float(np.mean(oof_predictions == train.labels)),
+               "out_of_fold_recall": per_class_recall(oof_predictions, train.labels, train.class_names)}
     record = {
         "class_names": list(train.class_names),
         "recipe": recipe.model_dump(),
@@ -64,6 +73,8 @@ def train_featurenet(recipe: ClassifierRecipe, real_dir: Path, out_dir: Path,
     }
     with atomic_output_dir(out_dir) as tmp:
         save_classifier(trained.model, record, tmp)
+        save_cross_fit(fitted, tmp, {"class_names": record["class_names"], "recipe": record["recipe"],
+                                     "real_manifest_md5": record["real_manifest_md5"]})
     if report_dir is not None:
         with atomic_output_dir(report_dir) as tmp:
             atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")

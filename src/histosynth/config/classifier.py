@@ -26,3 +26,14 @@ class ClassifierRecipe(Section):
     # Random flips and 90-degree rotations of training batches: tissue tiles have no up or left.
     dihedral_augment: bool = True
     seed: int = 0
+
+
+class FeaturenetParams(ClassifierRecipe):
+    """``qa.featurenet``: the feature net's recipe, and how many cross-fitted copies to train.
+
+    The cross-fitted classifiers (each trained on the real train split minus one fold, all epochs,
+    no val) give every train image an out-of-fold prediction: QA's label-consistency floor and
+    curation's scores and calibration come from them (histosynth.classifier.crossfit).
+    """
+
+    folds: int = Field(4, ge=2, le=10)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from histosynth.config.classifier import ClassifierRecipe
+from histosynth.config.classifier import FeaturenetParams
 from histosynth.config.base import Section
 
 
@@ -46,8 +46,8 @@ class KlParams(Section):
     # finite KL. 1 is negligible next to the >100k pixels in 150 tiles.
     smoothing: float = Field(1.0, gt=0.0)
     # Absolute limit: however much real halves differ, KL above this fails. The thesis' GAN
-    # scored 0.003-0.0095; real halves of the demo tiles 0.01-0.03.
-    max: float = Field(0.05, ge=0.0)
+    # scored 0.003-0.0095; real halves of the demo tiles 0.01-0.08 (hematoxylin_rich varies most).
+    max: float = Field(0.1, ge=0.0)
     # Tolerance over the real-vs-real floor's upper quantile. Real halves of BloodMNIST differ by
     # 0.001-0.006, so this is the binding limit there; a shift of 8 grey levels already fails.
     floor_factor: float = Field(3.0, ge=1.0)
@@ -66,8 +66,9 @@ class FidParams(Section):
 
 class LabelParams(Section):
     # Share of a class's synthetic images that the real-trained feature net assigns to the class
-    # asked for. Floor: the net's recall on that class's real val images (bootstrapped), so a
-    # class the net itself confuses is judged against what real images of it score.
+    # asked for. Floor: the cross-fitted classifiers' out-of-fold recall on that class's real
+    # train images (bootstrapped): how well real images of the distribution the generator learns
+    # are recognised by nets that never saw them, so a class the nets confuse is judged fairly.
     # Absolute limit: below this share the images are mostly of another class.
     min_agreement: float = Field(0.5, ge=0.0, le=1.0)
     floor_factor: float = Field(0.8, gt=0.0, le=1.0)
@@ -114,5 +115,5 @@ class QaParams(Section):
     label: LabelParams = LabelParams()
     diversity: DiversityParams = DiversityParams()
     memorisation: MemorisationParams = MemorisationParams()
-    # Training recipe of the domain feature net (the `featurenet` stage).
-    featurenet: ClassifierRecipe = ClassifierRecipe()
+    # Training recipe of the domain feature net and its cross-fitted copies (the `featurenet` stage).
+    featurenet: FeaturenetParams = FeaturenetParams()

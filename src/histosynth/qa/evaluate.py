@@ -9,7 +9,7 @@ Which real images each figure compares with:
 - colour KL: the real train split (pixel histograms involve no learned model);
 - FID, coverage: halves of the real val split, in the space of a feature net that never trained
   on val, so neither the value nor the floor is measured on the net's own training images;
-- label agreement: the net's recall on real val is the floor;
+- label agreement: the cross-fitted classifiers' out-of-fold recall on real train is the floor;
 - memorisation: nearest originals among real train and its affine children, calibrated on val.
 """
 
@@ -135,20 +135,24 @@ def overall_fid(val: np.ndarray, val_labels: np.ndarray, synthetic: np.ndarray, 
             f"{key}_real_floor_sd": float(floor.std(ddof=1)) if len(floor) > 1 else float("nan")}
 
 
-def label_agreement_by_class(inputs: QaInputs, val_predictions: np.ndarray, synthetic_predictions: np.ndarray,
-                             params: QaParams) -> PerClass:
-    """Share of synthetic images classified as their class; floor: the net's recall on real val,
-    with its spread from ``qa.draws`` bootstrap resamples of the class's val images."""
-    val_y, syn_y = inputs.val.images.labels, inputs.synthetic.images.labels
+def label_agreement_by_class(inputs: QaInputs, out_of_fold_predictions: np.ndarray, val_predictions: np.ndarray,
+                             synthetic_predictions: np.ndarray, params: QaParams) -> PerClass:
+    """Share of synthetic images classified as their class by the feature net; floor: the out-of-fold
+    recall of the cross-fitted classifiers on the class's real train images (the distribution the
+    generator learns), with its spread from ``qa.draws`` bootstrap resamples. The feature net's
+    recall on real val is reported beside it."""
+    train_y, val_y, syn_y = inputs.train.images.labels, inputs.val.images.labels, inputs.synthetic.images.labels
     out: PerClass = {}
     for c in checked_labels(inputs):
-        hits = (val_predictions[_of(val_y, c)] == c).astype(np.float64)
+        hits = (out_of_fold_predictions[_of(train_y, c)] == c).astype(np.float64)
         rng = class_rng(params.seed, c, "label")
         resampled = (np.array([hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(params.draws)])
                      if len(hits) else np.array([]))
         floor = summarise_floor("label_agreement", resampled, params.floor_quantile)
         floor["label_agreement_real_floor"] = float(hits.mean()) if len(hits) else float("nan")
-        out[c] = {**label_agreement.compute(synthetic_predictions[_of(syn_y, c)], c), **floor}
+        val_hits = val_predictions[_of(val_y, c)] == c
+        out[c] = {**label_agreement.compute(synthetic_predictions[_of(syn_y, c)], c), **floor,
+                  "label_agreement_val_recall": float(val_hits.mean()) if len(val_hits) else float("nan")}
     return out
 
 

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from histosynth.classifier.checkpoint import load_classifier
+from histosynth.classifier.crossfit import load_out_of_fold, out_of_fold_probabilities
 from histosynth.classifier.embed import embed
 from histosynth.config.qa import QaParams
 from histosynth.errors import DataError
@@ -72,7 +75,8 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
         overall_fid = evaluate.overall_fid(domain.val, inputs.val.images.labels, domain.synthetic, params.seed,
                                            params.draws)
     with timings.step("label consistency"):
-        labels = evaluate.label_agreement_by_class(inputs, val.predictions, synthetic.predictions, params)
+        labels = evaluate.label_agreement_by_class(inputs, _out_of_fold_predictions(featurenet_dir, inputs),
+                                                   val.predictions, synthetic.predictions, params)
     with timings.step("duplicates"):
         duplicates = evaluate.duplicates_by_class(inputs)
     with timings.step("memorisation"):
@@ -107,6 +111,16 @@ def _check_featurenet(record: dict[str, Any], inputs: QaInputs, featurenet_dir: 
                         f"{record['class_names']}, {record['model']['image_size']} px) than the real images "
                         f"(classes {list(inputs.class_names)}, {inputs.image_size} px); retrain it "
                         "(`dvc repro featurenet` or `histosynth featurenet`)")
+
+
+def _out_of_fold_predictions(featurenet_dir: Path, inputs: QaInputs) -> np.ndarray:
+    """The cross-fitted classifiers' prediction for each real train image, in the order of ``inputs.train``."""
+    table = load_out_of_fold(featurenet_dir).set_index("id")
+    missing = set(inputs.train.ids) - set(table.index)
+    if missing:
+        raise DataError(f"{featurenet_dir}: no out-of-fold prediction for {len(missing)} real train image(s) "
+                        f"(e.g. {sorted(missing)[0]}); retrain the feature net (`dvc repro featurenet`)")
+    return out_of_fold_probabilities(table.loc[inputs.train.ids]).argmax(axis=1)
 
 
 def _class_counts(inputs: QaInputs, c: int) -> dict[str, int]:
