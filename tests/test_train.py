@@ -261,3 +261,23 @@ def test_ema_warm_up_follows_a_young_generator():
 
     assert distance_after_one_update(warmup=False) == pytest.approx(0.999, abs=1e-4)
     assert distance_after_one_update(warmup=True) == pytest.approx(2 / 11, abs=1e-4)  # n = 1: decay 2/11
+
+
+def test_standing_statistics_are_the_averaged_weights_own_batch_statistics():
+    from histosynth.gan.ema import STANDING_BATCHES, with_standing_statistics
+    from histosynth.gan.models import build_generator
+
+    torch.manual_seed(0)
+    generator = build_generator("dcgan", 3, 32, 16, 8)
+    first_norm = generator.norms[0].norm
+    first_norm.running_mean.fill_(5.0)  # stale statistics, as an EMA of other weights' would be
+    standing = with_standing_statistics(generator, 3, 16, 12, seed=7, device=torch.device("cpu"))
+    again = with_standing_statistics(generator, 3, 16, 12, seed=7, device=torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(standing.state_dict().values(), again.state_dict().values()))
+    assert not standing.training and first_norm.running_mean[0] == 5.0  # a copy; the original is untouched
+    # the stem's BatchNorm input is the stem's output: its running mean is the mean over the pass
+    noise = torch.Generator().manual_seed(7)
+    means = [generator.stem(torch.randn(12, 16, generator=noise)).view(12, -1, 4, 4).mean(dim=(0, 2, 3))
+             for _ in range(STANDING_BATCHES)]
+    torch.testing.assert_close(standing.norms[0].norm.running_mean, torch.stack(means).mean(0), rtol=1e-4, atol=1e-5)
+    assert standing.norms[0].norm.momentum == generator.norms[0].norm.momentum

@@ -44,6 +44,9 @@ class GanParams(Section):
     # Generator EMA decay, reached after a warm-up (update n uses min(ema, (1+n)/(10+n)));
     # 0 = off (sample from the raw generator).
     ema: float = Field(0.999, ge=0.0, lt=1.0)
+    # Sample from the EMA generator with BatchNorm statistics recomputed from its own weights
+    # (BigGAN's standing statistics) instead of averaged ones; changes sampling, not training.
+    standing_stats: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads per process; 0 = OMP_NUM_THREADS if set, else the cores shared among processes.
     # Results are byte-identical only for the same thread count (float sums are split differently).

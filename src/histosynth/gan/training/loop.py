@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from histosynth.gan.diffaugment import diff_augment
-from histosynth.gan.ema import build_generator_ema
+from histosynth.gan.ema import build_generator_ema, with_standing_statistics
 from histosynth.gan.losses import discriminator_loss, generator_loss, gradient_penalty
 from histosynth.gan.models import build_discriminator, build_generator
 from histosynth.gan.perceptual import PerceptualLoss
@@ -50,6 +50,8 @@ class GanTrainer:
         discriminator = build_discriminator(settings.arch, n_classes, image_size, settings.width)
         self.generator, self.discriminator = generator.to(runtime.device), discriminator.to(runtime.device)
         self.ema = build_generator_ema(self.generator, settings.ema, warmup=True) if settings.ema > 0 else None
+        self.n_classes = n_classes
+        self._standing: tuple[int, nn.Module] | None = None  # (EMA updates it was computed at, the copy)
         self.G, self.D = runtime.wrap(self.generator), runtime.wrap(self.discriminator)
         self.perceptual = (PerceptualLoss(settings.perceptual_weights).to(runtime.device)
                            if settings.perceptual_weights else None)
@@ -65,8 +67,20 @@ class GanTrainer:
 
     @property
     def sampling_generator(self) -> nn.Module:
-        """The generator that samples are drawn from: the EMA copy when enabled."""
-        return self.ema.module if self.ema is not None else self.generator
+        """The generator that samples are drawn from: the EMA copy when enabled, with its BatchNorm
+        statistics recomputed from its own weights when ``gan.standing_stats`` (histosynth.gan.ema).
+        The recomputed copy is cached until the next generator step."""
+        if self.ema is None:
+            return self.generator
+        if not self.settings.standing_stats:
+            return self.ema.module
+        updates = int(self.ema.n_averaged)
+        if self._standing is None or self._standing[0] != updates:
+            seed = derive_seed(self.settings.seed, "standing-statistics")
+            copy = with_standing_statistics(self.ema.module, self.n_classes, self.settings.latent_dim,
+                                            self.settings.batch_size, seed, self.runtime.device)
+            self._standing = (updates, copy)
+        return self._standing[1]
 
     def state_dict(self) -> dict:
         state = {

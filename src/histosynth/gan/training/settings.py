@@ -17,7 +17,7 @@ from histosynth.images import md5_file
 # Values that may change between a checkpoint and its continuation: how long and where to
 # train, how often to save and probe. Everything else defines the training run.
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "probe_every", "probe_max_images", "device", "precision",
-                     "threads")
+                     "threads", "standing_stats")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class TrainSettings:
     diffaugment: tuple[str, ...]
     gp_weight: float
     ema: float
+    standing_stats: bool
     perceptual_weights: str
     seed: int
     epochs: int
@@ -82,6 +83,7 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         diffaugment=tuple(pick(params.diffaugment, recipe.diffaugment)),
         gp_weight=params.gp_weight,
         ema=params.ema,
+        standing_stats=params.standing_stats,
         perceptual_weights=params.perceptual_weights,
         seed=params.seed,
         epochs=params.epochs,
