@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from histosynth.fsutil import unique_safe_names
+from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import encode_png, md5_bytes
 from histosynth.manifest import write_manifest
 
@@ -56,6 +57,24 @@ def write_image_folder(
                                  split=split, source=source, md5=md5_bytes(data), origin=f"fixture:{seed}"))
     write_manifest(pd.DataFrame(rows), root)
     return root
+
+
+def write_synthetic(folder: Path, images_by_label: dict[int, list[np.ndarray]],
+                    classes: tuple[str, ...] = TINY_CLASSES) -> Path:
+    """``<class folder>/<id>.png`` with MD5SUMS per folder and a manifest, as the generate stage writes."""
+    rows = []
+    for label, (name, sub) in enumerate(zip(classes, unique_safe_names(classes))):
+        (folder / sub).mkdir(parents=True)
+        sums = []
+        for i, image in enumerate(images_by_label[label]):
+            data, image_id = encode_png(image), f"syn_{sub}_{i:06d}"
+            (folder / sub / f"{image_id}.png").write_bytes(data)
+            sums.append((f"{image_id}.png", md5_bytes(data)))
+            rows.append(dict(id=image_id, path=f"{sub}/{image_id}.png", class_name=name, label=label,
+                             split="train", source="synthetic", md5=sums[-1][1], origin="test"))
+        write_md5sums(folder / sub, sums)
+    write_manifest(pd.DataFrame(rows), folder)
+    return folder
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from conftest import TINY_CLASSES, textured_image, write_image_folder
+from conftest import TINY_CLASSES, textured_image, write_image_folder, write_synthetic
 from histosynth.augment import augment
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import params_from_mapping
@@ -26,9 +26,7 @@ from histosynth.dataset import load_image_set
 from histosynth.dihedral import dihedral_variant
 from histosynth.errors import ConfigError, DataError
 from histosynth.fsutil import unique_safe_names
-from histosynth.generate.md5sums import write_md5sums
-from histosynth.images import encode_png, md5_bytes
-from histosynth.manifest import write_manifest
+from histosynth.images import encode_png
 from histosynth.qa.gates import GATES, QaGateFailed
 from histosynth.qa.run import run_qa
 
@@ -55,23 +53,6 @@ def qa(work, synthetic, out, params=REPORT_ONLY):
 def fresh_images(label, n, seed):
     rng = np.random.default_rng(seed)
     return [textured_image(label, 32, rng) for _ in range(n)]
-
-
-def write_synthetic(folder: Path, images_by_label: dict[int, list[np.ndarray]]) -> Path:
-    """``<class folder>/<id>.png`` with MD5SUMS per folder and a manifest, as the generate stage writes."""
-    rows = []
-    for label, (name, sub) in enumerate(zip(TINY_CLASSES, unique_safe_names(TINY_CLASSES))):
-        (folder / sub).mkdir(parents=True)
-        sums = []
-        for i, image in enumerate(images_by_label[label]):
-            data, image_id = encode_png(image), f"syn_{sub}_{i:06d}"
-            (folder / sub / f"{image_id}.png").write_bytes(data)
-            sums.append((f"{image_id}.png", md5_bytes(data)))
-            rows.append(dict(id=image_id, path=f"{sub}/{image_id}.png", class_name=name, label=label,
-                             split="train", source="synthetic", md5=sums[-1][1], origin="test"))
-        write_md5sums(folder / sub, sums)
-    write_manifest(pd.DataFrame(rows), folder)
-    return folder
 
 
 def train_images(work, label):

@@ -10,7 +10,11 @@ from histosynth.config.base import Section
 
 
 class GenerateParams(Section):
+    # Images per class that ship (data/synthetic) after curation.
     n_per_class: int = Field(200, ge=1)
+    # Candidates generated per shipped image (data/candidates holds n_per_class x this per class);
+    # the `curate` stage keeps the first n_per_class of each class that pass its tests.
+    overgenerate: int = Field(3, ge=1, le=100)
     # Images generated ahead of the PNG writers (memory bound). The generator always runs on
     # fixed blocks of latents, so this changes no image: see histosynth.generate.sampler.
     batch_size: int = Field(256, ge=1)
@@ -23,3 +27,7 @@ class GenerateParams(Section):
     # bf16 (AVX512-BF16, AMX) runs the generator about twice as fast; pixels move by at most a
     # grey level or so from fp32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+
+    @property
+    def candidates_per_class(self) -> int:
+        return self.n_per_class * self.overgenerate

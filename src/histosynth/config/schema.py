@@ -5,6 +5,7 @@ from __future__ import annotations
 from histosynth.config.augment import AugmentParams
 from histosynth.config.base import Section
 from histosynth.config.benchmark import BenchmarkParams
+from histosynth.config.curate import CurateParams
 from histosynth.config.data import DataParams
 from histosynth.config.gan import GanParams
 from histosynth.config.generate import GenerateParams
@@ -17,6 +18,7 @@ class Params(Section):
     augment: AugmentParams = AugmentParams()
     gan: GanParams = GanParams()
     generate: GenerateParams = GenerateParams()
+    curate: CurateParams = CurateParams()
     qa: QaParams = QaParams()
     package: PackageParams = PackageParams()
     benchmark: BenchmarkParams = BenchmarkParams()

@@ -1,0 +1,110 @@
+"""Per-image scores of synthetic candidates, and what real images score on the same scales.
+
+- confidence: the cross-fitted classifiers' mean probability of the class the image was made
+  for; real reference: each real train image's out-of-fold probability of its own class.
+- realism: the k-NN realism score of Kynkaanniemi et al. (2019) in each cross-fitted model's
+  feature space, against the train images that model never saw: max_i r_i / |x - y_i| over
+  reference images y_i with k-NN radius r_i (the half with the largest radii pruned, as the
+  authors do); >= 1 means inside some real image's neighbourhood. Real reference: each of those
+  images scored against the others.
+- near-copy ratio: nearest / second-nearest distance to an original among real train images and
+  their affine children, in pixels, flips and turns included (histosynth.qa.metrics.memorisation);
+  real reference: the val images' ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from histosynth.classifier.embed import Embedding, embed
+from histosynth.dihedral import dihedral_variants
+from histosynth.generate.sampler import single_torch_thread
+from histosynth.qa.evaluate import pixel_vectors
+from histosynth.qa.knn import nearest
+from histosynth.qa.metrics import memorisation
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def embed_all(models: list[nn.Module], images: np.ndarray) -> list[Embedding]:
+    """Each model's features and logits of ``images``, on one torch thread (same bits on any machine)."""
+    with single_torch_thread():
+        return [embed(model, images) for model in models]
+
+
+def confidence(embeddings: list[Embedding], labels: np.ndarray) -> np.ndarray:
+    """Mean probability, over the models, of each image's intended class."""
+    probabilities = np.mean([softmax(e.logits) for e in embeddings], axis=0)
+    return probabilities[np.arange(len(labels)), labels]
+
+
+@dataclass(frozen=True)
+class RealismReference:
+    """One feature space's real neighbourhoods: pruned reference vectors and their k-NN radii."""
+
+    vectors: np.ndarray
+    radii: np.ndarray
+    rows: np.ndarray  # which rows of the real set were kept
+
+    @classmethod
+    def of(cls, real: np.ndarray, k: int) -> "RealismReference":
+        radii = _kth_distance(real, k)
+        rows = np.flatnonzero(radii <= np.median(radii))
+        return cls(real[rows], radii[rows], rows)
+
+    def real_scores(self, real: np.ndarray) -> np.ndarray:
+        """The realism of each image of the real set this was built from, against the others."""
+        own = np.full(len(real), -1)
+        own[self.rows] = np.arange(len(self.rows))
+        return self.scores(real, exclude=own)
+
+    def scores(self, query: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Realism of each query row; ``exclude[i]``: the reference row that is query i itself (-1: none)."""
+        if len(self.vectors) == 0 or len(query) == 0:
+            return np.zeros(len(query))
+        k = min(len(self.vectors), 64)
+        distances, indices = nearest(query, self.vectors, k=k)
+        if exclude is not None:
+            distances = np.where(indices == exclude[:, None], np.inf, distances)
+        with np.errstate(divide="ignore"):
+            ratios = self.radii[indices] / distances
+        return ratios.max(axis=1)
+
+
+def _kth_distance(vectors: np.ndarray, k: int) -> np.ndarray:
+    if len(vectors) <= k:
+        return np.full(len(vectors), np.inf)
+    return nearest(vectors, vectors, k=k, exclude_self=True)[0][:, k - 1]
+
+
+@dataclass(frozen=True)
+class CopyReference:
+    """Everything the generator may have learned from, in pixels, and the near-copy thresholds per class."""
+
+    vectors: np.ndarray
+    originals: np.ndarray
+    labels: np.ndarray
+    thresholds: np.ndarray
+
+    @classmethod
+    def of(cls, images: np.ndarray, originals: np.ndarray, labels: np.ndarray, heldout: np.ndarray,
+           heldout_labels: np.ndarray, n_classes: int, percentile: float) -> "CopyReference":
+        vectors = pixel_vectors(images)
+        held = memorisation.nearest_originals([pixel_vectors(v) for v in dihedral_variants(heldout)], vectors,
+                                              originals)
+        thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_labels, n_classes, percentile)
+        return cls(vectors, originals, labels, thresholds)
+
+    def ratios(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(near-copy ratio, flagged) of each image."""
+        found = memorisation.nearest_originals([pixel_vectors(v) for v in dihedral_variants(images)], self.vectors,
+                                               self.originals)
+        ratios = found.ratios
+        return ratios, memorisation.near_copies(ratios, self.labels[found.index], self.thresholds)

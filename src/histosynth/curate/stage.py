@@ -1,0 +1,207 @@
+"""The ``curate`` stage: score every generated candidate, keep the best-behaved ``n_per_class`` per class.
+
+Reads ``data/candidates`` (written by ``generate``), the cross-fitted classifiers of
+``models/featurenet``, the real train and val splits and the affine children; writes
+``data/synthetic`` (the kept images, unchanged bytes, an ``MD5SUMS`` per class folder and a
+manifest with every score) and ``reports/curate/`` (``scores.csv``: every candidate with its
+scores, the tests it passed and whether it was kept; ``metrics.json``: per class thresholds and
+counts). Candidates are read in chunks, so memory does not grow with their number.
+
+Selection keeps, per class, the first ``n_per_class`` candidates in generation order that pass
+every enabled test (generation order is seeded and per image, so a larger run keeps what a
+smaller one kept first). When too few pass, the class is filled up with the most confident of
+the others, each marked ``filled`` in the manifest, and a warning says how many.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from histosynth.augment.stage import SOURCE_AFFINE
+from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
+from histosynth.config.curate import CurateParams
+from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
+from histosynth.dataset import load_image_set
+from histosynth.errors import DataError
+from histosynth.fsutil import atomic_output_dir, atomic_write_text
+from histosynth.generate.md5sums import write_md5sums
+from histosynth.images import read_png_rgb
+from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2048
+SCORES_FILE = "scores.csv"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class References:
+    class_names: tuple[str, ...]
+    confidence_thresholds: np.ndarray  # (K,) per class
+    realism: list[tuple[RealismReference, float]]  # per fold model: reference and threshold
+    copies: CopyReference
+
+
+def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_dir: Path, augmented_dir: Path | None,
+           featurenet_dir: Path, out_dir: Path, report_dir: Path) -> pd.DataFrame:
+    """Score ``candidates_dir``, write the kept images to ``out_dir`` and the scores to ``report_dir``;
+    return the kept images' manifest."""
+    started = time.perf_counter()
+    candidates_dir, out_dir, report_dir = Path(candidates_dir), Path(out_dir), Path(report_dir)
+    candidates = read_manifest(candidates_dir)
+    models = load_fold_models(featurenet_dir)
+    references = _references(params, real_dir, augmented_dir, featurenet_dir, models)
+    if tuple(class_names_of(candidates)) != references.class_names:
+        raise DataError(f"{candidates_dir}: classes {class_names_of(candidates)} (by label) differ from the real ones "
+                        f"{list(references.class_names)}; regenerate from a generator trained on this data")
+    short = candidates.groupby("label").size()
+    if (short < n_per_class).any():
+        raise DataError(f"{candidates_dir}: {int(short.min())} candidates for a class, fewer than "
+                        f"generate.n_per_class = {n_per_class}; rerun generate")
+    scores = _score(params, candidates, candidates_dir, models, references)
+    kept = _select(params, scores, n_per_class)
+    manifest = _write(candidates, candidates_dir, scores, kept, out_dir)
+    _report(params, scores, kept, references, report_dir)
+    log.info("kept %d of %d candidates (%d classes) in %s in %.1f s; scores in %s", len(manifest), len(candidates),
+             len(references.class_names), out_dir, time.perf_counter() - started, report_dir)
+    return manifest
+
+
+def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None, featurenet_dir: Path,
+                models: list) -> References:
+    manifest = read_manifest(real_dir)
+    names = tuple(class_names_of(manifest))
+    train, val = load_image_set(real_dir, "train"), load_image_set(real_dir, "val")
+    if len(val) == 0:
+        raise DataError(f"{real_dir}: the real val split is empty; curation calibrates its near-copy test on it")
+    train_ids = manifest.loc[manifest["split"] == "train", "id"].to_numpy(str)
+    oof = load_out_of_fold(featurenet_dir).set_index("id")
+    if set(train_ids) - set(oof.index):
+        raise DataError(f"{featurenet_dir}: its cross-fitted classifiers were trained on other data than {real_dir}; "
+                        "retrain them (`dvc repro featurenet`)")
+    oof = oof.loc[train_ids]
+    p_true = out_of_fold_probabilities(oof)[np.arange(len(train)), train.labels]
+    confidence_thresholds = np.array([np.quantile(p_true[train.labels == c], params.confidence_quantile)
+                                      if np.any(train.labels == c) else 0.0 for c in range(len(names))])
+    folds = oof["fold"].to_numpy()
+    realism = []
+    for j, embedding in enumerate(embed_all(models, train.images)):
+        unseen = folds == j
+        reference = RealismReference.of(embedding.features[unseen], params.realism_k)
+        real_scores = reference.real_scores(embedding.features[unseen])
+        realism.append((reference, float(np.quantile(real_scores, params.realism_quantile))))
+    images, originals, labels = train.images, train_ids, train.labels
+    if augmented_dir is not None and (Path(augmented_dir) / MANIFEST_NAME).is_file():
+        augmented = read_manifest(augmented_dir)
+        children = augmented["source"] == SOURCE_AFFINE
+        child_images = load_image_set(augmented_dir).images[children.to_numpy()]
+        images = np.concatenate([images, child_images])
+        originals = np.concatenate([originals, augmented.loc[children, "origin"].to_numpy(str)])
+        labels = np.concatenate([labels, augmented.loc[children, "label"].to_numpy(np.int64)])
+    copies = CopyReference.of(images, originals, labels, val.images, val.labels, len(names), params.near_copy_percentile)
+    return References(names, confidence_thresholds, realism, copies)
+
+
+def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models: list,
+           references: References) -> pd.DataFrame:
+    columns: dict[str, list[np.ndarray]] = {"confidence": [], "realism": [], "realism_votes": [], "copy_ratio": [],
+                                            "near_copy": []}
+    for start in tqdm(range(0, len(candidates), CHUNK), desc="curate", unit="chunk", leave=False,
+                      disable=len(candidates) <= CHUNK):
+        rows = candidates.iloc[start : start + CHUNK]
+        images = np.stack([read_png_rgb(folder / p) for p in rows["path"]])
+        labels = rows["label"].to_numpy(np.int64)
+        embeddings = embed_all(models, images)
+        columns["confidence"].append(confidence(embeddings, labels))
+        realism = np.array([ref.scores(e.features) for e, (ref, _) in zip(embeddings, references.realism)])
+        thresholds = np.array([t for _, t in references.realism])[:, None]
+        columns["realism"].append(realism.mean(axis=0))
+        columns["realism_votes"].append((realism >= thresholds).mean(axis=0))
+        ratio, flagged = references.copies.ratios(images)
+        columns["copy_ratio"].append(ratio)
+        columns["near_copy"].append(flagged)
+    scores = candidates[["id", "class_name", "label"]].reset_index(drop=True)
+    for name, parts in columns.items():
+        scores[name] = np.concatenate(parts)
+    scores["passed_confidence"] = scores["confidence"] >= references.confidence_thresholds[scores["label"]]
+    scores["passed_realism"] = scores["realism_votes"] >= 0.5  # realistic in most models' feature spaces
+    scores["passed_copy"] = ~scores["near_copy"]
+    return scores
+
+
+def _select(params: CurateParams, scores: pd.DataFrame, n_per_class: int) -> pd.Series:
+    """'kept' / 'filled' / '' per candidate."""
+    passes = scores["passed_confidence"] & scores["passed_realism"]
+    if params.reject_near_copies:
+        passes &= scores["passed_copy"]
+    outcome = pd.Series("", index=scores.index)
+    for label, rows in scores.groupby("label", sort=True):
+        if not params.enabled:
+            outcome[rows.index[:n_per_class]] = "kept"
+            continue
+        good = rows.index[passes[rows.index]][:n_per_class]
+        outcome[good] = "kept"
+        missing = n_per_class - len(good)
+        if missing:
+            rest = rows.drop(good)
+            if params.reject_near_copies:
+                rest = rest[rest["passed_copy"]] if rest["passed_copy"].sum() >= missing else rest
+            fill = rest.sort_values("confidence", ascending=False, kind="stable").index[:missing]
+            outcome[fill] = "filled"
+            log.warning("class %r: only %d of %d candidates passed curation; %d more kept by confidence "
+                        "(raise generate.overgenerate for more candidates)", rows["class_name"].iloc[0],
+                        len(good), len(rows), missing)
+    return outcome
+
+
+def _write(candidates: pd.DataFrame, source: Path, scores: pd.DataFrame, outcome: pd.Series,
+           out_dir: Path) -> pd.DataFrame:
+    keep = (outcome != "").to_numpy()
+    manifest = candidates.reset_index(drop=True)[keep].copy()
+    for name in ("confidence", "realism", "copy_ratio"):
+        manifest[name] = scores.loc[keep, name].to_numpy(np.float64)
+    manifest["curation"] = outcome[keep].to_numpy()
+    with atomic_output_dir(out_dir) as tmp:
+        for folder, rows in manifest.groupby(manifest["path"].str.split("/").str[0], sort=True):
+            (tmp / folder).mkdir()
+            for rel in rows["path"]:
+                shutil.copyfile(source / rel, tmp / rel)
+            write_md5sums(tmp / folder, zip(rows["path"].str.split("/").str[1], rows["md5"]))
+        write_manifest(manifest, tmp)
+    return manifest
+
+
+def _report(params: CurateParams, scores: pd.DataFrame, outcome: pd.Series, references: References,
+            report_dir: Path) -> None:
+    table = scores.assign(curation=outcome.to_numpy())
+    per_class: dict[str, Any] = {}
+    for label, rows in table.groupby("label", sort=True):
+        name = references.class_names[label]
+        per_class[name] = {
+            "candidates": len(rows),
+            "passed_confidence": int(rows["passed_confidence"].sum()),
+            "passed_realism": int(rows["passed_realism"].sum()),
+            "near_copies": int(rows["near_copy"].sum()),
+            "kept": int((rows["curation"] == "kept").sum()),
+            "filled": int((rows["curation"] == "filled").sum()),
+            "confidence_threshold": float(references.confidence_thresholds[label]),
+            "near_copy_ratio_threshold": float(references.copies.thresholds[label]),
+            "mean_confidence_kept": float(rows.loc[rows["curation"] != "", "confidence"].mean()),
+            "mean_confidence_candidates": float(rows["confidence"].mean()),
+        }
+    metrics = {"enabled": params.enabled, "params": params.model_dump(),
+               "realism_thresholds": [t for _, t in references.realism], "classes": per_class}
+    with atomic_output_dir(report_dir) as tmp:
+        table.to_csv(tmp / SCORES_FILE, index=False, lineterminator="\n", float_format="%.6g")
+        atomic_write_text(tmp / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
