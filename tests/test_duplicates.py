@@ -21,7 +21,7 @@ from histosynth.data.ingest_report import EXAMPLES_NAME, METRICS_NAME, PAIRS_NAM
 from histosynth.errors import ConfigError
 from histosynth.images import read_png_rgb
 from histosynth.manifest import read_manifest
-from test_ingest_medmnist import write_medmnist_npz
+from test_ingest_medmnist import SHARED_BLOODMNIST, write_medmnist_npz
 
 
 def orient(image: np.ndarray, transform: str) -> np.ndarray:
@@ -182,3 +182,35 @@ def test_grouping_a_source_with_fixed_splits_is_a_config_error():
     with pytest.raises(ConfigError, match="fixed splits that grouping cannot change; use warn"):
         from histosynth.config import params_from_mapping
         params_from_mapping({"data": {"source": "medmnist:bloodmnist", "duplicates": {"action": "group"}}})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_BLOODMNIST.is_file(),
+                    reason=f"real BloodMNIST file not present at {SHARED_BLOODMNIST} (only on the dev machine)")
+def test_bloodmnist_official_splits_hold_copies_of_training_images(tmp_path):
+    """The real file: 8 copies within train, 3 val and 5 test images identical to train images (one
+    of them labelled neutrophil in test, eosinophil in train), a near copy in test, a val-test copy."""
+    params = DataParams(source="medmnist:bloodmnist", root=str(SHARED_BLOODMNIST.parent), image_size=28,
+                        duplicates={"action": "drop"})
+    df = ingest(params, tmp_path / "real", tmp_path / "report")
+
+    metrics = json.loads((tmp_path / "report" / METRICS_NAME).read_text())
+    assert metrics["pairs"] == {
+        "train-train": {"images": 8, "exact": 8, "conflicting_labels": 0},
+        "train-val": {"images": 3, "exact": 3, "conflicting_labels": 0},
+        "train-test": {"images": 6, "exact": 5, "conflicting_labels": 1},
+        "val-val": {"images": 0, "exact": 0, "conflicting_labels": 0},
+        "val-test": {"images": 1, "exact": 1, "conflicting_labels": 0},
+        "test-test": {"images": 0, "exact": 0, "conflicting_labels": 0}}
+    pairs = pd.read_csv(tmp_path / "report" / PAIRS_NAME, sep="\t")
+    conflict = pairs[pairs["conflicting_labels"]]
+    assert conflict[["later_id", "later_class", "earlier_id", "earlier_class", "kind"]].values.tolist() == [
+        ["bloodmnist_test_003126", "neutrophil", "bloodmnist_train_001018", "eosinophil", "exact"]]
+    held_out = pairs[pairs["later_split"] != "train"]
+    gone = {"bloodmnist_val_000896", "bloodmnist_val_000956", "bloodmnist_val_001485", "bloodmnist_test_001323",
+            "bloodmnist_test_002491", "bloodmnist_test_002664", "bloodmnist_test_002773", "bloodmnist_test_002966",
+            "bloodmnist_test_003126", "bloodmnist_test_003218"}
+    assert set(held_out["later_id"]) == gone and held_out["dropped"].all()
+    assert metrics["dropped"] == {"train": 0, "val": 3, "test": 7}
+    assert not gone & set(df["id"]) and len(df) == 11959 + 1712 + 3421 - 10
+    assert (df.loc[df["split"] != "train", "duplicate_of"] == "").all()
