@@ -30,8 +30,8 @@ from histosynth.data.fingerprint import Fingerprints, low_distances
 
 HASH_MAX_BITS = 8  # of 64: JPEG quality 50, noise of sd 3 or a 10% brightness change flip at most 8 on BloodMNIST
 LOW_SLACK = 1.5  # the low-frequency distance is a bound for the grey image; colour can differ a little
-PAIR_BLOCK = 1 << 22  # hash comparisons per block (32 MB of uint64)
-PIXEL_BLOCK = 1 << 22  # pixels compared per batch of candidate pairs
+PAIR_BLOCK = 1 << 21  # hash comparisons per block (16 MB of uint64)
+PIXEL_BLOCK = 1 << 20  # pixel values per image stack of a batch of candidate pairs (about 40 MB of temporaries)
 SD_FLOOR = 1.0  # grey levels: a flat image is standardised by this instead of its ~0 spread
 
 # The eight orientations, as applied to the earlier image of a pair: rot90 k times, after a

@@ -27,8 +27,8 @@ import numpy as np
 
 HASH_FREQUENCIES = 11  # 66 unordered pairs in the 11 x 11 block: the 64 lowest after the DC make the hash
 LOW = 8
-GREY = np.array([0.299, 0.587, 0.114])
-BLOCK_PIXELS = 1 << 22  # pixels per batch of images fingerprinted at once (memory bound)
+GREY = (0.299, 0.587, 0.114)
+BLOCK_PIXELS = 1 << 20  # pixels per batch of images fingerprinted at once: about 20 MB of temporaries
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def fingerprint(images: np.ndarray) -> Fingerprints:
     """Fingerprints of a stack of (n, S, S, 3) uint8 images."""
     size = images.shape[1]
     rows = _dct_rows(size)
-    grey = images.astype(np.float64) @ GREY
+    grey = sum(np.float32(w) * images[..., c] for c, w in enumerate(GREY))
     grey -= grey.mean(axis=(1, 2), keepdims=True)
     sd = np.sqrt((grey ** 2).mean(axis=(1, 2)))
     coeffs = np.einsum("ki,nij,lj->nkl", rows, grey, rows, optimize=True)

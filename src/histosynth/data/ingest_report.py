@@ -77,10 +77,9 @@ def pairs_table(findings: list[Finding]) -> pd.DataFrame:
 def log_findings(check: DuplicateCheck) -> None:
     """One warning per split pair with duplicates, and one per conflicting label (the first few)."""
     for (earlier, later), counts in sorted(check.counts.items(), key=lambda item: SPLIT_PAIRS.index(item[0])):
-        what = f"{later} images duplicate an earlier {later} image" if earlier == later else \
-            f"{later} images duplicate a {earlier} image"
-        log.warning("%d %s (%d exact, %d near, %d with another class's label)%s", counts.images, what, counts.exact,
-                    counts.images - counts.exact, counts.conflicting_labels,
+        what = f"an earlier {later} image" if earlier == later else f"a {earlier} image"
+        log.warning("%d %s image(s) duplicate %s (%d exact, %d near; %d with another class's label)%s", counts.images,
+                    later, what, counts.exact, counts.images - counts.exact, counts.conflicting_labels,
                     "; dropped" if check.action == "drop" and later != "train" else "")
     conflicts = [f for f in check.findings if f.conflict]
     for f in conflicts[:LOGGED_CONFLICTS]:
