@@ -96,7 +96,7 @@ def test_the_hash_search_gives_the_same_pairs_in_small_blocks(monkeypatch):
     batch = np.concatenate([batch, batch[[0, 6]]])
     expected = [(m.later, m.earlier, m.earlier_indexed) for m in all_matches(batch, index)]
     monkeypatch.setattr(duplicates, "PAIR_BLOCK", 7)  # a block of less than one row
-    monkeypatch.setattr(duplicates, "PIXEL_BLOCK", 1)
+    monkeypatch.setattr(duplicates, "CONFIRM_CHUNK", 1)
     assert [(m.later, m.earlier, m.earlier_indexed) for m in all_matches(batch, index)] == expected
     assert expected == [(5, 1, True), (6, 5, True), (7, 8, True), (8, 0, False), (9, 6, False), (9, 5, True)]
 
@@ -214,3 +214,26 @@ def test_bloodmnist_official_splits_hold_copies_of_training_images(tmp_path):
     assert metrics["dropped"] == {"train": 0, "val": 3, "test": 7}
     assert not gone & set(df["id"]) and len(df) == 11959 + 1712 + 3421 - 10
     assert (df.loc[df["split"] != "train", "duplicate_of"] == "").all()
+
+
+def test_a_big_cluster_of_copies_costs_comparisons_in_proportion_to_its_size(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    blank = np.full((30, 30, 3), 242, np.uint8)
+    for name in ("a", "b"):
+        (tmp_path / "cells" / name).mkdir(parents=True)
+    for k in range(150):  # one background tile saved 150 times, as tile sets often hold
+        Image.fromarray(blank).save(tmp_path / "cells" / "a" / f"blank{k:03d}.png")
+    for name in ("a", "b"):
+        for k in range(12):
+            Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(tmp_path / "cells" / name / f"x{k}.png")
+    compared = []
+    real_distances = duplicates.pixel_distances
+    monkeypatch.setattr(duplicates, "pixel_distances", lambda a, b: compared.append(len(a)) or real_distances(a, b))
+
+    df = ingest(DataParams(source=f"folder:{tmp_path / 'cells'}", image_size=28), tmp_path / "real",
+                tmp_path / "report")
+    pairs = json.loads((tmp_path / "report" / METRICS_NAME).read_text())["pairs"]
+    assert pairs["train-train"] == {"images": 149, "exact": 149, "conflicting_labels": 0}  # one group: all in train
+    # the 150 copies fill train; class a's other 12 images are shared between test and val
+    assert df[df["class_name"] == "a"].groupby("split").size().to_dict() == {"test": 6, "train": 150, "val": 6}
+    assert sum(compared) < 2 * 150 * duplicates.CONFIRM_CHUNK < 150 * 149  # grouping + check, not all pairs

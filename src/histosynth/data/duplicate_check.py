@@ -149,7 +149,17 @@ class DuplicateCheck:
                  earlier_pixels: Callable[[int], np.ndarray]) -> dict[tuple[int, str], _Record]:
         """(batch position, earlier split) -> what that image duplicates in that split."""
         records: dict[tuple[int, str], _Record] = {}
-        for match in find_matches(prints, image, self._index, earlier_pixels, self.max_distance):
+
+        def wanted(later: int, earlier: int, indexed: bool) -> bool:
+            """Could this candidate change the record? Not once an exact copy is known, unless it
+            may be the first copy of another class."""
+            ref = self._refs[earlier] if indexed else batch[earlier]
+            record = records.get((later, ref.split))
+            if record is None or not record.exact:
+                return True
+            return record.conflict is None and ref.class_name != batch[later].class_name
+
+        for match in find_matches(prints, image, self._index, earlier_pixels, self.max_distance, wanted):
             earlier = self._refs[match.earlier] if match.earlier_indexed else batch[match.earlier]
             finding = Finding(batch[match.later], earlier, match.exact, match.distance, match.transform)
             records.setdefault((match.later, earlier.split), _Record()).add(finding)

@@ -14,7 +14,8 @@ Search, in three steps so that no all-pairs pixel matrix is ever built:
    pairs at a time (XOR + popcount);
 2. the candidates' low-frequency fingerprints within LOW_SLACK * max_distance;
 3. the pixels of what is left, read through the callers' functions (an image of the batch
-   from memory, an earlier one from its written PNG).
+   from memory, an earlier one from its written PNG), a few candidates of one image at a
+   time, so the caller can pass over candidates that cannot change its answer.
 
 Memory: the fingerprints (136 bytes per image) and one block of hash comparisons.
 """
@@ -31,7 +32,7 @@ from histosynth.data.fingerprint import Fingerprints, low_distances
 HASH_MAX_BITS = 8  # of 64: JPEG quality 50, noise of sd 3 or a 10% brightness change flip at most 8 on BloodMNIST
 LOW_SLACK = 1.5  # the low-frequency distance is a bound for the grey image; colour can differ a little
 PAIR_BLOCK = 1 << 21  # hash comparisons per block (16 MB of uint64)
-PIXEL_BLOCK = 1 << 20  # pixel values per image stack of a batch of candidate pairs (about 40 MB of temporaries)
+CONFIRM_CHUNK = 16  # candidates of one image compared at once
 SD_FLOOR = 1.0  # grey levels: a flat image is standardised by this instead of its ~0 spread
 
 # The eight orientations, as applied to the earlier image of a pair: rot90 k times, after a
@@ -39,6 +40,7 @@ SD_FLOOR = 1.0  # grey levels: a flat image is standardised by this instead of i
 TRANSFORMS = ("none", "rot90", "rot180", "rot270", "flip", "flip+rot90", "flip+rot180", "flip+rot270")
 
 Pixels = Callable[[int], np.ndarray]
+Wanted = Callable[[int, int, bool], bool]
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,13 @@ class Match:
 
 
 def find_matches(batch: Fingerprints, batch_pixels: Pixels, index: Fingerprints, index_pixels: Pixels,
-                 max_distance: float) -> Iterator[Match]:
-    """Every duplicate pair (batch image, indexed image) and (batch image, earlier batch image)."""
+                 max_distance: float, wanted: Wanted | None = None) -> Iterator[Match]:
+    """The duplicate pairs (batch image, indexed image) and (batch image, earlier batch image).
+
+    Each batch image's candidates are compared in order (indexed images first, then the batch),
+    CONFIRM_CHUNK at a time; ``wanted(later, earlier, earlier_indexed)``, asked before each
+    chunk, lets the caller pass over candidates whose answer no longer matters to it, so that
+    a cluster of m copies costs about m comparisons rather than m * m / 2."""
     exact_only = max_distance == 0
     n_index = len(index)
     reference_low = np.concatenate([index.low, batch.low])
@@ -64,9 +71,12 @@ def find_matches(batch: Fingerprints, batch_pixels: Pixels, index: Fingerprints,
         if not exact_only:
             keep = low_distances(batch.low[later], reference_low[column]) <= LOW_SLACK * max_distance
             later, column = later[keep], column[keep]
-        indexed = column < n_index
-        earlier = np.where(indexed, column, column - n_index)
-        yield from _confirm(later, earlier, indexed, batch_pixels, index_pixels, max_distance)
+        order = np.lexsort((column, later))
+        later, column = later[order], column[order]
+        starts = np.flatnonzero(np.diff(later, prepend=-1))
+        for start, end in zip(starts, [*starts[1:], len(later)]):
+            yield from _confirm(int(later[start]), column[start:end], n_index, batch_pixels, index_pixels,
+                                max_distance, wanted)
 
 
 def _hash_candidates(batch: np.ndarray, index: np.ndarray, max_bits: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -83,22 +93,26 @@ def _hash_candidates(batch: np.ndarray, index: np.ndarray, max_bits: int) -> Ite
         yield later[before], columns[before]
 
 
-def _confirm(later: np.ndarray, earlier: np.ndarray, indexed: np.ndarray, batch_pixels: Pixels,
-             index_pixels: Pixels, max_distance: float) -> Iterator[Match]:
-    if not len(later):
-        return
-    first = batch_pixels(int(later[0]))
-    step = max(1, PIXEL_BLOCK // first.size)
-    for start in range(0, len(later), step):
-        part = slice(start, start + step)
-        a = np.stack([batch_pixels(int(i)) for i in later[part]])
-        b = np.stack([index_pixels(int(j)) if k else batch_pixels(int(j))
-                      for j, k in zip(earlier[part], indexed[part])])
-        exact = np.all(a == b, axis=(1, 2, 3))
-        distance, transform = pixel_distances(a, b)
-        for i, j, k, e, d, t in zip(later[part], earlier[part], indexed[part], exact, distance, transform):
+def _confirm(later: int, columns: np.ndarray, n_index: int, batch_pixels: Pixels, index_pixels: Pixels,
+             max_distance: float, wanted: Wanted | None) -> Iterator[Match]:
+    """Compare batch image ``later`` with its candidates (columns of index + batch, ascending)."""
+    pixels = batch_pixels(later)
+    for start in range(0, len(columns), CONFIRM_CHUNK):
+        chunk = columns[start:start + CONFIRM_CHUNK]
+        indexed = chunk < n_index
+        earlier = np.where(indexed, chunk, chunk - n_index)
+        if wanted is not None:
+            keep = np.array([wanted(later, int(j), bool(k)) for j, k in zip(earlier, indexed)], dtype=bool)
+            earlier, indexed = earlier[keep], indexed[keep]
+        if not len(earlier):
+            continue
+        others = np.stack([index_pixels(int(j)) if k else batch_pixels(int(j)) for j, k in zip(earlier, indexed)])
+        same = np.broadcast_to(pixels, others.shape)
+        exact = np.all(same == others, axis=(1, 2, 3))
+        distance, transform = pixel_distances(same, others)
+        for j, k, e, d, t in zip(earlier, indexed, exact, distance, transform):
             if e or d <= max_distance:
-                yield Match(int(i), int(j), bool(k), bool(e), 0.0 if e else round(float(d), 4),
+                yield Match(later, int(j), bool(k), bool(e), 0.0 if e else round(float(d), 4),
                             TRANSFORMS[0] if e else TRANSFORMS[t])
 
 

@@ -7,11 +7,12 @@ class too small to leave a training image is an error.
 Groups (histosynth.data.grouping) are placed one at a time, the largest first; groups of one
 size in a seeded order: per home class (the class most of a group's images have, the lowest
 label on a tie) a permutation seeded with (data.seed, SPLIT_STREAM, class), the classes
-interleaved. A group goes to test when at least half of its images fill open test places of
-their class, else to val by the same rule, else to train, and never when that would leave a
-class without a training image. When every image is its own group this is exactly the
-image-by-image split of earlier versions: per class, the first images of the permutation go
-to test, the next to val.
+interleaved. A group goes to a held-out split when at least half of its images fill open
+places of their class there: to test while the groups still to come can fill both test and
+val, otherwise to whichever of the two has the larger share of its places open; else to
+train, and never when that would leave a class without a training image. When every image is
+its own group this is exactly the image-by-image split of earlier versions: per class, the
+first images of the permutation go to test, the next to val.
 
 Groups are not divisible, so the counts can only approach the targets. Afterwards a split with
 a non-zero fraction that got nothing receives the smallest train group that can go (an error
@@ -56,20 +57,35 @@ def split_by_groups(labels: Sequence[int], groups: Sequence[str], class_names: S
 
     placed = np.array(["train"] * len(position), dtype=object)
     open_places = {s: targets[s].copy() for s in HELD_OUT}
-    train_left = per_class.copy()
+    train_left, unplaced = per_class.copy(), per_class.copy()
     for g in order:
         members = counts[g]
+        unplaced -= members
         if np.any(members > train_left - 1):
             continue  # it holds the last training image(s) of a class
-        for split in HELD_OUT:
-            if 2 * np.minimum(members, open_places[split]).sum() >= members.sum():
-                placed[g] = split
-                open_places[split] = np.maximum(open_places[split] - members, 0)
-                train_left -= members
-                break
+        split = _held_out_split(members, open_places, targets, unplaced)
+        if split is not None:
+            placed[g] = split
+            open_places[split] = np.maximum(open_places[split] - members, 0)
+            train_left -= members
     _give_every_split_a_group(placed, counts, order, train_left, fractions)
     _warn_missing_classes(placed, counts, class_names, fractions)
     return placed[group_of].tolist()
+
+
+def _held_out_split(members: np.ndarray, open_places: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+                    unplaced: np.ndarray) -> str | None:
+    """Where a group goes: a held-out split where at least half of its images fill open places,
+    test first unless the groups still to come cannot fill both splits' open places of its
+    classes, in which case the split with the larger open share of its target; None = train."""
+    fits = [s for s in HELD_OUT if 2 * np.minimum(members, open_places[s]).sum() >= members.sum()]
+    if len(fits) < 2:
+        return fits[0] if fits else None
+    mine = members > 0
+    if np.all(unplaced[mine] >= (open_places["test"] + open_places["val"])[mine]):
+        return "test"
+    share = {s: open_places[s][mine].sum() / max(1, targets[s][mine].sum()) for s in HELD_OUT}
+    return "test" if share["test"] >= share["val"] else "val"
 
 
 def _require_training_room(per_class: np.ndarray, targets: dict[str, np.ndarray], class_names: Sequence[str],

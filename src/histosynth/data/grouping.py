@@ -135,8 +135,11 @@ def join_duplicate_groups(groups: Sequence[str], n: int, image: Callable[[int], 
             g = parent[g]
         return g
 
+    def apart(later: int, earlier: int, _: bool) -> bool:
+        return root(first[groups[later]]) != root(first[groups[earlier]])
+
     prints = fingerprint_all(n, image, size)
-    for match in find_matches(prints, image, Fingerprints.empty(), image, max_distance):
+    for match in find_matches(prints, image, Fingerprints.empty(), image, max_distance, apart):
         a, b = root(first[groups[match.later]]), root(first[groups[match.earlier]])
         if a != b:
             parent[max(a, b)] = min(a, b)
