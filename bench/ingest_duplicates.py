@@ -1,7 +1,7 @@
 """What the duplicate check costs at ingest, and how its thresholds were chosen. Full BloodMNIST.
 
     .venv/bin/python bench/ingest_duplicates.py                 # about 4 minutes on 2 cores
-    .venv/bin/python bench/ingest_duplicates.py --baseline REV  # compare with another revision (default: main)
+    .venv/bin/python bench/ingest_duplicates.py --baseline REV  # compare with REV (default: where this branch left main)
     .venv/bin/python bench/ingest_duplicates.py --quick         # one round, 2,000 images: smoke run, writes nothing
 
 - **Time and memory**: the whole ``ingest`` of ``medmnist:bloodmnist`` (17,092 images of 28 px,
@@ -213,9 +213,12 @@ def _listed(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", default="main", help="git revision to compare with (default: main)")
+    parser.add_argument("--baseline", default=None, help="git revision to compare with (default: git merge-base HEAD main)")
     parser.add_argument("--quick", action="store_true", help="one round of a small run, no calibration; writes nothing")
     args = parser.parse_args()
+    if args.baseline is None:
+        args.baseline = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=REPO, capture_output=True, text=True,
+                                       check=True).stdout.strip()
     if args.quick:
         print(json.dumps(timing(args.baseline, 1, [SMALL_CAPS]), indent=2))
         return

@@ -31,7 +31,7 @@ from histosynth.data.fingerprint import Fingerprints, low_distances
 
 HASH_MAX_BITS = 8  # of 64: JPEG quality 50, noise of sd 3 or a 10% brightness change flip at most 8 on BloodMNIST
 LOW_SLACK = 1.5  # the low-frequency distance is a bound for the grey image; colour can differ a little
-PAIR_BLOCK = 1 << 21  # hash comparisons per block (16 MB of uint64)
+PAIR_BLOCK = 1 << 20  # hash comparisons per block (8 MB of uint64)
 CONFIRM_CHUNK = 16  # candidates of one image compared at once
 SD_FLOOR = 1.0  # grey levels: a flat image is standardised by this instead of its ~0 spread
 

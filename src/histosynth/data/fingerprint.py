@@ -28,7 +28,7 @@ import numpy as np
 HASH_FREQUENCIES = 11  # 66 unordered pairs in the 11 x 11 block: the 64 lowest after the DC make the hash
 LOW = 8
 GREY = (0.299, 0.587, 0.114)
-BLOCK_PIXELS = 1 << 20  # pixels per batch of images fingerprinted at once: about 20 MB of temporaries
+BLOCK_PIXELS = 1 << 19  # pixels per batch of images fingerprinted at once: about 10 MB of temporaries
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def _dct_rows(size: int) -> np.ndarray:
     n = np.arange(size)
     rows = np.sqrt(2.0 / size) * np.cos(np.pi * (n[None, :] + 0.5) * np.arange(HASH_FREQUENCIES)[:, None] / size)
     rows[0] /= np.sqrt(2.0)
-    return rows
+    return rows.astype(np.float32)
 
 
 @lru_cache(maxsize=1)
@@ -75,7 +75,7 @@ def fingerprint(images: np.ndarray) -> Fingerprints:
     grey = sum(np.float32(w) * images[..., c] for c, w in enumerate(GREY))
     grey -= grey.mean(axis=(1, 2), keepdims=True)
     sd = np.sqrt((grey ** 2).mean(axis=(1, 2)))
-    coeffs = np.einsum("ki,nij,lj->nkl", rows, grey, rows, optimize=True)
+    coeffs = np.einsum("ki,nij,lj->nkl", rows, grey, rows, optimize=True).astype(np.float64)
     u, v = _hash_pairs()
     figures = np.abs(coeffs[:, u, v]) + np.abs(coeffs[:, v, u])
     bits = figures > np.median(figures, axis=1, keepdims=True)
