@@ -31,7 +31,7 @@ from histosynth.images import read_png_rgb
 EXAMPLES = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     split: str
     id: str
@@ -39,7 +39,7 @@ class ImageRef:
     order: int  # position among all checked images, train first
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """``later`` duplicates ``earlier``."""
 

@@ -61,8 +61,8 @@ def split_by_groups(labels: Sequence[int], groups: Sequence[str], class_names: S
     for g in order:
         members = counts[g]
         unplaced -= members
-        if np.any(members > train_left - 1):
-            continue  # it holds the last training image(s) of a class
+        if _holds_last_training_images(members, train_left):
+            continue
         split = _held_out_split(members, open_places, targets, unplaced)
         if split is not None:
             placed[g] = split
@@ -71,6 +71,10 @@ def split_by_groups(labels: Sequence[int], groups: Sequence[str], class_names: S
     _give_every_split_a_group(placed, counts, order, train_left, fractions)
     _warn_missing_classes(placed, counts, class_names, fractions)
     return placed[group_of].tolist()
+
+
+def _holds_last_training_images(members: np.ndarray, train_left: np.ndarray) -> bool:
+    return bool(np.any((members > 0) & (members >= train_left)))
 
 
 def _held_out_split(members: np.ndarray, open_places: dict[str, np.ndarray], targets: dict[str, np.ndarray],
@@ -114,7 +118,7 @@ def _give_every_split_a_group(placed: np.ndarray, counts: np.ndarray, order: lis
     for split in HELD_OUT:
         if fractions[split] == 0 or (placed == split).any():
             continue
-        movable = [g for g in order if placed[g] == "train" and not np.any(counts[g] > train_left - 1)]
+        movable = [g for g in order if placed[g] == "train" and not _holds_last_training_images(counts[g], train_left)]
         if not movable:
             raise DataError(f"the {len(placed)} group(s) of this folder cannot be shared out so that {split} gets one"
                             " and every class keeps a training image; add patients/groups, set"
