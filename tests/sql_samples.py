@@ -41,10 +41,11 @@ def tricky_metadata(classes: tuple[str, ...] = TRICKY_CLASSES, n_real: int = 2, 
         for i in range(n_real):
             image_id = f"real_{label}_{i}" + ("_'%\"" if i == 0 else "")
             rows.append(dict(id=image_id, source="real", split=("train", "val", "test")[i % 3],
-                             origin=f"folder:/data/{name}/{i}.tif", generator_run=None, arch=None, seed=None,
+                             group=f"patient {name} {i}", origin=f"folder:/data/{name}/{i}.tif", generator_run=None, arch=None, seed=None,
                              latent_index=None, label=label, class_name=name, class_folder=folder))
         for i in range(n_synthetic):
-            rows.append(dict(id=f"syn_{folder}_{i:06d}", source="synthetic", split="train", origin=f"gan:{RUN}",
+            rows.append(dict(id=f"syn_{folder}_{i:06d}", source="synthetic", split="train", group=None,
+                             origin=f"gan:{RUN}",
                              generator_run=RUN, arch="dcgan", seed=7, latent_index=i, label=label, class_name=name,
                              class_folder=folder))
     frame = pd.DataFrame(rows)
@@ -53,8 +54,8 @@ def tricky_metadata(classes: tuple[str, ...] = TRICKY_CLASSES, n_real: int = 2, 
     frame["width"] = 32
     frame["height"] = 32
     frame = frame.sort_values(["label", "source", "id"], kind="stable")
-    columns = ["id", "file_path", "class_name", "class_folder", "label", "source", "split", "md5", "width", "height",
-               "origin", "generator_run", "arch", "seed", "latent_index"]
+    columns = ["id", "file_path", "class_name", "class_folder", "label", "source", "split", "group", "md5", "width",
+               "height", "origin", "generator_run", "arch", "seed", "latent_index"]
     frame = frame[columns].astype({"seed": "Int64", "latent_index": "Int64"})
     return validate_metadata(frame.reset_index(drop=True))
 

@@ -65,12 +65,13 @@ def test_repro_writes_every_declared_output(project):
 def test_metrics_and_plots_are_declared_for_dvc(project):
     metrics = json.loads(_run(project, sys.executable, "-m", "dvc", "metrics", "show", "--json").stdout)
     files = {name for workspace in metrics.values() for name in workspace["data"]}
-    assert {"reports/qa/metrics.json", "reports/train/metrics.json", "reports/featurenet/metrics.json",
-            "reports/benchmark/metrics.json"} <= files
+    assert {"reports/ingest/duplicates.json", "reports/qa/metrics.json", "reports/train/metrics.json",
+            "reports/featurenet/metrics.json", "reports/benchmark/metrics.json"} <= files
     html = project / "plots_out"
     _run(project, sys.executable, "-m", "dvc", "plots", "show", "-o", str(html))
     page = (html / "index.html").read_text()
     assert "GAN losses" in page and "samples_final.png" in page and "ROC curves" in page
+    assert "duplicates.png" in page
     rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
     assert not rendered.get("errors"), rendered["errors"]
 

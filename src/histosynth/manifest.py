@@ -30,10 +30,16 @@ MANIFEST_SCHEMA = pa.DataFrameSchema(
         "md5": pa.Column(str, pa.Check.str_matches(r"^[0-9a-f]{32}$")),
         # Where the image came from: source file and region, npz index, or the parent image id.
         "origin": pa.Column(str),
+        # Real images (ingest): the patient, slide or original image the image belongs to (its id
+        # where the source has no groups), and the first train image it duplicates ("" = none).
+        "group": pa.Column(str, pa.Check.str_length(min_value=1), required=False),
+        "duplicate_of": pa.Column(str, required=False),
     },
     checks=[
         pa.Check(lambda df: df.groupby("label")["class_name"].nunique().le(1).all(),
                  error="each label must map to exactly one class_name"),
+        pa.Check(lambda df: "group" not in df or df.groupby("group")["split"].nunique().le(1).all(),
+                 error="a group must lie in one split"),
     ],
     strict=False,  # stages may add columns (e.g. augmentation ops, latent seed)
     ordered=False,

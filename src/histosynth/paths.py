@@ -11,6 +11,7 @@ CANDIDATES_DIR = Path("data/candidates")
 SYNTHETIC_DIR = Path("data/synthetic")
 PACKAGE_DIR = Path("data/package")
 REPORTS_DIR = Path("reports")
+INGEST_REPORT_DIR = REPORTS_DIR / "ingest"
 AUGMENT_REPORT_DIR = REPORTS_DIR / "augment"
 TRAIN_REPORT_DIR = REPORTS_DIR / "train"
 FEATURENET_REPORT_DIR = REPORTS_DIR / "featurenet"

@@ -6,6 +6,12 @@ in the manifest). ``data.max_per_class`` caps the train split and ``data.max_eva
 the val and test splits, per class, by a choice seeded with ``(data.seed, split, label)``
 that keeps the source's order. The whole output folder appears at once when everything has
 been written, or not at all.
+
+Every image is checked for exact and near-duplicates among the images before it
+(histosynth.data.duplicate_check; ``data.duplicates``): the manifest's ``duplicate_of`` names
+the first train image an image duplicates, ``drop`` leaves val/test copies out, and
+``reports/ingest/`` lists what was found. ``group`` is the image's group (patient, slide,
+original image; the image id where the source has none): no group is in two splits.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from histosynth.config.data import DataParams
+from histosynth.data.duplicate_check import DuplicateCheck
+from histosynth.data.ingest_report import log_findings, write_ingest_report
 from histosynth.data.source_images import SourceImages
 from histosynth.data.sources import load_source
 from histosynth.errors import DataError
@@ -32,42 +40,54 @@ log = logging.getLogger(__name__)
 SOURCE_LABEL = "real"  # manifest `source` column: these are the real images
 CAP_STREAM = 2  # keeps the caps' generator apart from other seeded choices made from data.seed
 WRITE_WORKERS = min(8, os.cpu_count() or 1)
+COLUMNS = ["id", "path", "class_name", "label", "split", "source", "md5", "origin", "group", "duplicate_of"]
 
 
-def ingest(params: DataParams, out_dir: Path | str) -> pd.DataFrame:
-    """Read ``params.source`` and write it under ``out_dir``; return the manifest."""
+def ingest(params: DataParams, out_dir: Path | str, report_dir: Path | str | None = None) -> pd.DataFrame:
+    """Read ``params.source`` and write it under ``out_dir`` (and the duplicate report into
+    ``report_dir``, when given); return the manifest."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     source = load_source(params)
     folders = unique_safe_names(source.class_names)
+    check = DuplicateCheck(params.duplicate_action, params.duplicates.near_max_distance, params.image_size)
     with atomic_output_dir(out_dir) as tmp:
         rows: list[dict] = []
         for split in SPLITS:
-            rows.extend(_write_split(source, split, folders, params, tmp))
-        manifest = pd.DataFrame(rows, columns=["id", "path", "class_name", "label", "split", "source", "md5",
-                                               "origin"]).astype({"label": "int64"})
+            rows.extend(_write_split(source, split, folders, params, tmp, check))
+        manifest = pd.DataFrame(rows, columns=COLUMNS).astype({"label": "int64"})
         _require_training_images(manifest, source.class_names, params.source)
         write_manifest(manifest, tmp)
+        log_findings(check)
+        if report_dir is not None:
+            write_ingest_report(check, int(manifest["group"].nunique()), report_dir)
     log.info("images per class and split:\n%s", count_table(manifest, source.class_names).to_string())
     log.info("ingest: wrote %d images of %d px from %s to %s in %.1f s", len(manifest), params.image_size,
              params.source, out_dir, time.perf_counter() - started)
     return manifest
 
 
-def _write_split(source: SourceImages, split: str, folders: list[str], params: DataParams,
-                 out: Path) -> list[dict]:
-    """Write one split's (capped) images; the split's data is released when this returns."""
+def _write_split(source: SourceImages, split: str, folders: list[str], params: DataParams, out: Path,
+                 check: DuplicateCheck) -> list[dict]:
+    """Check and write one split's (capped) images; the split's data is released when this returns."""
     part = source.read_split(split)
     cap = params.max_per_class if split == "train" else params.max_eval_per_class
-    keep = capped_indices(part.labels, cap, (params.seed, CAP_STREAM, SPLITS.index(split)))
+    keep = capped_indices(part.labels, cap, (params.seed, CAP_STREAM, SPLITS.index(split))).tolist()
+    groups = part.groups if part.groups is not None else part.ids
     rows = [
         dict(id=part.ids[i], path=f"{split}/{folders[label]}/{part.ids[i]}.png", class_name=source.class_names[label],
-             label=label, split=split, source=SOURCE_LABEL, origin=part.origins[i])
-        for i, label in zip(keep.tolist(), part.labels[keep].tolist())
+             label=label, split=split, source=SOURCE_LABEL, origin=part.origins[i], group=groups[i])
+        for i, label in zip(keep, part.labels[keep].tolist())
     ]
+    drop, duplicate_of = check.check(split, [(row["id"], row["class_name"], row["path"]) for row in rows],
+                                     lambda k: part.image(keep[k]), out)
+    for row, of in zip(rows, duplicate_of):
+        row["duplicate_of"] = of
+    kept = [k for k, dropped in enumerate(drop) if not dropped]
+    rows = [rows[k] for k in kept]
     for label in sorted({row["label"] for row in rows}):
         (out / split / folders[label]).mkdir(parents=True)
-    items = ((out / row["path"], part.image(i)) for row, i in zip(rows, keep.tolist()))
+    items = ((out / row["path"], part.image(keep[k])) for row, k in zip(rows, kept))
     md5s = write_pngs(items, workers=WRITE_WORKERS)
     progress = tqdm(md5s, total=len(rows), desc=f"writing {split}", unit="img", disable=len(rows) < 500)
     for md5, row in zip(progress, rows, strict=True):

@@ -16,10 +16,14 @@ class SplitImages:
     ids: Sequence[str]  # N file-name-safe ids, unique within the source and stable across runs
     origins: Sequence[str]  # N human-readable "where from" (file, region, array index)
     image: Callable[[int], np.ndarray]  # index -> (S, S, 3) uint8 RGB at data.image_size
+    # N group names (patient, slide, original image: never in two splits); None = each image its own
+    groups: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if not len(self.labels) == len(self.ids) == len(self.origins):
             raise ValueError("labels, ids and origins must have one entry per image")
+        if self.groups is not None and len(self.groups) != len(self.labels):
+            raise ValueError("groups must have one entry per image")
 
     def __len__(self) -> int:
         return len(self.labels)

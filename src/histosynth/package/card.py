@@ -136,7 +136,7 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "(the `source` column tells them apart).",
         f"- `{IMAGES_DIR}/<class folder>/MD5SUMS`: the MD5 of every image in that folder (`md5sum -c`).",
         f"- `{METADATA_CSV}`, `{METADATA_PARQUET}`: one row per image (the same rows): id, file_path, class_name, "
-        "class_folder, label, source (real or synthetic), split, md5, width, height, origin, generator_run, arch, "
+        "class_folder, label, source (real or synthetic), split, group, md5, width, height, origin, generator_run, arch, "
         "seed, latent_index.",
         *sql_lines,
         "- `MD5SUMS`: the MD5 of this card, the metadata files and the dumps.",

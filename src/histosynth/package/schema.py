@@ -26,6 +26,9 @@ SQL_DIR = "sql"
 SOURCES = ("real", "synthetic")
 # Filled for synthetic images only (how the GAN made them); null for real ones.
 GENERATOR_COLUMNS = ("generator_run", "arch", "seed", "latent_index")
+# Filled for real images only: the patient, slide or original image (ingest's manifest), never in two splits.
+GROUP_COLUMN = "group"
+NULLABLE_COLUMNS = (GROUP_COLUMN, *GENERATOR_COLUMNS)
 
 COLUMN_TYPES: dict[str, str] = {
     "id": "str",
@@ -35,6 +38,7 @@ COLUMN_TYPES: dict[str, str] = {
     "label": "int64",
     "source": "str",
     "split": "str",
+    "group": "str",
     "md5": "str",
     "width": "int64",
     "height": "int64",
@@ -71,6 +75,7 @@ METADATA_SCHEMA = pa.DataFrameSchema(
         "label": pa.Column("int64", pa.Check.ge(0)),
         "source": pa.Column(str, pa.Check.isin(SOURCES)),
         "split": pa.Column(str, pa.Check.isin(SPLITS)),
+        "group": pa.Column(str, pa.Check.str_length(min_value=1), nullable=True),
         "md5": pa.Column(str, pa.Check.str_matches(r"^[0-9a-f]{32}$")),
         "width": pa.Column("int64", pa.Check.ge(1)),
         "height": pa.Column("int64", pa.Check.ge(1)),
@@ -90,6 +95,9 @@ METADATA_SCHEMA = pa.DataFrameSchema(
                  error=f"{', '.join(GENERATOR_COLUMNS)} are set for synthetic rows and empty for real ones"),
         pa.Check(lambda df: (df["split"] == "train").where(df["source"] == "synthetic", True),
                  error="synthetic images belong to the train split"),
+        pa.Check(lambda df: df["group"].notna() == (df["source"] == "real"),
+                 error="group is set for real rows and empty for synthetic ones"),
+        pa.Check(lambda df: df.groupby("group")["split"].nunique().le(1).all(), error="a group must lie in one split"),
     ],
     strict=True,
     ordered=True,
@@ -128,7 +136,7 @@ def read_metadata_csv(path: Path) -> pd.DataFrame:
     """The CSV with the schema's types; only the nullable columns treat an empty field as missing."""
     try:
         df = pd.read_csv(path, dtype=COLUMN_TYPES, keep_default_na=False,
-                         na_values={column: [""] for column in GENERATOR_COLUMNS}, encoding="utf-8")
+                         na_values={column: [""] for column in NULLABLE_COLUMNS}, encoding="utf-8")
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: not a readable metadata CSV ({err})".replace("\n", " ")) from None
     return validate_metadata(df, where=str(path))

@@ -22,7 +22,7 @@ GAN_ID = 1
 
 # images column <- metadata column (gan comes from generator_run through gan_architectures.checkpoint_md5).
 IMAGE_COLUMNS = {"id": "id", "file_path": "file_path", "class_name": "label", "source": "source", "split": "split",
-                 "md5": "md5", "width": "width", "height": "height", "origin": "origin", "seed": "seed",
+                 "group_name": "group", "md5": "md5", "width": "width", "height": "height", "origin": "origin", "seed": "seed",
                  "latent_index": "latent_index"}
 # training_parameters columns filled from the record's params entry of the same name.
 PARAM_COLUMNS = ("loss", "batch_size", "epochs", "g_lr", "d_lr", "n_critic", "weight_decay", "gp_weight", "ema",
@@ -108,9 +108,10 @@ def fit_row(table: Table, row: Row) -> Row:
 
 def _check_image_lengths(metadata: pd.DataFrame) -> None:
     limits = {"id": schema.images.c.id, "file_path": schema.images.c.file_path,
-              "class_name": schema.class_names.c.name, "class_folder": schema.class_names.c.folder}
+              "class_name": schema.class_names.c.name, "class_folder": schema.class_names.c.folder,
+              "group": schema.images.c.group_name}
     for column, target in limits.items():
-        lengths = metadata[column].str.len()
+        lengths = metadata[column].dropna().str.len()
         if lengths.max() > target.type.length:
             raise _too_long(f"metadata column {column}", metadata[column][lengths.idxmax()], target.type.length)
 

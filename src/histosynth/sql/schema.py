@@ -179,6 +179,8 @@ images = Table(
     Column("class_name", Integer, ForeignKey("class_names.id"), nullable=False),
     Column("source", String(16), nullable=False),
     Column("split", String(16), nullable=False),
+    # metadata's `group` (a reserved word in SQL): patient, slide or original image; null for synthetic images.
+    Column("group_name", String(NAME_LENGTH)),
     Column("md5", CHAR(32), nullable=False),
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),

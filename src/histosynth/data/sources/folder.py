@@ -21,10 +21,13 @@ What is read, skipped or refused:
   fewer than two classes, a class without a usable image (an empty folder, or all its files
   skipped), and a class too small to give every split with a non-zero fraction an image.
 
-Split: per class, the images (sorted by path) are shuffled by a generator seeded from
-``data.seed`` and the label; the first ``round(test_fraction * n)`` go to test, the next
-``round(val_fraction * n)`` to val (halves round up; at least one each when the fraction is
-above zero), the rest to train.
+Groups and split: each image gets a group (``data.group``: patient, slide or original image;
+duplicates join one group with ``data.duplicates.action: group``), see
+:mod:`histosynth.data.grouping`; the split is stratified by class and seeded and keeps every
+group in one split, see :mod:`histosynth.data.group_split` (with one image per group: per
+class, the images sorted by path are shuffled by a generator seeded from ``data.seed`` and the
+label; the first ``round(test_fraction * n)`` go to test, the next ``round(val_fraction * n)``
+to val, the rest to train).
 
 Memory: every image is decoded once and kept at ``data.image_size`` until written
 (``N * size * size * 3`` bytes: 10,000 images of 224 px take 1.5 GB).
@@ -34,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,14 +46,14 @@ import numpy as np
 from tqdm import tqdm
 
 from histosynth.config.data import DataParams
+from histosynth.data.group_split import split_by_groups
+from histosynth.data.grouping import assign_groups
 from histosynth.data.image_decode import IMAGE_SUFFIXES, UnreadableImageError, read_image_rgb
 from histosynth.data.source_images import SourceImages, SplitImages
 from histosynth.errors import DataError
 from histosynth.fsutil import safe_name
 
 log = logging.getLogger(__name__)
-
-SPLIT_STREAM = 1  # keeps this generator apart from other seeded choices made from data.seed
 
 
 @dataclass
@@ -88,8 +90,11 @@ def load_folder(params: DataParams) -> SourceImages:
         raise DataError(f"{root.resolve()}: found {found}; a folder source needs at least two"
                         " sub-folders, one per class, each holding that class's images")
     images = _decode(root, scan, names, params.image_size)
-    split_of = _stratified_split(images, names, params)
-    return SourceImages(tuple(names), partial(_split_images, params.source_arg, images, split_of))
+    relpaths = [image.relpath for image in images]
+    groups = assign_groups(relpaths, [_image_id(path) for path in relpaths], lambda i: images[i].pixels, params)
+    split_of = split_by_groups([image.label for image in images], groups, names, params.val_fraction,
+                               params.test_fraction, params.seed)
+    return SourceImages(tuple(names), partial(_split_images, params.source_arg, images, split_of, groups))
 
 
 def _scan(root: Path) -> _Scan:
@@ -160,36 +165,15 @@ def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> list[_Image
     return images
 
 
-def _count(fraction: float, n: int) -> int:
-    """round(fraction * n) with halves up, and at least 1 for a non-zero fraction."""
-    return max(1, math.floor(fraction * n + 0.5)) if fraction > 0 else 0
-
-
-def _stratified_split(images: list[_Image], names: list[str], params: DataParams) -> list[str]:
-    """The split of each image, as described in the module docstring."""
-    split_of = ["train"] * len(images)
-    for label, name in enumerate(names):
-        members = [i for i, image in enumerate(images) if image.label == label]
-        n = len(members)
-        n_val, n_test = _count(params.val_fraction, n), _count(params.test_fraction, n)
-        if n - n_val - n_test < 1:
-            raise DataError(f"class {name!r} has {n} usable image(s): too few for data.val_fraction ="
-                            f" {params.val_fraction} and data.test_fraction = {params.test_fraction}, which"
-                            f" take {n_val} and {n_test} and leave none for training; add images or lower"
-                            " the fractions")
-        order = np.random.default_rng([params.seed, SPLIT_STREAM, label]).permutation(n)
-        for rank, k in enumerate(order):
-            split_of[members[k]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-    return split_of
-
-
-def _split_images(source_path: str, images: list[_Image], split_of: list[str], split: str) -> SplitImages:
+def _split_images(source_path: str, images: list[_Image], split_of: list[str], groups: list[str],
+                  split: str) -> SplitImages:
     chosen = [image for image, s in zip(images, split_of) if s == split]
     return SplitImages(
         labels=np.array([image.label for image in chosen], dtype=np.int64),
         ids=[_image_id(image.relpath) for image in chosen],
         origins=[f"{source_path.rstrip('/')}/{image.relpath}" for image in chosen],
         image=lambda i: chosen[i].pixels,
+        groups=[group for group, s in zip(groups, split_of) if s == split],
     )
 
 
