@@ -47,7 +47,8 @@ def tricky_metadata(classes: tuple[str, ...] = TRICKY_CLASSES, n_real: int = 2, 
             rows.append(dict(id=f"syn_{folder}_{i:06d}", source="synthetic", split="train", group=None,
                              origin=f"gan:{RUN}",
                              generator_run=RUN, arch="dcgan", seed=7, latent_index=i, label=label, class_name=name,
-                             class_folder=folder))
+                             class_folder=folder, confidence=0.5 + i / (4 * n_synthetic), realism=1.0 + i,
+                             copy_ratio=0.9, curation="kept" if i else "filled"))
     frame = pd.DataFrame(rows)
     frame["file_path"] = "images/" + frame["class_folder"] + "/" + frame["id"] + ".png"
     frame["md5"] = [md5_of(path) for path in frame["file_path"]]
@@ -55,8 +56,10 @@ def tricky_metadata(classes: tuple[str, ...] = TRICKY_CLASSES, n_real: int = 2, 
     frame["height"] = 32
     frame = frame.sort_values(["label", "source", "id"], kind="stable")
     columns = ["id", "file_path", "class_name", "class_folder", "label", "source", "split", "group", "md5", "width",
-               "height", "origin", "generator_run", "arch", "seed", "latent_index"]
-    frame = frame[columns].astype({"seed": "Int64", "latent_index": "Int64"})
+               "height", "origin", "generator_run", "arch", "seed", "latent_index", "confidence", "realism",
+               "copy_ratio", "curation"]
+    frame = frame.reindex(columns=columns).astype({"seed": "Int64", "latent_index": "Int64", "confidence": "float64",
+                                                   "realism": "float64", "copy_ratio": "float64", "curation": "str"})
     return validate_metadata(frame.reset_index(drop=True))
 
 

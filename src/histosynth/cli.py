@@ -83,14 +83,40 @@ def generate(
 @app.command()
 def featurenet(
     params_file: Path = ParamsOption,
-    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest` (train, val and test splits)."),
-    out: Path = typer.Option(paths.FEATURENET_DIR, help="Output folder (weights.pt + record.json); replaced."),
+    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest` (its train and val splits are read)."),
+    out: Path = typer.Option(paths.FEATURENET_DIR, help="Output folder (weights.pt + record.json, the cross-fitted "
+                             "copies in folds/ and their out-of-fold predictions); replaced."),
     report: Path = typer.Option(paths.FEATURENET_REPORT_DIR, help="Folder for metrics.json and history.csv."),
 ) -> None:
-    """Train the domain feature net that `qa` measures synthetic images with (qa.featurenet recipe)."""
+    """Train the domain feature net that `qa` measures synthetic images with, and its cross-fitted copies
+    (qa.featurenet recipe)."""
     from histosynth.classifier.featurenet import train_featurenet
 
     run_guarded(lambda: train_featurenet(load_params(params_file).qa.featurenet, real, out, report))
+
+
+@app.command()
+def curate(
+    params_file: Path = ParamsOption,
+    candidates: Path = typer.Option(paths.CANDIDATES_DIR, help="Candidates written by `generate` (a folder with a "
+                                    "manifest)."),
+    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest` (train and val splits are read)."),
+    augmented: Path = typer.Option(paths.AUGMENTED_DIR, help="Folder written by `augment` (near-copy reference)."),
+    featurenet_dir: Path = typer.Option(paths.FEATURENET_DIR, "--featurenet", help="Folder written by `featurenet` "
+                                        "(its cross-fitted classifiers score the candidates)."),
+    out: Path = typer.Option(paths.SYNTHETIC_DIR, help="Output folder for the kept images; replaced."),
+    report: Path = typer.Option(paths.CURATE_REPORT_DIR, help="Folder for scores.csv and metrics.json; replaced."),
+    n_per_class: int | None = typer.Option(None, min=1, help="Images to keep per class (default: generate.n_per_class)."),
+) -> None:
+    """Score every candidate (class confidence, realism, near-copy ratio) and keep the first n per class that pass."""
+    from histosynth.curate import curate as run
+
+    def job() -> None:
+        params = load_params(params_file)
+        run(params.curate, n_per_class or params.generate.n_per_class, candidates, real, augmented, featurenet_dir,
+            out, report)
+
+    run_guarded(job)
 
 
 @app.command()

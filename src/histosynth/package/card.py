@@ -137,7 +137,9 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         f"- `{IMAGES_DIR}/<class folder>/MD5SUMS`: the MD5 of every image in that folder (`md5sum -c`).",
         f"- `{METADATA_CSV}`, `{METADATA_PARQUET}`: one row per image (the same rows): id, file_path, class_name, "
         "class_folder, label, source (real or synthetic), split, group, md5, width, height, origin, generator_run, arch, "
-        "seed, latent_index.",
+        "seed, latent_index, and curation's scores of each synthetic image: confidence (the real-trained "
+        "classifiers' probability of its class), realism, copy_ratio (nearest / second-nearest training image) and "
+        "curation (kept: passed every test; filled: kept to fill a class short of passers).",
         *sql_lines,
         "- `MD5SUMS`: the MD5 of this card, the metadata files and the dumps.",
         "",

@@ -15,7 +15,7 @@ import pandas as pd
 from histosynth.errors import DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.manifest import class_names_of, read_manifest
-from histosynth.package.schema import COLUMNS, GENERATOR_COLUMNS, GROUP_COLUMN, IMAGES_DIR
+from histosynth.package.schema import COLUMNS, CURATION_COLUMNS, GENERATOR_COLUMNS, GROUP_COLUMN, IMAGES_DIR
 
 SOURCE_FILE = "source_file"  # absolute path of the workspace file a row's image comes from
 # The generate manifest's names for the package's generator columns.
@@ -59,13 +59,14 @@ def _rows(manifest: pd.DataFrame, folder: Path, class_folders: list[str]) -> pd.
     rows["class_folder"] = [class_folders[label] for label in manifest["label"]]
     rows["file_path"] = IMAGES_DIR + "/" + rows["class_folder"] + "/" + rows["id"] + ".png"
     rows["width"] = rows["height"] = 0
-    for column in GENERATOR_COLUMNS:
+    for column in (*GENERATOR_COLUMNS, *CURATION_COLUMNS):  # absent from real manifests (and uncurated sets)
         rows[column] = manifest[column] if column in manifest.columns else None
     # real images: their group (a manifest from before groups: each image its own); synthetic: none
     real = manifest["source"] == "real"
     rows[GROUP_COLUMN] = (manifest[GROUP_COLUMN] if GROUP_COLUMN in manifest.columns else manifest["id"]).where(real)
     rows = rows.astype({"width": "int64", "height": "int64", "seed": "Int64", "latent_index": "Int64",
-                        "generator_run": "str", "arch": "str", GROUP_COLUMN: "str"})
+                        "generator_run": "str", "arch": "str", GROUP_COLUMN: "str", "confidence": "float64",
+                        "realism": "float64", "copy_ratio": "float64", "curation": "str"})
     rows[SOURCE_FILE] = [str(folder / path) for path in manifest["path"]]
     return rows
 

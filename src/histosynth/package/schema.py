@@ -28,7 +28,10 @@ SOURCES = ("real", "synthetic")
 GENERATOR_COLUMNS = ("generator_run", "arch", "seed", "latent_index")
 # Filled for real images only: the patient, slide or original image (ingest's manifest), never in two splits.
 GROUP_COLUMN = "group"
-NULLABLE_COLUMNS = (GROUP_COLUMN, *GENERATOR_COLUMNS)
+# Filled for curated synthetic images (histosynth.curate): the scores that decided they ship, and
+# whether they passed every test ("kept") or filled up a class short of passers ("filled").
+CURATION_COLUMNS = ("confidence", "realism", "copy_ratio", "curation")
+NULLABLE_COLUMNS = (GROUP_COLUMN, *GENERATOR_COLUMNS, *CURATION_COLUMNS)
 
 COLUMN_TYPES: dict[str, str] = {
     "id": "str",
@@ -47,6 +50,10 @@ COLUMN_TYPES: dict[str, str] = {
     "arch": "str",
     "seed": "Int64",
     "latent_index": "Int64",
+    "confidence": "float64",
+    "realism": "float64",
+    "copy_ratio": "float64",
+    "curation": "str",
 }
 COLUMNS = tuple(COLUMN_TYPES)
 
@@ -84,6 +91,10 @@ METADATA_SCHEMA = pa.DataFrameSchema(
         "arch": pa.Column(str, nullable=True),
         "seed": pa.Column("Int64", pa.Check.ge(0), nullable=True),
         "latent_index": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+        "confidence": pa.Column("float64", pa.Check.in_range(0.0, 1.0), nullable=True),
+        "realism": pa.Column("float64", pa.Check.ge(0.0), nullable=True),
+        "copy_ratio": pa.Column("float64", pa.Check.ge(0.0), nullable=True),
+        "curation": pa.Column(str, pa.Check.isin(("kept", "filled")), nullable=True),
     },
     checks=[
         _one_per_label("class_name"),
@@ -98,6 +109,8 @@ METADATA_SCHEMA = pa.DataFrameSchema(
         pa.Check(lambda df: df["group"].notna() == (df["source"] == "real"),
                  error="group is set for real rows and empty for synthetic ones"),
         pa.Check(lambda df: df.groupby("group")["split"].nunique().le(1).all(), error="a group must lie in one split"),
+        pa.Check(lambda df: ~(df[list(CURATION_COLUMNS)].notna().any(axis=1) & (df["source"] == "real")),
+                 error=f"{', '.join(CURATION_COLUMNS)} are empty for real rows"),
     ],
     strict=True,
     ordered=True,

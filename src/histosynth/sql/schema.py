@@ -189,6 +189,11 @@ images = Table(
     _gan_reference(nullable=True),
     Column("seed", BigInteger),
     Column("latent_index", Integer),
+    # Curation's scores of a synthetic image (null for real ones): histosynth.curate.
+    Column("confidence", Double),
+    Column("realism", Double),
+    Column("copy_ratio", Double),
+    Column("curation", String(16)),
     Index(None, "class_name"),
     **MYSQL_TABLE_OPTIONS,
 )
