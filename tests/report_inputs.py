@@ -6,6 +6,7 @@ GAN training curves and per-epoch samples, and benchmark results computed from s
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +40,10 @@ GRID_EPOCHS = (2, 4, 6, 8, 10)
 def images_in_report(n_classes: int = len(TINY_CLASSES)) -> int:
     """<img> in the report of write_report_inputs: per class a real grid, a synthetic grid, a histogram, an
     augmentation preview and 4 near-copy pairs per distance space; the feature classifier's curves; the GAN's
-    curves, final samples and per-epoch grids; the benchmark's arm chart, ROC curves and sweep."""
+    curves, final samples and per-epoch grids; the benchmark's arm chart, ROC curves and sweep; per class the
+    curation's kept and rejected candidates."""
     per_class = 3 + 1 + 4 * len(NEAR_COPY_SPACES)
-    return per_class * n_classes + 1 + 2 + len(GRID_EPOCHS) + 3
+    return per_class * n_classes + 2 * n_classes + 1 + 2 + len(GRID_EPOCHS) + 3  # + kept and rejected grids
 
 
 def write_report_inputs(root: Path, classes: tuple[str, ...] = TINY_CLASSES) -> Path:
@@ -51,6 +53,7 @@ def write_report_inputs(root: Path, classes: tuple[str, ...] = TINY_CLASSES) -> 
     augmented = write_augmented_folder(root / "data/augmented", real, root / "reports/augment")
     synthetic = write_synthetic_folder(root / "data/synthetic", classes, SYNTHETIC_PER_CLASS, copies_of=augmented)
     write_qa_report(root / "reports/qa", real, synthetic, augmented)
+    write_curation_report(root / "reports/curate", root / "data/candidates", synthetic)
     write_featurenet_history(root / "reports/featurenet")
     write_training_report(root / "reports/train", len(classes))
     write_benchmark_report(root / "reports/benchmark", classes, n_test=4)
@@ -178,6 +181,21 @@ def write_memorisation_table(path: Path, real_dir: Path, synthetic_dir: Path, au
         thresholds[space] = float(table.loc[table["source"] == "real_heldout", f"{space}_ratio"].min())
     table.to_csv(path, index=False, lineterminator="\n")
     return thresholds
+
+
+def write_curation_report(report: Path, candidates: Path, synthetic: Path) -> None:
+    """data/candidates (a copy of the synthetic images) and reports/curate as the curate stage writes them: per
+    class the first half kept, the other half rejected (the last one as a near-copy, the others unrecognised)."""
+    shutil.copytree(synthetic, candidates)
+    rows = read_manifest(candidates)[["id", "class_name", "label"]]
+    rank = rows.groupby("label").cumcount()
+    half = SYNTHETIC_PER_CLASS // 2
+    report.mkdir(parents=True)
+    rows.assign(confidence=np.where(rank < half, 0.9, 0.2), realism=1.5, realism_votes=1.0, copy_ratio=0.8,
+                near_copy=rank == SYNTHETIC_PER_CLASS - 1, passed_confidence=rank < half, passed_realism=True,
+                passed_copy=rank != SYNTHETIC_PER_CLASS - 1, curation=np.where(rank < half, "kept", "")
+                ).to_csv(report / "scores.csv", index=False)
+    (report / "metrics.json").write_text(json.dumps({"enabled": True}))
 
 
 def write_featurenet_history(report: Path, epochs: int = 8) -> None:

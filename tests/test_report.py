@@ -407,3 +407,19 @@ def test_the_arm_chart_shows_every_arm_in_metrics_json(copy: Path) -> None:
     without = figures.arm_intervals([(row.title, {"accuracy": row.metrics.accuracy, "auc": row.metrics.auc})
                                      for row in view.arms[:-1]])
     assert decoded(view.chart).shape[0] > decoded(without).shape[0]  # one more row of intervals
+
+
+def test_curation_shows_kept_and_rejected_candidates_per_class(html: str) -> None:
+    start = html.index('id="curation"')
+    curation = html[start:html.index("</section>", start)]
+    for name in TINY_CLASSES:
+        assert f"<h3>{name}</h3>" in curation
+    assert curation.count('alt="kept candidates of') == curation.count('alt="rejected candidates of') == len(TINY_CLASSES)
+    assert "3 kept of 6 candidates. Failed: 3 not recognised as its class, 1 a near-copy." in curation
+
+
+def test_missing_curation_scores_give_a_note(copy: Path) -> None:
+    shutil.rmtree(copy / "reports" / "curate")
+    html = build_report(copy).read_text(encoding="utf-8")
+    assert "not computed: run <code>dvc repro curate</code>" in part(html, "curation")
+    assert len(Tags(html).all("img")) == images_in_report() - 2 * len(TINY_CLASSES)

@@ -256,6 +256,10 @@ class _Training:
             "params": s.as_dict(),
             "fingerprint": self.fingerprint,
             "train_data": {"manifest_md5": self.data.manifest_md5, "n_images": len(self.data.images)},
+            # Same params give the same bytes only on the same kind of device and, on CPU, the same
+            # kernel family: torch picks kernels by CPU capability (ATEN_CPU_CAPABILITY forces one).
+            "trained_on": {"device": self.runtime.device.type,
+                           "cpu_capability": torch.backends.cpu.get_cpu_capability()},
             "versions": {
                 "histosynth": histosynth.__version__,
                 "torch": torch.__version__,

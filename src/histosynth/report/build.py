@@ -14,6 +14,7 @@ from histosynth.report.page import render_page
 from histosynth.report.sections.augment import augment_section
 from histosynth.report.sections.benchmark import benchmark_section
 from histosynth.report.sections.classes import class_sections
+from histosynth.report.sections.curation import curation_section
 from histosynth.report.sections.featurenet import featurenet_curve
 from histosynth.report.sections.nearcopies import near_copy_section
 from histosynth.report.sections.qa import load_qa_metrics, qa_section
@@ -42,6 +43,7 @@ def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
         featurenet=featurenet_curve(root),
         near_copies=near_copy_section(root, class_names, qa_metrics),
         classes=classes,
+        curation=curation_section(root, class_names),
         augment=augment_section(root, class_names),
         training=training_section(root),
         benchmark=benchmark_section(root, class_names),
