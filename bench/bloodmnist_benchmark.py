@@ -1,20 +1,25 @@
-"""Do synthetic images make a classifier better on real cytology? BloodMNIST, 100 real train images per class.
+"""Do synthetic images make a classifier better on real cytology? BloodMNIST at 25, 50 and 100 real
+train images per class, every arm, classifier seeds x generator seeds.
 
-    .venv/bin/python bench/bloodmnist_benchmark.py          # about 15 minutes on 2 cores
-    .venv/bin/python bench/bloodmnist_benchmark.py --quick  # tiny data, 1 epoch: smoke run, writes nothing
+    .venv/bin/python bench/bloodmnist_benchmark.py                 # the study: about 2-3 hours on 2 idle cores
+    .venv/bin/python bench/bloodmnist_benchmark.py --sizes 100     # one size (results of the others are kept)
+    .venv/bin/python bench/bloodmnist_benchmark.py --quick         # tiny data, few steps: smoke run, writes nothing
 
-The whole pipeline through its own functions, in a temporary folder: ingest (``medmnist:bloodmnist``
-read from /work/shared/data, 28 px, 100 train images per class, the full val and test splits),
-augment (``augment.per_class: 200``: 100 affine children per class), train the GAN that
-bench/bloodmnist_gan.py found best (dcgan, 150 epochs, on CPU with one torch thread),
-generate 400 images per class, the QA feature net and QA (``qa.enforce: false``: reported, not
-gating), package, and the benchmark stage (small CNN, seeds 0, 1, 2, the default recipe,
-``benchmark.sweep: [100, 200]``). Every other param is the default.
+Per size n, the pipeline's own functions in a temporary folder, with params.yaml's recipe (chosen on
+real val by bench/recipes.py, never on test) and these study settings: ingest
+(``medmnist:bloodmnist`` from /work/shared/data, 28 px, n train images per class drawn with
+data.seed 0, the full val and test splits), augment (200 per class), the feature net and its
+cross-fitted copies, then per generator seed g (gan.seed = generate.seed = g): train the GAN on the
+real images, generate and curate 400 images per class, QA (report only), package, and train every
+arm with classifier seeds 0-4 for benchmark.steps steps. real_only and affine do not depend on the
+generator, so they are trained once per classifier seed.
 
-Results go to bench/results/bloodmnist_benchmark.json (metrics.json of the benchmark, the sweep,
-per-class recalls, QA verdicts, timings, machine and code revision) and
-bench/results/bloodmnist_benchmark.md. Set HISTOSYNTH_DATA_ROOT to read bloodmnist.npz from
-another folder.
+Intervals (95 %) come from one bootstrap that resamples the test images (paired, class-stratified,
+as the benchmark stage does), the classifier seeds and the generator seeds, each with replacement,
+the same draw for every arm: they cover another test set, retraining the classifier and retraining
+the generator. Results: bench/results/bloodmnist_benchmark.json (run.benchmark.gains: the gains at
+100 per class; per size every arm's figures) and .md, and bloodmnist_gain_vs_real.png (gain against
+real images per class).
 """
 
 from __future__ import annotations
@@ -27,15 +32,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from machine import code_revision, machine_info, save_results
-from sklearn.metrics import confusion_matrix
+import numpy as np
+from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth.augment import augment
-from histosynth.benchmark import run_benchmark
-from histosynth.benchmark.arms import ARMS
+from histosynth.benchmark.arms import ARMS, load_benchmark_data
+from histosynth.benchmark.bootstrap import percentile_interval, resampled_scores, stratified_counts
+from histosynth.benchmark.scores import METRICS, scores
+from histosynth.benchmark.training import run_all
 from histosynth.classifier.featurenet import train_featurenet
-from histosynth.config import Params, params_from_mapping
+from histosynth.config import Params, load_params, params_from_mapping
+from histosynth.curate import curate
 from histosynth.data.ingest import ingest
 from histosynth.entry import setup_logging
 from histosynth.gan.train import train
@@ -45,25 +52,32 @@ from histosynth.qa.report import json_ready
 from histosynth.qa.run import run_qa
 
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
-GAN_EPOCHS = 150  # dcgan's budget in bench/bloodmnist_gan.py
-REAL_PER_CLASS, AUGMENT_PER_CLASS, SYNTHETIC_PER_CLASS, SWEEP = 100, 200, 400, [100, 200]
+SIZES = (25, 50, 100)
+GENERATOR_SEEDS = (0, 1)
+CLASSIFIER_SEEDS = (0, 1, 2, 3, 4)
+SYNTHETIC_PER_CLASS = 400
+GENERATOR_FREE = ("real_only", "affine")
+GAINS = (("augmented", "real_only"), ("augmented", "affine"), ("affine_synthetic", "affine"),
+         ("affine_synthetic", "real_only"), ("synthetic_only", "real_only"))
+RESAMPLES, CONFIDENCE = 2000, 0.95
 
 
-def pipeline_params(quick: bool) -> Params:
-    real, augmented, synthetic, evaluation = (10, 20, 40, 10) if quick else (
-        REAL_PER_CLASS, AUGMENT_PER_CLASS, SYNTHETIC_PER_CLASS, 0)
-    return params_from_mapping({
-        "data": {"source": "medmnist:bloodmnist", "root": str(DATA_ROOT), "image_size": 28,
-                 "max_per_class": real, "max_eval_per_class": evaluation},
-        "augment": {"per_class": augmented},
-        "gan": {"arch": "dcgan", "epochs": 1 if quick else GAN_EPOCHS, "device": "cpu", "threads": 1,
-                "probe": {"every": 1 if quick else GAN_EPOCHS}},
-        "generate": {"n_per_class": synthetic, "device": "cpu"},
-        "qa": {"enforce": False, **({"featurenet": {"epochs": 2}} if quick else {})},
-        "package": {"name": "bloodmnist-benchmark", "version": "0.0.0"},
-        "benchmark": {"sweep": [s // 10 for s in SWEEP] if quick else SWEEP,
-                      **({"epochs": 1, "bootstrap": {"resamples": 100}} if quick else {})},
-    }, source="bench/bloodmnist_benchmark.py")
+def study_params(n_real: int, generator_seed: int, quick: bool) -> Params:
+    """params.yaml (the recipe) with the study's data, sizes and seeds."""
+    recipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump(mode="json")
+    recipe["data"] = {"source": "medmnist:bloodmnist", "root": str(DATA_ROOT), "image_size": 28,
+                      "max_per_class": n_real, "max_eval_per_class": 20 if quick else 0}
+    recipe["augment"]["per_class"] = 200
+    recipe["gan"].update(seed=generator_seed, device="cpu", threads=1)
+    recipe["generate"].update(seed=generator_seed, device="cpu", n_per_class=10 if quick else SYNTHETIC_PER_CLASS)
+    recipe["qa"]["enforce"] = False
+    recipe["package"].update(name="bloodmnist-study", version="0.0.0")
+    recipe["benchmark"].update(seeds=list(CLASSIFIER_SEEDS), threads=2)
+    if quick:
+        recipe["gan"].update(epochs=1, probe={"every": 1, "max_images": 40})
+        recipe["qa"]["featurenet"].update(epochs=2, folds=2)
+        recipe["benchmark"].update(steps=10, eval_every=5, seeds=[0, 1])
+    return params_from_mapping(recipe, source="bench/bloodmnist_benchmark.py")
 
 
 def timed(fn) -> tuple[Any, float]:
@@ -72,47 +86,94 @@ def timed(fn) -> tuple[Any, float]:
     return value, round(time.perf_counter() - started, 1)
 
 
-def per_class_recall(confusion_file: Path, class_names: list[str]) -> dict[str, float]:
-    """Each class's recall over all seeds, from the benchmark's confusion rows."""
-    rows = pd.read_csv(confusion_file, keep_default_na=False)
-    matrix = confusion_matrix(rows["actual"], rows["predicted"], labels=class_names)
-    return {name: round(float(matrix[k, k] / matrix[k].sum()), 4) for k, name in enumerate(class_names)}
-
-
-def run(work: Path, params: Params) -> dict[str, Any]:
+def run_size(work: Path, n_real: int, quick: bool) -> dict[str, Any]:
+    """Every arm at ``n_real`` real images per class: probabilities (G, S, N, K) per arm, and what made them."""
+    base = study_params(n_real, GENERATOR_SEEDS[0], quick)
     seconds: dict[str, float] = {}
-    _, seconds["ingest"] = timed(lambda: ingest(params.data, work / "real"))
-    _, seconds["augment"] = timed(lambda: augment(params.augment, work / "real", work / "augmented",
-                                                  work / "augment_preview"))
-    record, seconds["gan_train"] = timed(lambda: train(params.gan, work / "augmented", work / "real", work / "gan",
-                                                       work / "train_report"))
-    _, seconds["generate"] = timed(lambda: generate(params.generate, work / "gan", work / "synthetic"))
-    _, seconds["featurenet"] = timed(lambda: train_featurenet(params.qa.featurenet, work / "real",
-                                                              work / "featurenet"))
-    qa, seconds["qa"] = timed(lambda: run_qa(params.qa, work / "real", work / "synthetic", work / "featurenet",
-                                             work / "qa"))
-    metadata, seconds["package"] = timed(lambda: build_package(params, work / "real", work / "synthetic", work / "gan",
-                                                               work / "qa" / "metrics.json", work / "package",
-                                                               revision="bench"))
-    load_start = [round(x, 2) for x in os.getloadavg()]
-    metrics, seconds["benchmark"] = timed(lambda: run_benchmark(params.benchmark, work / "package",
-                                                                work / "augmented", work / "benchmark"))
-    class_names = sorted(set(metadata["class_name"]), key=lambda n: metadata.loc[metadata["class_name"] == n,
-                                                                                 "label"].iloc[0])
-    return {
-        "benchmark": metrics,
-        "sweep": pd.read_csv(work / "benchmark" / "sweep.csv").to_dict("records"),
-        "recall": {arm: per_class_recall(work / "benchmark" / "confusion" / f"{arm}.csv", class_names) for arm in ARMS},
-        "counts": {f"{source} {split}": int(n) for (source, split), n
-                   in metadata.groupby(["source", "split"]).size().items()},
-        "class_names": class_names,
-        "gan": {"arch": record["arch"], "epochs": record["epoch"], "real_vs_fake_probe":
-                json.loads((work / "train_report" / "metrics.json").read_text()).get("real_vs_fake_accuracy")},
-        "qa": {"passed": qa.passed, "classes_passing": [n for n, c in qa.metrics["classes"].items() if c["passed"]],
-               "overall_fid": qa.metrics["fid"]},
-        "seconds": seconds,
-        "benchmark_load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
-    }
+    _, seconds["ingest"] = timed(lambda: ingest(base.data, work / "real"))
+    _, seconds["augment"] = timed(lambda: augment(base.augment, work / "real", work / "augmented", work / "preview"))
+    _, seconds["featurenet"] = timed(lambda: train_featurenet(base.qa.featurenet, work / "real", work / "featurenet"))
+    probabilities: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
+    generators: dict[str, Any] = {}
+    labels = n_train = None
+    for g in GENERATOR_SEEDS[: 1 if quick else None]:
+        params, run = study_params(n_real, g, quick), work / f"generator_{g}"
+        _, seconds[f"gan_{g}"] = timed(lambda: train(params.gan, work / "real", work / "real", run / "gan",
+                                                     run / "train_report"))
+        candidates = params.generate.model_copy(update={"n_per_class": params.generate.candidates_per_class})
+        _, seconds[f"generate_{g}"] = timed(lambda: generate(candidates, run / "gan", run / "candidates"))
+        _, seconds[f"curate_{g}"] = timed(lambda: curate(params.curate, params.generate.n_per_class, run / "candidates",
+                                                         work / "real", work / "augmented", work / "featurenet",
+                                                         run / "synthetic", run / "curate_report"))
+        qa = run_qa(params.qa, work / "real", run / "synthetic", work / "featurenet", run / "qa", work / "augmented")
+        build_package(params, work / "real", run / "synthetic", run / "gan", run / "qa" / "metrics.json",
+                      run / "package", revision="bench")
+        data = load_benchmark_data(run / "package", work / "augmented", params.augment)
+        arms = data.arms(params.benchmark)
+        wanted = {arm: schedule for arm, schedule in arms.items() if g == GENERATOR_SEEDS[0] or arm not in GENERATOR_FREE}
+        started = time.perf_counter()
+        runs = run_all(wanted, data.n_train(), params.benchmark, data.val, data.test.images)
+        seconds[f"benchmark_{g}"] = round(time.perf_counter() - started, 1)
+        for arm, arm_runs in runs.items():
+            probabilities[arm].append(arm_runs.probabilities)
+        labels, n_train = data.test.labels, data.n_train()
+        curation = json.loads((run / "curate_report" / "metrics.json").read_text())["classes"]
+        generators[str(g)] = {
+            "qa_passed": qa.passed,
+            "qa_classes_passing": sum(c["passed"] for c in qa.metrics["classes"].values()),
+            "qa_failed_gates": {name: sorted(k for k, v in c["gates"].items() if v["passed"] is False)
+                                for name, c in qa.metrics["classes"].items()},
+            "overall_fid": qa.metrics["fid"],
+            "curation": {name: {k: c[k] for k in ("candidates", "kept", "filled", "passed_confidence",
+                                                  "passed_realism", "near_copies")} for name, c in curation.items()},
+        }
+    stacked = {arm: np.stack(p) for arm, p in probabilities.items()}  # (G or 1, S, N, K)
+    return {"labels": labels, "probabilities": stacked, "n_train": n_train, "generators": generators,
+            "seconds": seconds}
+
+
+def summarise(probabilities: dict[str, np.ndarray], labels: np.ndarray, n_train: dict[str, int]) -> dict[str, Any]:
+    """Per arm each metric's mean over (generator, classifier) seeds with its interval; the gains with theirs.
+
+    ``probabilities[arm]`` is (G, S, N, K); a generator-free arm has G = 1 and stands for every generator.
+    """
+    counts = stratified_counts(labels, RESAMPLES, seed=0)
+    rng = np.random.default_rng([0, 2])
+    n_gen = max(p.shape[0] for p in probabilities.values())
+    n_cls = next(iter(probabilities.values())).shape[1]
+    gen_picks = rng.integers(0, n_gen, (n_gen, RESAMPLES))
+    cls_picks = rng.integers(0, n_cls, (n_cls, RESAMPLES))
+    resampled, values = {}, {}
+    for arm, probs in probabilities.items():
+        per_gen = [resampled_scores(p, labels, counts) for p in probs]  # each: metric -> (S, B)
+        resampled[arm] = {}
+        for name in METRICS:
+            table = np.stack([r[name] for r in per_gen])  # (G_arm, S, B)
+            g_index = gen_picks % table.shape[0]
+            resampled[arm][name] = table[g_index[:, None, :], cls_picks[None, :, :], np.arange(RESAMPLES)].mean(axis=(0, 1))
+        per_training = [scores(labels, p) for p in probs.reshape(-1, *probs.shape[2:])]
+        values[arm] = {name: [s[name] for s in per_training] for name in METRICS}
+    out: dict[str, Any] = {}
+    for arm in probabilities:
+        out[arm] = {name: {"mean": round(float(np.mean(v)), 6),
+                           "std": round(float(np.std(v, ddof=1)), 6) if len(v) > 1 else None,
+                           "values": [round(x, 6) for x in v],
+                           **dict(zip(("ci_low", "ci_high"),
+                                      (round(x, 6) for x in percentile_interval(resampled[arm][name], CONFIDENCE))))}
+                    for name, v in values[arm].items()}
+        out[arm].update(n_train=n_train[arm], trainings=len(values[arm]["accuracy"]))
+    out["gains"] = {}
+    for better, than in GAINS:
+        gains = {}
+        for name in METRICS:
+            low, high = percentile_interval(resampled[better][name] - resampled[than][name], CONFIDENCE)
+            mean = float(np.mean(values[better][name]) - np.mean(values[than][name]))
+            gains[name] = {"mean": round(mean, 6), "ci_low": round(low, 6), "ci_high": round(high, 6)}
+        out["gains"][f"{better}_vs_{than}"] = gains
+    out["bootstrap"] = {"resamples": RESAMPLES, "confidence": CONFIDENCE,
+                        "method": "percentile; test images paired and class-stratified; classifier seeds and "
+                                  "generator seeds drawn with replacement, the same draw for every arm"}
+    return out
 
 
 def _figure(f: dict[str, Any]) -> str:
@@ -121,76 +182,92 @@ def _figure(f: dict[str, Any]) -> str:
 
 
 def _gain(g: dict[str, Any]) -> str:
-    verdict = "better" if g["ci_low"] > 0 else "worse" if g["ci_high"] < 0 else "no clear difference"
-    return f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}] ({verdict})"
+    verdict = " (better)" if g["ci_low"] > 0 else " (worse)" if g["ci_high"] < 0 else ""
+    return f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]{verdict}"
 
 
-def markdown(results: dict[str, Any]) -> str:
-    m, r, b, rev = results["machine"], results["run"], results["run"]["benchmark"], results["revision"]
-    conf = int(b["bootstrap"]["confidence"] * 100)
-    lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; {m['date']}; code {rev['commit']}"
-        f"{' + uncommitted src changes' if rev['uncommitted_src'] else ''}. Shared with other "
-        f"engineers' jobs (load average {r['benchmark_load_average']['start'][0]} at the benchmark's start, "
-        f"{r['benchmark_load_average']['end'][0]} at its end).",
-        "",
-        f"Data: {results['data']}. Package: "
-        + ", ".join(f"{n} {what}" for what, n in r["counts"].items()) + ".",
-        f"GAN: {r['gan']['arch']}, {r['gan']['epochs']} epochs on the augmented set (real-vs-fake probe "
-        f"{r['gan']['real_vs_fake_probe']:.3f}); QA passed: {r['qa']['passed']} (classes passing every gate: "
-        f"{', '.join(r['qa']['classes_passing']) or 'none'}; not enforced).",
-        f"Classifier: {b['classifier']}, seeds {b['seeds']}, benchmark.* defaults; {b['n_test']} real test images.",
-        "",
-        f"Mean ± std over seeds [{conf}% bootstrap interval, {b['bootstrap']['resamples']} resamples: "
-        f"{b['bootstrap']['method']}]:",
-        "",
-        "| arm | training images | accuracy | balanced accuracy | macro AUC |",
-        "|---|---|---|---|---|",
-    ]
-    for arm in ARMS:
-        a = b[arm]
-        lines.append(f"| {arm} | {a['n_train']} | {_figure(a['accuracy'])} | {_figure(a['balanced_accuracy'])} "
-                     f"| {_figure(a['auc'])} |")
-    lines += ["", f"Gains (difference of the means [{conf}% interval]):", "",
-              "| gain | accuracy | balanced accuracy | macro AUC |", "|---|---|---|---|"]
-    for name, g in b["gains"].items():
-        lines.append(f"| {name.replace('_vs_', ' - ')} | {_gain(g['accuracy'])} | {_gain(g['balanced_accuracy'])} "
-                     f"| {_gain(g['auc'])} |")
-    lines += ["", "Augmented arm against the number of synthetic images per class (mean ± std over seeds):", "",
-              "| synthetic per class | accuracy | balanced accuracy | macro AUC |", "|---|---|---|---|"]
-    for row in r["sweep"]:
-        lines.append(f"| {row['n_synthetic_per_class']} | {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f} "
-                     f"| {row['balanced_accuracy_mean']:.3f} ± {row['balanced_accuracy_std']:.3f} "
-                     f"| {row['auc_mean']:.3f} ± {row['auc_std']:.3f} |")
-    lines += ["", "Recall per class (all seeds pooled):", "",
-              "| class | " + " | ".join(ARMS) + " |", "|---|" + "---|" * len(ARMS)]
-    for name in r["class_names"]:
-        lines.append(f"| {name} | " + " | ".join(f"{r['recall'][arm][name]:.3f}" for arm in ARMS) + " |")
-    lines += ["", "Wall time (s): " + ", ".join(f"{step} {s}" for step, s in r["seconds"].items())
-              + f"; whole run {results['seconds_total']}."]
+def markdown(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}; {machine['date']}; "
+             f"code {result['code']['commit']}{' + uncommitted src changes' if result['code'].get('dirty') else ''}. "
+             f"Load average at start {result['load_average']['start']}, end {result['load_average']['end']}.", "",
+             "Command: `.venv/bin/python bench/bloodmnist_benchmark.py`. Recipe: params.yaml at that commit "
+             "(chosen on real val by bench/recipes.py); data: BloodMNIST 28 px, n real train images per class, "
+             f"the full val (model selection) and test (every figure) splits; {SYNTHETIC_PER_CLASS} curated synthetic "
+             f"images per class; classifier seeds {list(CLASSIFIER_SEEDS)} x generator seeds {list(GENERATOR_SEEDS)}.",
+             "", "Mean ± std over trainings [95 % bootstrap interval over test images, classifier seeds and generator "
+             "seeds]:", ""]
+    for size, sized in sorted(result["sizes"].items(), key=lambda kv: int(kv[0])):
+        s = sized["summary"]
+        lines += [f"### {size} real images per class", "", "| arm | training images | trainings | accuracy | "
+                  "balanced accuracy | macro AUC |", "|---|---|---|---|---|---|"]
+        for arm in ARMS:
+            a = s[arm]
+            lines.append(f"| {arm} | {a['n_train']} | {a['trainings']} | {_figure(a['accuracy'])} | "
+                         f"{_figure(a['balanced_accuracy'])} | {_figure(a['auc'])} |")
+        lines += ["", "| gain | accuracy | balanced accuracy | macro AUC |", "|---|---|---|---|"]
+        for name, g in s["gains"].items():
+            lines.append(f"| {name.replace('_vs_', ' - ')} | {_gain(g['accuracy'])} | {_gain(g['balanced_accuracy'])} "
+                         f"| {_gain(g['auc'])} |")
+        gens = sized["generators"]
+        lines += ["", "QA (report only) per generator seed: " + "; ".join(
+            f"seed {g}: {v['qa_classes_passing']}/8 classes pass, overall FID {v['overall_fid']['fid']:.3g} "
+            f"(floor {v['overall_fid']['fid_real_floor']:.3g})" for g, v in gens.items()) + ".",
+            "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in sized["seconds"].items()) + ".", ""]
     return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(int(k) for k in result["sizes"])
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for gain, colour in (("augmented_vs_real_only", "#1565c0"), ("affine_synthetic_vs_affine", "#c62828"),
+                         ("augmented_vs_affine", "#6a1b9a")):
+        figures = [result["sizes"][str(n)]["summary"]["gains"][gain]["accuracy"] for n in sizes]
+        mean = [f["mean"] for f in figures]
+        err = [[f["mean"] - f["ci_low"] for f in figures], [f["ci_high"] - f["mean"] for f in figures]]
+        ax.errorbar(sizes, mean, yerr=err, marker="o", capsize=4, color=colour, label=gain.replace("_vs_", " - "))
+    ax.axhline(0, color="grey", lw=1)
+    ax.set(xlabel="real train images per class", ylabel="accuracy gain (real test split)", xticks=sizes,
+           title="BloodMNIST: gain from curated synthetic images (95 % intervals)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (smoke test, writes nothing)")
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     setup_logging()
-    started = time.perf_counter()
-    revision = code_revision()  # the code imported now is what runs, whatever is edited meanwhile
-    params = pipeline_params(args.quick)
-    results: dict[str, Any] = {"machine": machine_info(), "revision": revision}
-    results["data"] = (f"{params.data.source} {params.data.image_size} px, {params.data.max_per_class} real train "
-                       f"images per class, full real val and test splits; augmented to {params.augment.per_class} "
-                       f"per class; {params.generate.n_per_class} synthetic per class")
-    with tempfile.TemporaryDirectory(prefix="histosynth-bench-benchmark-") as tmp:
-        results["run"] = run(Path(tmp), params)
-    results["seconds_total"] = round(time.perf_counter() - started, 1)
-    results = json_ready(results)
-    table = markdown(results)
-    print(table)
-    if not args.quick:
-        save_results("bloodmnist_benchmark", table, results)
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    sizes: dict[str, Any] = {}
+    for n in ([10] if args.quick else args.sizes):
+        with tempfile.TemporaryDirectory(prefix=f"bloodmnist-{n}-") as tmp:
+            run = run_size(Path(tmp), n, args.quick)
+        sizes[str(n)] = {"summary": summarise(run["probabilities"], run["labels"], run["n_train"]),
+                         "generators": run["generators"], "seconds": run["seconds"]}
+        print(json.dumps(sizes[str(n)]["summary"]["gains"], indent=1), flush=True)
+    result = {"machine": machine_info(), "code": code_revision(),
+              "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]}, "sizes": sizes}
+    if args.quick:
+        print(markdown(result))
+        return
+    path = RESULTS_DIR / "bloodmnist_benchmark.json"
+    if path.is_file():  # keep the other sizes' recorded results
+        previous = json.loads(path.read_text())
+        result["sizes"] = {**previous.get("sizes", {}), **sizes}
+    if "100" in result["sizes"]:
+        result["run"] = {"benchmark": result["sizes"]["100"]["summary"]}
+    save_results("bloodmnist_benchmark", markdown(result), json_ready(result))
+    plot(result, RESULTS_DIR / "bloodmnist_gain_vs_real.png")
+    print(markdown(result))
 
 
 if __name__ == "__main__":

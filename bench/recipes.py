@@ -1,0 +1,201 @@
+"""Choosing the generator and mixing recipe on real val (never test): BloodMNIST, 100 real images per class.
+
+    .venv/bin/python bench/recipes.py gan            # GAN training variants: QA figures + val accuracy
+    .venv/bin/python bench/recipes.py mixing         # curation / ratio / weight / mode on the chosen GAN
+    .venv/bin/python bench/recipes.py gan --only dcgan_diffaug   # one variant (results are merged)
+    .venv/bin/python bench/recipes.py gan --quick    # tiny data: smoke run, writes nothing
+
+Every variant runs the pipeline's own functions in a temporary folder: ingest (``medmnist:bloodmnist``
+from /work/shared/data, 28 px, 100 train images per class, the full val split; the test split is
+not read), augment (200 per class), the feature net with its cross-fitted copies, train the GAN
+on CPU (one torch thread), generate (and curate), QA (report only).
+
+The real val split is cut into two fixed halves, per class: ``val_select`` picks each
+classifier's best step, ``val_score`` scores it. The score of a variant is the val_score accuracy
+of the augmented arm (real + synthetic, mixed as the variant says) minus real_only's, over
+classifier seeds, at the benchmark's default steps. Results: bench/results/recipes_<what>.json
+and .md, with the machine, load and code revision of every variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from machine import code_revision, machine_info, save_results
+
+from histosynth.augment import augment
+from histosynth.benchmark.arms import single_stream, with_synthetic
+from histosynth.benchmark.training import run_all
+from histosynth.classifier.featurenet import train_featurenet
+from histosynth.classifier.train import Schedule
+from histosynth.config import Params, params_from_mapping
+from histosynth.data.ingest import ingest
+from histosynth.dataset import ImageSet, load_image_set
+from histosynth.entry import setup_logging
+from histosynth.gan.train import train
+from histosynth.generate import generate
+from histosynth.qa.report import json_ready
+from histosynth.qa.run import run_qa
+
+DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
+SEEDS = (0, 1, 2)
+BASE = {
+    "data": {"source": "medmnist:bloodmnist", "root": str(DATA_ROOT), "image_size": 28, "max_per_class": 100},
+    "augment": {"per_class": 200},
+    "gan": {"arch": "dcgan", "train_on": "real", "epochs": 300, "device": "cpu", "threads": 1,
+            "probe": {"every": 300}},
+    "generate": {"n_per_class": 400, "device": "cpu"},
+    "qa": {"enforce": False},
+    "benchmark": {},
+}
+# GAN training variants: overrides of BASE["gan"] (epochs chosen so every variant gets ~3,750 G steps
+# at batch 64 unless the variant is about the budget).
+GAN_VARIANTS: dict[str, dict[str, Any]] = {
+    "dcgan_plain": {"ema": 0.999, "standing_stats": False, "diffaugment": []},
+    "dcgan_standing": {"standing_stats": True, "diffaugment": []},
+    "dcgan_diffaug": {"standing_stats": True, "diffaugment": ["color", "translation"]},
+    "dcgan_augmented_set": {"train_on": "augmented", "standing_stats": True, "diffaugment": [], "epochs": 150},
+    "dcgan_wide_diffaug": {"standing_stats": True, "diffaugment": ["color", "translation"], "width": 64},
+}
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def timed(fn) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = fn()
+    return value, round(time.perf_counter() - started, 1)
+
+
+def val_halves(val: ImageSet) -> tuple[ImageSet, ImageSet]:
+    """Two fixed, class-stratified halves of the real val split (seed 0)."""
+    rng = np.random.default_rng(0)
+    select = np.zeros(len(val), bool)
+    for c in range(len(val.class_names)):
+        members = rng.permutation(np.flatnonzero(val.labels == c))
+        select[members[: len(members) // 2]] = True
+    return (ImageSet(val.images[select], val.labels[select], val.class_names),
+            ImageSet(val.images[~select], val.labels[~select], val.class_names))
+
+
+def val_accuracies(schedule: Schedule, select: ImageSet, score: ImageSet, params: Params) -> list[float]:
+    """val_score accuracy of ``schedule`` trained with each of :data:`SEEDS` (best step picked on val_select),
+    two trainings at once in worker processes."""
+    bench = params.benchmark.model_copy(update={"seeds": list(SEEDS), "threads": 2})
+    runs = run_all({"arm": schedule}, {"arm": 0}, bench, select, score.images)["arm"]
+    return [float(np.mean(p.argmax(axis=1) == score.labels)) for p in runs.probabilities]
+
+
+def prepare(work: Path, params: Params) -> dict[str, float]:
+    seconds = {}
+    _, seconds["ingest"] = timed(lambda: ingest(params.data, work / "real"))
+    _, seconds["augment"] = timed(lambda: augment(params.augment, work / "real", work / "augmented", work / "preview"))
+    _, seconds["featurenet"] = timed(lambda: train_featurenet(params.qa.featurenet, work / "real", work / "featurenet"))
+    return seconds
+
+
+def run_gan_variant(work: Path, name: str, params: Params, real_only: list[float]) -> dict[str, Any]:
+    folder = work / name
+    load_start = os.getloadavg()[0]
+    train_dir = work / ("augmented" if params.gan.train_on == "augmented" else "real")
+    _, train_s = timed(lambda: train(params.gan, train_dir, work / "real", folder / "gan", folder / "train_report"))
+    _, generate_s = timed(lambda: generate(params.generate, folder / "gan", folder / "synthetic"))
+    qa, qa_s = timed(lambda: run_qa(params.qa, work / "real", folder / "synthetic", work / "featurenet", folder / "qa",
+                                    work / "augmented"))
+    select, score = val_halves(load_image_set(work / "real", "val"))
+    real, synthetic = load_image_set(work / "real", "train"), load_image_set(folder / "synthetic")
+    augmented = val_accuracies(with_synthetic(real, synthetic, params.benchmark), select, score, params)
+    classes = qa.metrics["classes"]
+    gains = np.array(augmented) - np.array(real_only)
+    return {
+        "gan": params.gan.model_dump(mode="json"),
+        "train_metrics": json.loads((folder / "train_report" / "metrics.json").read_text()),
+        "qa_passed": qa.passed,
+        "qa_failed_gates": {c: sorted(g for g, v in f["gates"].items() if v["passed"] is False) for c, f in classes.items()},
+        "qa_figures": {c: {k: f.get(k) for k in ("kl", "fid", "fid_real_floor", "label_agreement",
+                                                   "label_agreement_real_floor", "coverage", "coverage_real_floor",
+                                                   "memorised_share_pixel")} for c, f in classes.items()},
+        "overall_fid": qa.metrics["fid"],
+        "val_accuracy": {"real_only": real_only, "augmented": augmented},
+        "val_gain": {"mean": float(gains.mean()), "per_seed": gains.tolist()},
+        "seconds": {"train": train_s, "generate": generate_s, "qa": qa_s},
+        "load_average": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
+        "code": code_revision(),
+    }
+
+
+def gan(only: list[str] | None, quick: bool) -> dict[str, Any]:
+    variants = {k: v for k, v in GAN_VARIANTS.items() if not only or k in only}
+    base = BASE if not quick else deep_merge(BASE, {
+        "data": {"max_per_class": 10, "max_eval_per_class": 10}, "gan": {"epochs": 1, "probe": {"every": 1}},
+        "generate": {"n_per_class": 10}, "qa": {"featurenet": {"epochs": 2, "folds": 2}},
+        "benchmark": {"steps": 10, "eval_every": 5}})
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="recipes-") as tmp:
+        work = Path(tmp)
+        base_params = params_from_mapping(base, source="bench/recipes.py")
+        prepare_seconds = prepare(work, base_params)
+        select, score = val_halves(load_image_set(work / "real", "val"))
+        real = load_image_set(work / "real", "train")
+        real_only = val_accuracies(single_stream(real, base_params.benchmark), select, score, base_params)
+        print(f"real_only val_score accuracy: {real_only}", flush=True)
+        for name, overrides in variants.items():
+            params = params_from_mapping(deep_merge(base, {"gan": overrides}), source=f"variant {name}")
+            results[name] = run_gan_variant(work, name, params, real_only)
+            print(f"{name}: val gain {results[name]['val_gain']['mean']:+.4f} {results[name]['val_gain']['per_seed']}, "
+                  f"QA failed {results[name]['qa_failed_gates']}", flush=True)
+    return {"prepare_seconds": prepare_seconds, "variants": results}
+
+
+def gan_table(result: dict[str, Any]) -> str:
+    lines = ["| variant | G steps (epochs) | train s | overall FID (floor) | classes passing QA | val acc real_only | "
+             "val acc augmented | gain (per seed) |", "|---|---|---|---|---|---|---|---|"]
+    for name, v in result["variants"].items():
+        passing = sum(not gates for gates in v["qa_failed_gates"].values())
+        fid = v["overall_fid"]
+        acc = v["val_accuracy"]
+        lines.append(f"| {name} | ({v['gan']['epochs']}) | {v['seconds']['train']} | {fid['fid']:.3g} "
+                     f"({fid['fid_real_floor']:.3g}) | {passing}/{len(v['qa_failed_gates'])} | "
+                     f"{np.mean(acc['real_only']):.4f} | {np.mean(acc['augmented']):.4f} | "
+                     f"{v['val_gain']['mean']:+.4f} ({', '.join(f'{g:+.3f}' for g in v['val_gain']['per_seed'])}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["gan"])
+    parser.add_argument("--only", nargs="*")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    setup_logging()
+    stem = f"recipes_{args.what}"
+    started = time.perf_counter()
+    result = {"machine": {**machine_info(), "load_average_at_start": os.getloadavg()},
+              **gan(args.only, args.quick)}
+    result["seconds_total"] = round(time.perf_counter() - started, 1)
+    if args.quick:
+        print(gan_table(result))
+        return
+    path = Path(__file__).parent / "results" / f"{stem}.json"
+    if args.only and path.is_file():  # keep the other variants' recorded results
+        previous = json.loads(path.read_text())
+        result["variants"] = {**previous.get("variants", {}), **result["variants"]}
+    save_results(stem, "# GAN variants on BloodMNIST, 100 real per class (bench/recipes.py gan)\n\n" + gan_table(result),
+                 json_ready(result))
+    print(gan_table(result))
+
+
+if __name__ == "__main__":
+    main()
