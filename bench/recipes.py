@@ -36,6 +36,7 @@ from histosynth.benchmark.training import run_all
 from histosynth.classifier.featurenet import train_featurenet
 from histosynth.classifier.train import Schedule
 from histosynth.config import Params, params_from_mapping
+from histosynth.curate import curate
 from histosynth.data.ingest import ingest
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.entry import setup_logging
@@ -159,6 +160,78 @@ def gan(only: list[str] | None, quick: bool) -> dict[str, Any]:
     return {"prepare_seconds": prepare_seconds, "variants": results}
 
 
+# Curation variants, then mixing variants with the best curation (a staged search: 7 evaluations, not 15).
+CURATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "no_curation": {"enabled": False},
+    "confidence_q10": {"confidence_quantile": 0.1},
+    "confidence_q30": {"confidence_quantile": 0.3},
+}
+MIXING_VARIANTS: dict[str, dict[str, Any]] = {
+    "ratio_0.1": {"synthetic_ratio": 0.1},
+    "ratio_0.5": {"synthetic_ratio": 0.5},
+    "ratio_0.25_weight_0.5": {"synthetic_weight": 0.5},
+    "pretrain_0.5": {"mode": "pretrain", "pretrain_share": 0.5},
+}
+
+
+def mixing(gan_variant: str, quick: bool) -> dict[str, Any]:
+    """Curation, then mixing variants on the GAN recipe ``gan_variant``; every score on val_score."""
+    base = deep_merge(BASE, {"gan": GAN_VARIANTS[gan_variant]})
+    if quick:
+        base = deep_merge(base, {"data": {"max_per_class": 10, "max_eval_per_class": 10},
+                                 "gan": {"epochs": 1, "probe": {"every": 1}}, "generate": {"n_per_class": 10},
+                                 "qa": {"featurenet": {"epochs": 2, "folds": 2}},
+                                 "benchmark": {"steps": 10, "eval_every": 5}})
+    params = params_from_mapping(base, source="bench/recipes.py mixing")
+    out: dict[str, Any] = {"gan_variant": gan_variant, "curation": {}, "mixing": {}}
+    with tempfile.TemporaryDirectory(prefix="recipes-mixing-") as tmp:
+        work = Path(tmp)
+        out["prepare_seconds"] = prepare(work, params)
+        select, score = val_halves(load_image_set(work / "real", "val"))
+        real = load_image_set(work / "real", "train")
+        out["real_only"] = val_accuracies(single_stream(real, params.benchmark), select, score, params)
+        _, out["gan_seconds"] = timed(lambda: train(params.gan, work / "real", work / "real", work / "gan",
+                                                    work / "train_report"))
+        candidates = params.generate.model_copy(update={"n_per_class": params.generate.candidates_per_class})
+        generate(candidates, work / "gan", work / "candidates")
+
+        def evaluate(name: str, curate_params: dict[str, Any], benchmark: dict[str, Any]) -> dict[str, Any]:
+            chosen = params.model_copy(update={
+                "curate": params.curate.model_copy(update=curate_params),
+                "benchmark": params.benchmark.model_copy(update=benchmark)})
+            folder = work / f"synthetic_{name}"
+            if not folder.exists():
+                curate(chosen.curate, chosen.generate.n_per_class, work / "candidates", work / "real",
+                       work / "augmented", work / "featurenet", folder, work / f"curate_{name}")
+            synthetic = load_image_set(folder)
+            accuracies = val_accuracies(with_synthetic(real, synthetic, chosen.benchmark), select, score, chosen)
+            gains = np.array(accuracies) - np.array(out["real_only"])
+            print(f"{name}: val gain {gains.mean():+.4f} {gains.round(4).tolist()}", flush=True)
+            return {"curate": curate_params, "benchmark": benchmark, "augmented": accuracies,
+                    "val_gain": {"mean": float(gains.mean()), "per_seed": gains.tolist()},
+                    "load_average": round(os.getloadavg()[0], 2)}
+
+        for name, curate_params in CURATION_VARIANTS.items():
+            out["curation"][name] = evaluate(name, curate_params, {})
+        best = max(out["curation"], key=lambda n: out["curation"][n]["val_gain"]["mean"])
+        out["best_curation"] = best
+        for name, benchmark in MIXING_VARIANTS.items():
+            out["mixing"][name] = evaluate(best, CURATION_VARIANTS[best], benchmark)
+    return out
+
+
+def mixing_table(result: dict[str, Any]) -> str:
+    lines = [f"GAN recipe: {result['gan_variant']}; real_only val_score accuracy "
+             f"{np.mean(result['real_only']):.4f} ({', '.join(f'{a:.4f}' for a in result['real_only'])}).", "",
+             "| stage | variant | curate | benchmark | val acc augmented | gain (per seed) |", "|---|---|---|---|---|---|"]
+    for stage in ("curation", "mixing"):
+        for name, v in result[stage].items():
+            lines.append(f"| {stage} | {name} | {json.dumps(v['curate'])} | {json.dumps(v['benchmark'])} | "
+                         f"{np.mean(v['augmented']):.4f} | {v['val_gain']['mean']:+.4f} "
+                         f"({', '.join(f'{g:+.3f}' for g in v['val_gain']['per_seed'])}) |")
+    return "\n".join(lines) + "\n"
+
+
 def gan_table(result: dict[str, Any]) -> str:
     lines = ["| variant | G steps (epochs) | train s | overall FID (floor) | classes passing QA | val acc real_only | "
              "val acc augmented | gain (per seed) |", "|---|---|---|---|---|---|---|---|"]
@@ -175,15 +248,23 @@ def gan_table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["gan"])
-    parser.add_argument("--only", nargs="*")
+    parser.add_argument("what", choices=["gan", "mixing"])
+    parser.add_argument("--only", nargs="*", help="gan: the variants to run")
+    parser.add_argument("--gan", default="dcgan_diffaug", choices=sorted(GAN_VARIANTS), help="mixing: the GAN recipe")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     setup_logging()
     stem = f"recipes_{args.what}"
     started = time.perf_counter()
-    result = {"machine": {**machine_info(), "load_average_at_start": os.getloadavg()},
-              **gan(args.only, args.quick)}
+    machine = {"machine": {**machine_info(), "load_average_at_start": os.getloadavg()}, "code": code_revision()}
+    if args.what == "mixing":
+        result = {**machine, **mixing(args.gan, args.quick), "seconds_total": round(time.perf_counter() - started, 1)}
+        if not args.quick:
+            save_results(stem, "# Curation and mixing on BloodMNIST, 100 real per class (bench/recipes.py mixing)\n\n"
+                         + mixing_table(result), json_ready(result))
+        print(mixing_table(result))
+        return
+    result = {**machine, **gan(args.only, args.quick)}
     result["seconds_total"] = round(time.perf_counter() - started, 1)
     if args.quick:
         print(gan_table(result))
