@@ -52,12 +52,17 @@ class TrainSettings:
 
     def fingerprint(self, data_md5: str, class_names: tuple[str, ...], image_size: int) -> str:
         """Identity of a training run: same fingerprint = a checkpoint this run may continue."""
-        identity = {k: v for k, v in self.as_dict().items() if k not in RESUMABLE_CHANGES}
-        identity.update(data_md5=data_md5, class_names=list(class_names), image_size=image_size)
-        if self.perceptual_weights:
-            identity["perceptual_weights"] = _file_md5(Path(self.perceptual_weights))
-        blob = json.dumps(identity, sort_keys=True).encode("utf-8")
-        return hashlib.md5(blob, usedforsecurity=False).hexdigest()
+        files = {"perceptual_weights": _file_md5(Path(self.perceptual_weights))} if self.perceptual_weights else {}
+        return run_fingerprint(self.as_dict(), data_md5, class_names, image_size, files)
+
+
+def run_fingerprint(settings: dict[str, Any], data_md5: str, class_names: tuple[str, ...], image_size: int,
+                    extra: dict[str, Any] | None = None) -> str:
+    """MD5 of a run's resolved settings (less :data:`RESUMABLE_CHANGES`), its data and ``extra``."""
+    identity = {k: v for k, v in settings.items() if k not in RESUMABLE_CHANGES}
+    identity.update(data_md5=data_md5, class_names=list(class_names), image_size=image_size, **(extra or {}))
+    blob = json.dumps(identity, sort_keys=True).encode("utf-8")
+    return hashlib.md5(blob, usedforsecurity=False).hexdigest()
 
 
 def resolve_settings(params: GanParams) -> TrainSettings:
