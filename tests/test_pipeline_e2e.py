@@ -70,7 +70,7 @@ def test_metrics_and_plots_are_declared_for_dvc(project):
     html = project / "plots_out"
     _run(project, sys.executable, "-m", "dvc", "plots", "show", "-o", str(html))
     page = (html / "index.html").read_text()
-    assert "GAN losses" in page and "samples_final.png" in page and "ROC curves" in page
+    assert "Training losses" in page and "samples_final.png" in page and "ROC curves" in page
     rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
     assert not rendered.get("errors"), rendered["errors"]
 

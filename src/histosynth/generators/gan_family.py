@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from histosynth.config.gan import GanParams
 from histosynth.config.generate import DiffusionSampling
 from histosynth.errors import DataError
 from histosynth.gan.models import build_discriminator, build_generator, get_recipe, known_archs
-from histosynth.gan.train import train
 
 log = logging.getLogger(__name__)
 
 NAME = "gan"
 ARCHS = known_archs()
 __all__ = ["NAME", "ARCHS", "image_sizes", "train", "sampling_model", "networks"]
+
+
+def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
+    from histosynth.gan.train import train as train_gan  # the training code: not needed to sample
+
+    return train_gan(params, train_dir, holdout_dir, model_dir, report_dir)
 
 
 def image_sizes(arch: str) -> tuple[int, ...]:

@@ -320,6 +320,7 @@ class _Run:
         last = self.history[-1] if self.history else {}
         probed = [row["real_vs_fake_accuracy"] for row in self.history if row["real_vs_fake_accuracy"] is not None]
         return {
+            "arch": self.settings.arch,
             "epochs": self.settings.epochs,
             "resumed_from_epoch": start,
             **{name: last.get(name) for name in self.family.loss_columns},

@@ -11,13 +11,10 @@ from torch import nn
 from histosynth.config.gan import GanParams
 from histosynth.config.generate import DiffusionSampling
 from histosynth.errors import DataError
-from histosynth.gan.training.runtime import training_runtime
 from histosynth.generators.diffusion import recipe
 from histosynth.generators.diffusion.networks import build_unet, diffusers_version, noise_config, unet_config
 from histosynth.generators.diffusion.sampling import GuidedSampler, Sampling
 from histosynth.generators.diffusion.settings import resolve_settings
-from histosynth.generators.diffusion.trainer import DiffusionEpoch, DiffusionTrainer
-from histosynth.generators.training import FamilyRun, load_training_data, run_training
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +28,11 @@ def image_sizes(arch: str) -> tuple[int, ...]:
 
 def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Train (or resume) a diffusion arch; returns the record (also in ``model_dir/record.json``)."""
+    # the training code, imported here: sampling does not need it
+    from histosynth.gan.training.runtime import training_runtime
+    from histosynth.generators.diffusion.trainer import DiffusionTrainer
+    from histosynth.generators.training import FamilyRun, load_training_data, run_training
+
     settings = resolve_settings(params)
     data = load_training_data(train_dir, holdout_dir, settings, recipe.check_image_size)
     n_classes = len(data.class_names)
@@ -53,7 +55,7 @@ def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path
         return run_training(settings, runtime, data, family, model_dir, report_dir)
 
 
-def _losses(result: DiffusionEpoch) -> dict[str, float | None]:
+def _losses(result) -> dict[str, float | None]:  # a trainer.DiffusionEpoch
     return {"denoising_loss": result.loss}
 
 
