@@ -1,7 +1,9 @@
-"""GAN quality on real cytology in the small-data regime: BloodMNIST, 200 real images per class.
+"""Generator quality on real cytology in the small-data regime: BloodMNIST, 200 real images per class.
 
     .venv/bin/python bench/bloodmnist_gan.py            # dcgan and ascgan: about 12 minutes on 2 cores
     .venv/bin/python bench/bloodmnist_gan.py --archs dcgan   # rerun one arch (e.g. after a model fix)
+    .venv/bin/python bench/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # the diffusion arch: ~1 hour;
+                                                        # keeps the folders (bench/diffusion_guidance.py reads them)
     .venv/bin/python bench/bloodmnist_gan.py --quick    # tiny data and 1 epoch: smoke run, writes nothing
 
 The pipeline's own functions, in a temporary folder: ingest (``medmnist:bloodmnist`` read from
@@ -28,6 +30,7 @@ HISTOSYNTH_DATA_ROOT to read bloodmnist.npz from another folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -43,7 +46,7 @@ from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import Params, params_from_mapping
 from histosynth.data.ingest import ingest
 from histosynth.entry import setup_logging
-from histosynth.gan.train import train
+from histosynth.generators import train
 from histosynth.generate import generate
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import QaResult, run_qa
@@ -51,7 +54,9 @@ from histosynth.qa.run import QaResult, run_qa
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 # Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
 # images per epoch; dcgan ~900-1,200, ascgan ~160-230 images/s there, depending on the other jobs).
-EPOCHS = {"dcgan": 150, "ascgan": 30}
+# ddpm (the diffusion arch, CPU default width 32): ~35-50 images/s on one thread at 28 px, so 30
+# epochs are ~20-25 minutes, about 750 optimiser steps: far fewer than a diffusion model wants.
+EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 30}
 SKIPPED = {
     "sagan": "supports 32, 64 and 128 px; BloodMNIST is published at 28 / 64 / 128 / 224 px and "
              "bloodmnist_64.npz is not in the shared data folder",
@@ -193,14 +198,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="20 images per class, 1 epoch (smoke test, writes nothing)")
-    parser.add_argument("--archs", nargs="+", choices=sorted(EPOCHS), default=list(EPOCHS))
+    parser.add_argument("--archs", nargs="+", choices=sorted(EPOCHS), default=["dcgan", "ascgan"])
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the data, models and outputs in this folder (a finished model there is reused: "
+                             "training resumes from its checkpoint) instead of a temporary one")
     args = parser.parse_args()
     setup_logging()
     started = time.perf_counter()
     # The code imported at start is what runs, whatever others commit or edit in the checkout meanwhile.
     revision = code_revision()
     results: dict[str, Any] = {"machine": machine_info()}
-    with tempfile.TemporaryDirectory(prefix="histosynth-bench-bloodmnist-") as tmp:
+    with (contextlib.nullcontext(args.work) if args.work
+          else tempfile.TemporaryDirectory(prefix="histosynth-bench-bloodmnist-")) as tmp:
         work = Path(tmp)
         shared = pipeline_params(args.archs[0], 1, args.quick)
         results["data"] = (f"{shared.data.source} {shared.data.image_size} px, at most {shared.data.max_per_class} "

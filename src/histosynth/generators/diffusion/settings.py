@@ -13,6 +13,9 @@ from histosynth.generators.diffusion.recipe import get_recipe
 from histosynth.generators.diffusion.sampling import Sampling
 
 
+SAMPLING_KEYS = ("sampler", "steps", "guidance")
+
+
 @dataclass(frozen=True)
 class DiffusionSettings:
     arch: str
@@ -56,7 +59,9 @@ class DiffusionSettings:
 
     def fingerprint(self, data_md5: str, class_names: tuple[str, ...], image_size: int) -> str:
         """Identity of a training run: same fingerprint = a checkpoint this run may continue."""
-        return run_fingerprint(self.as_dict(), data_md5, class_names, image_size)
+        # how the model samples changes no weight: a new sampling default does not retrain
+        training = {k: v for k, v in self.as_dict().items() if k not in SAMPLING_KEYS}
+        return run_fingerprint(training, data_md5, class_names, image_size)
 
 
 def resolve_settings(params: GanParams) -> DiffusionSettings:
