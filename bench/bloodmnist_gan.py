@@ -54,9 +54,13 @@ from histosynth.qa.run import QaResult, run_qa
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 # Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
 # images per epoch; dcgan ~900-1,200, ascgan ~160-230 images/s there, depending on the other jobs).
-# ddpm (the diffusion arch, CPU default width 32): ~35-50 images/s on one thread at 28 px, so 30
-# epochs are ~20-25 minutes, about 750 optimiser steps: far fewer than a diffusion model wants.
-EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 30}
+# ddpm (the diffusion arch, CPU default width 32): ~45 images/s on one idle thread at 28 px (15-25 on
+# the busy shared machine), so 20 epochs are 12-35 minutes, 500 optimiser steps: far fewer than a
+# diffusion model wants (DDPM trained 800k).
+EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 20}
+# Where bench/diffusion_guidance.py keeps the metrics of the training it ran in a --work folder
+# (a later run here resumes the finished model instead of training again).
+FIRST_TRAINING_METRICS = "train_metrics_first_run.json"
 SKIPPED = {
     "sagan": "supports 32, 64 and 128 px; BloodMNIST is published at 28 / 64 / 128 / 224 px and "
              "bloodmnist_64.npz is not in the shared data folder",
@@ -106,6 +110,10 @@ def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, r
     model, report = work / arch / "model", work / arch / "train_report"
     record, train_s = timed(lambda: train(params.gan, work / "augmented", real, model, report))
     train_metrics = json.loads((report / "metrics.json").read_text())
+    first_run = work / arch / FIRST_TRAINING_METRICS
+    if train_metrics["resumed_from_epoch"] == epochs and first_run.is_file():  # trained by an earlier run
+        train_metrics = json.loads(first_run.read_text())
+        train_s = train_metrics["wall_time_s"]
     synthetic = work / arch / "synthetic"
     _, generate_s = timed(lambda: generate(params.generate, model, synthetic))
     qa: QaResult
@@ -194,6 +202,20 @@ def merged_with_recorded(results: dict[str, Any], path: Path) -> dict[str, Any]:
     return {**results, "archs": {**recorded["archs"], **results["archs"]}}
 
 
+def prepare(shared: Params, work: Path) -> dict[str, Any]:
+    """The real data, the augmented set and the QA feature net in ``work`` (deterministic: a rerun
+    writes the same bytes, so models trained on them before are resumed, not retrained)."""
+    out: dict[str, Any] = {}
+    _, out["ingest_s"] = timed(lambda: ingest(shared.data, work / "real"))
+    _, out["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
+                                                work / "augment_preview"))
+    record, out["featurenet_seconds"] = timed(lambda: train_featurenet(shared.qa.featurenet, work / "real",
+                                                                      work / "featurenet"))
+    out["featurenet"] = {"epochs_run": record["epochs_run"], "test_accuracy": record["test_accuracy"],
+                         "test_recall": record["test_recall"]}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
@@ -215,13 +237,7 @@ def main() -> None:
         results["data"] = (f"{shared.data.source} {shared.data.image_size} px, at most {shared.data.max_per_class} "
                            f"train and {shared.data.max_eval_per_class} val / test images per class; augmented to "
                            f"{shared.augment.per_class} per class; {shared.generate.n_per_class} synthetic per class")
-        _, results["ingest_s"] = timed(lambda: ingest(shared.data, work / "real"))
-        _, results["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
-                                                        work / "augment_preview"))
-        record, seconds = timed(lambda: train_featurenet(shared.qa.featurenet, work / "real", work / "featurenet"))
-        results["featurenet_seconds"] = seconds
-        results["featurenet"] = {"epochs_run": record["epochs_run"],
-                                 "test_accuracy": record["test_accuracy"], "test_recall": record["test_recall"]}
+        results.update(prepare(shared, work))
         results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, work / "real",
                                            work / "featurenet", revision, args.quick)
                            for arch in args.archs}

@@ -47,9 +47,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call (best of the rounds after one warm-up call)."""
-    fn()
+def _timed(fn, device: torch.device, repeats: int, warm_up=None) -> float:
+    """Seconds per call of ``fn`` (best of ``repeats`` rounds after one call of ``warm_up``)."""
+    (warm_up or fn)()
     _sync(device)
     best = float("inf")
     for _ in range(repeats):
@@ -74,9 +74,10 @@ def measure(size: int, device: torch.device, precision: str, quick: bool, sample
     x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     y = torch.randint(0, N_CLASSES, (batch,), device=device)
     step = iter(range(10**9))
-    rounds = 1 if quick else 3
-    train_s = _timed(lambda: [trainer.step(x, y, next(step)) for _ in range(1 if quick else 4)], device, rounds)
-    train_images = batch * (1 if quick else 4)
+    per_round = 1 if quick else 3
+    train_s = _timed(lambda: [trainer.step(x, y, next(step)) for _ in range(per_round)], device,
+                     1 if quick else 2, warm_up=lambda: trainer.step(x, y, next(step)))
+    train_images = batch * per_round
 
     steps = 2 if quick else STEPS
     sampler = GuidedSampler(trainer.unet, noise, Sampling("ddim", steps, 1.0), N_CLASSES).to(
@@ -86,11 +87,13 @@ def measure(size: int, device: torch.device, precision: str, quick: bool, sample
     labels = torch.randint(0, N_CLASSES, (n,), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype else contextlib.nullcontext()
 
-    def sample() -> None:
+    def sample(model: GuidedSampler = sampler, count: int = n) -> None:
         with torch.inference_mode(), autocast:
-            sampler(z, labels)
+            model(z[:count], labels[:count])
 
-    sample_s = _timed(sample, device, 1 if quick else 2)
+    one_step = GuidedSampler(trainer.unet, noise, Sampling("ddim", 1, 1.0), N_CLASSES).eval()
+    # one round after a warm-up pass of one step: a CPU round at 64 px takes minutes
+    sample_s = _timed(sample, device, 1 if device.type == "cpu" else 3, warm_up=lambda: sample(one_step, 2))
     parameters = sum(p.numel() for p in trainer.unet.parameters())
     return {"image_size": size, "device": device.type, "precision": precision, "width": settings.width,
             "parameters": parameters, "train_batch": batch, "train_images_per_s": round(train_images / train_s, 1),

@@ -1,9 +1,14 @@
 """Which classifier-free guidance scale should the diffusion arch sample with? Measured on real val.
 
-    .venv/bin/python bench/bloodmnist_gan.py --archs ddpm --work /tmp/bm    # first: data, feature net, model
-    .venv/bin/python bench/diffusion_guidance.py --work /tmp/bm            # then: ~15 minutes on one core
+    .venv/bin/python bench/diffusion_guidance.py --work /tmp/bm    # ~1 hour on one busy core
+    .venv/bin/python bench/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # then: QA of 200 per class
 
-For each guidance scale w the trained BloodMNIST ddpm model (``<work>/ddpm/model``) generates
+The first command prepares ``<work>`` as bench/bloodmnist_gan.py does (BloodMNIST 28 px, 200
+train images per class, augmented; the QA feature net) and trains the ddpm arch with that
+script's epochs (``<work>/ddpm/model``; a finished model there is reused). The second reuses
+both and generates at the recipe's guidance, so set the recipe from this result first.
+
+For each guidance scale w the trained model generates
 ``--per-class`` images per class with the pipeline's ``generate`` (DDIM, the recipe's steps), and
 the QA feature net (``<work>/featurenet``, trained on the real train split) scores them against
 the real **val** split (never test):
@@ -24,10 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bloodmnist_gan import EPOCHS, FIRST_TRAINING_METRICS, pipeline_params, prepare
 from machine import code_revision, machine_info, save_results
 
 from histosynth.classifier.checkpoint import load_classifier
@@ -36,10 +43,11 @@ from histosynth.config.generate import GenerateParams
 from histosynth.dataset import load_image_set
 from histosynth.entry import setup_logging
 from histosynth.generate import generate
+from histosynth.generators import train
 from histosynth.generators.diffusion.recipe import get_recipe
 from histosynth.qa.metrics.fid import frechet_distance
 
-SCALES = (0.0, 1.0, 1.5, 2.0, 3.0)
+SCALES = (1.0, 1.5, 2.0, 3.0)
 
 
 def per_class_fid(real: Embedding, real_labels: np.ndarray, synthetic: Embedding,
@@ -101,12 +109,20 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="the --work folder of bench/bloodmnist_gan.py")
-    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--per-class", type=int, default=25)
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the recipe's)")
     parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES))
     args = parser.parse_args()
     setup_logging()
     revision, load = code_revision(), os.getloadavg()
+    shared = pipeline_params("ddpm", EPOCHS["ddpm"], quick=False)
+    if not (args.work / "featurenet").is_dir():
+        prepare(shared, args.work)
+    report = args.work / "ddpm" / "train_report"
+    train(shared.gan, args.work / "augmented", args.work / "real", args.work / "ddpm" / "model", report)
+    first_run = args.work / "ddpm" / FIRST_TRAINING_METRICS
+    if not first_run.is_file():
+        shutil.copyfile(report / "metrics.json", first_run)
     floor = floors(args.work, args.per_class)
     scales = []
     for scale in args.scales:
