@@ -72,8 +72,6 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         return default if value is None else value
 
     return TrainSettings(
-        arch=params.arch,
-        train_on=params.train_on,
         loss=recipe.loss,
         latent_dim=pick(params.latent_dim, recipe.latent_dim),
         width=pick(params.width, recipe.width),
@@ -86,17 +84,17 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         lr_step=tuple(recipe.lr_step) if recipe.lr_step else None,
         diffaugment=tuple(pick(params.diffaugment, recipe.diffaugment)),
         gp_weight=params.gp_weight,
-        ema=params.ema,
         perceptual_weights=params.perceptual_weights,
-        seed=params.seed,
-        epochs=params.epochs,
-        checkpoint_every=params.checkpoint_every,
-        probe_every=params.probe.every,
-        probe_max_images=params.probe.max_images,
-        device=params.device,
-        precision=params.precision,
-        threads=params.threads,
+        **run_fields(params),
     )
+
+
+def run_fields(params: GanParams) -> dict[str, Any]:
+    """The settings every generator family takes from ``gan.*`` as they are (no recipe)."""
+    return dict(arch=params.arch, train_on=params.train_on, ema=params.ema, seed=params.seed, epochs=params.epochs,
+                checkpoint_every=params.checkpoint_every, probe_every=params.probe.every,
+                probe_max_images=params.probe.max_images, device=params.device, precision=params.precision,
+                threads=params.threads)
 
 
 def _file_md5(path: Path) -> str:

@@ -15,6 +15,7 @@ from histosynth.generators.diffusion import recipe
 from histosynth.generators.diffusion.networks import build_unet, diffusers_version, noise_config, unet_config
 from histosynth.generators.diffusion.sampling import GuidedSampler, Sampling
 from histosynth.generators.diffusion.settings import resolve_settings
+from histosynth.generators.registry import check_image_size
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path
     from histosynth.generators.training import FamilyRun, load_training_data, run_training
 
     settings = resolve_settings(params)
-    data = load_training_data(train_dir, holdout_dir, settings, recipe.check_image_size)
+    data = load_training_data(train_dir, holdout_dir, settings, check_image_size)
     n_classes = len(data.class_names)
     unet = unet_config(data.image_size, n_classes, settings.width, settings.layers_per_block,
                        settings.attention_max_size, settings.dropout)

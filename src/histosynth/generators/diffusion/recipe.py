@@ -74,10 +74,3 @@ def get_recipe(arch: str) -> DiffusionRecipe:
         return _RECIPES[arch]
     except KeyError:
         raise ConfigError(f"gan.arch={arch!r} is not a diffusion arch; choose one of {', '.join(_RECIPES)}") from None
-
-
-def check_image_size(arch: str, image_size: int) -> None:
-    sizes = get_recipe(arch).image_sizes
-    if image_size not in sizes:
-        raise ConfigError(f"gan.arch={arch} supports image sizes {', '.join(map(str, sizes))}; "
-                          f"data.image_size is {image_size}")

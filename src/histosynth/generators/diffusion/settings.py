@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from histosynth.config.gan import GanParams
-from histosynth.gan.training.settings import run_fingerprint
+from histosynth.gan.training.settings import run_fields, run_fingerprint
 from histosynth.generators.diffusion.recipe import get_recipe
 from histosynth.generators.diffusion.sampling import Sampling
 
@@ -72,8 +72,6 @@ def resolve_settings(params: GanParams) -> DiffusionSettings:
         return default if value is None else value
 
     return DiffusionSettings(
-        arch=params.arch,
-        train_on=params.train_on,
         loss=f"mse-{pick(d.prediction, recipe.prediction)}",
         width=pick(params.width, recipe.width),
         layers_per_block=pick(d.layers_per_block, recipe.layers_per_block),
@@ -90,16 +88,8 @@ def resolve_settings(params: GanParams) -> DiffusionSettings:
         grad_clip=recipe.grad_clip,
         warmup_steps=recipe.warmup_steps,
         flips=recipe.flips,
-        ema=params.ema,
-        seed=params.seed,
-        epochs=params.epochs,
-        checkpoint_every=params.checkpoint_every,
-        probe_every=params.probe.every,
-        probe_max_images=params.probe.max_images,
-        device=params.device,
-        precision=params.precision,
-        threads=params.threads,
         sampler=recipe.sampler,
         steps=recipe.steps,
         guidance=recipe.guidance,
+        **run_fields(params),
     )
