@@ -54,10 +54,12 @@ from histosynth.qa.run import QaResult, run_qa
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 # Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
 # images per epoch; dcgan ~900-1,200, ascgan ~160-230 images/s there, depending on the other jobs).
-# ddpm (the diffusion arch, CPU default width 32): ~45 images/s on one idle thread at 28 px (15-25 on
-# the busy shared machine), so 20 epochs are 12-35 minutes, 500 optimiser steps: far fewer than a
-# diffusion model wants (DDPM trained 800k).
-EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 20}
+# ddpm (the diffusion arch, CPU default width 32): ~45 images/s on one idle thread at 28 px, under 10
+# on the shared machine at load 8: 10 epochs (250 optimiser steps, where DDPM trained 800k) are
+# what fitted the time this study had.
+EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 10}
+# The probe's fakes cost a full sampling run each for ddpm: fewer of them than the GANs' 400.
+PROBE_IMAGES = {"ddpm": 96}
 # Where bench/diffusion_guidance.py keeps the metrics of the training it ran in a --work folder
 # (a later run here resumes the finished model instead of training again).
 FIRST_TRAINING_METRICS = "train_metrics_first_run.json"
@@ -79,7 +81,8 @@ def pipeline_params(arch: str, epochs: int, quick: bool) -> Params:
                  "max_per_class": per_class, "max_eval_per_class": eval_per_class},
         "augment": {"per_class": per_class},
         # The real-vs-fake probe once, after the last epoch.
-        "gan": {"arch": arch, "epochs": epochs, "device": "cpu", "threads": 1, "probe": {"every": epochs}},
+        "gan": {"arch": arch, "epochs": epochs, "device": "cpu", "threads": 1,
+                "probe": {"every": epochs, "max_images": PROBE_IMAGES.get(arch, 400)}},
         "generate": {"n_per_class": per_class, "device": "cpu"},
         "qa": {"enforce": False, **({"featurenet": {"epochs": 2}} if quick else {})},
     }, source="bench/bloodmnist_gan.py")
