@@ -12,9 +12,11 @@ import torch
 from conftest import write_image_folder
 
 from histosynth.config import params_from_mapping
+from histosynth.config.gan import GAN_ARCHS
 from histosynth.config.generate import DiffusionSampling, GenerateParams
 from histosynth.errors import ConfigError, HistosynthError
 from histosynth.gan import checkpoint
+from histosynth.gan.models import known_archs as gan_archs
 from histosynth.generate import generate, regenerate
 from histosynth.generators import family_name, known_archs, load_sampling_model, networks, train
 from histosynth.generators.diffusion.recipe import get_recipe
@@ -131,6 +133,7 @@ def test_keys_of_the_other_family_are_named(gan, message):
 
 def test_registry_puts_every_arch_in_one_family():
     assert set(known_archs()) == {"dcgan", "sagan", "ascgan", "cwgan128", "ddpm"}
+    assert GAN_ARCHS == gan_archs()  # params.yaml's allowed values match the GAN registry
     assert {arch: family_name(arch) for arch in ("dcgan", "ddpm")} == {"dcgan": "gan", "ddpm": "diffusion"}
     with pytest.raises(ConfigError, match="gan.arch='vae' is unknown"):
         family_name("vae")
