@@ -12,8 +12,9 @@ block per level, attention at 8 px and below), random weights (speed does not de
 - sampling: ``GuidedSampler`` (what ``generate`` calls per block of 64 images) with 50 DDIM
   steps, guidance 1 (one network pass per step; classifier-free guidance above 1 needs two).
 
-On a CPU it uses every core of the process (torch's threads), fp32 (bf16 autocast is measured
-too where the CPU has native bf16). On a CUDA device it measures fp32 and bf16 autocast (the
+On a CPU it runs on ``--threads`` torch threads (default 1, as training runs with ``gan.threads:
+1`` and generation computes each block on one thread, several blocks at once), fp32 (bf16
+autocast is measured too where the CPU has native bf16). On a CUDA device it measures fp32 and bf16 autocast (the
 pipeline's default there), with the batch raised to 256 for sampling (``--sample-batch``);
 the goal there is >= 2,000 images/s sampled at 28-64 px with 50 steps. Results go to
 bench/results/diffusion.json and diffusion.md with the machine.
@@ -129,13 +130,17 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[28, 64])
     parser.add_argument("--sample-batch", type=int, default=None,
                         help="images per sampling call (default: 64 on CPU, as generate runs; 256 on CUDA)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on a CPU")
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=None,
+                        help="default: fp32, and bf16 where the device has native bf16")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     revision, load = code_revision(), os.getloadavg()
     runs = []
     devices = [torch.device("cuda")] if torch.cuda.is_available() else [torch.device("cpu")]
     cpu_bf16 = _cpu_has_native_bf16()
     for device in devices:
-        precisions = ["fp32", "bf16"] if device.type == "cuda" or cpu_bf16 else ["fp32"]
+        precisions = args.precisions or (["fp32", "bf16"] if device.type == "cuda" or cpu_bf16 else ["fp32"])
         batch = args.sample_batch or (256 if device.type == "cuda" else 64)
         for size in args.sizes:
             for precision in precisions:

@@ -187,3 +187,19 @@ def test_the_package_database_describes_the_unet_and_no_discriminator(trained):
     assert generator["network"]["type"] == "UNet2DModel" and generator["latent_dim"] == 3 * SIZE * SIZE
     assert generator["network"]["parameters"] == sum(p.numel() for p in networks(record)[0].parameters())
     assert discriminator["network"] is None and discriminator["arch"] == "ddpm"
+
+
+def test_cli_sampling_options_reach_the_sampler(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from histosynth.cli import app
+
+    _, model_dir, _ = trained
+    (tmp_path / "params.yaml").write_text("generate:\n  n_per_class: 1\n  device: cpu\n  diffusion: {steps: 9}\n")
+    args = ["generate", "--params", str(tmp_path / "params.yaml"), "--checkpoint", str(model_dir),
+            "--out", str(tmp_path / "out"), "--sampler", "dpm", "--guidance", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest[["sampler", "steps", "guidance"]].drop_duplicates().to_dict("records") == \
+        [{"sampler": "dpm", "steps": 9, "guidance": 0.0}]  # steps from params.yaml, the rest from the options
