@@ -205,10 +205,17 @@ def merged_with_recorded(results: dict[str, Any], path: Path) -> dict[str, Any]:
     return {**results, "archs": {**recorded["archs"], **results["archs"]}}
 
 
-def prepare(shared: Params, work: Path) -> dict[str, Any]:
+def prepare(shared: Params, work: Path, reuse: bool = False) -> dict[str, Any]:
     """The real data, the augmented set and the QA feature net in ``work`` (deterministic: a rerun
-    writes the same bytes, so models trained on them before are resumed, not retrained)."""
+    writes the same bytes, so models trained on them before are resumed, not retrained).
+    ``reuse``: keep what an earlier run of this script left in ``work``."""
     out: dict[str, Any] = {}
+    record_file = work / "featurenet" / "record.json"
+    if reuse and record_file.is_file() and (work / "augmented").is_dir():
+        record = json.loads(record_file.read_text())
+        out["featurenet"] = {"epochs_run": record["epochs_run"], "test_accuracy": record["test_accuracy"],
+                             "test_recall": record["test_recall"]}
+        return out
     _, out["ingest_s"] = timed(lambda: ingest(shared.data, work / "real"))
     _, out["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
                                                 work / "augment_preview"))
@@ -225,8 +232,9 @@ def main() -> None:
                         help="20 images per class, 1 epoch (smoke test, writes nothing)")
     parser.add_argument("--archs", nargs="+", choices=sorted(EPOCHS), default=["dcgan", "ascgan"])
     parser.add_argument("--work", type=Path, default=None,
-                        help="keep the data, models and outputs in this folder (a finished model there is reused: "
-                             "training resumes from its checkpoint) instead of a temporary one")
+                        help="keep the data, feature net, models and outputs in this folder instead of a temporary "
+                             "one; what an earlier run left there is reused (a finished model is resumed, not "
+                             "retrained): use a folder per data setting")
     args = parser.parse_args()
     setup_logging()
     started = time.perf_counter()
@@ -240,7 +248,7 @@ def main() -> None:
         results["data"] = (f"{shared.data.source} {shared.data.image_size} px, at most {shared.data.max_per_class} "
                            f"train and {shared.data.max_eval_per_class} val / test images per class; augmented to "
                            f"{shared.augment.per_class} per class; {shared.generate.n_per_class} synthetic per class")
-        results.update(prepare(shared, work))
+        results.update(prepare(shared, work, reuse=args.work is not None))
         results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, work / "real",
                                            work / "featurenet", revision, args.quick)
                            for arch in args.archs}

@@ -116,8 +116,7 @@ def main() -> None:
     setup_logging()
     revision, load = code_revision(), os.getloadavg()
     shared = pipeline_params("ddpm", EPOCHS["ddpm"], quick=False)
-    if not (args.work / "featurenet").is_dir():
-        prepare(shared, args.work)
+    prepare(shared, args.work, reuse=True)
     report = args.work / "ddpm" / "train_report"
     train(shared.gan, args.work / "augmented", args.work / "real", args.work / "ddpm" / "model", report)
     first_run = args.work / "ddpm" / FIRST_TRAINING_METRICS
