@@ -54,10 +54,10 @@ from histosynth.qa.run import QaResult, run_qa
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 # Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
 # images per epoch; dcgan ~900-1,200, ascgan ~160-230 images/s there, depending on the other jobs).
-# ddpm (the diffusion arch, CPU default width 32): ~45 images/s on one idle thread at 28 px, under 10
-# on the shared machine at load 8: 10 epochs (250 optimiser steps, where DDPM trained 800k) are
-# what fitted the time this study had.
-EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 10}
+# ddpm (the diffusion arch, CPU default width 32): ~45 images/s on one idle thread at 28 px, 12-28
+# on the shared machine at load 4-9 (about 2 minutes an epoch): 30 epochs (750 optimiser steps,
+# where DDPM trained 800k) are what fitted the time this study had.
+EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 30}
 # The probe's fakes cost a full sampling run each for ddpm: fewer of them than the GANs' 400.
 PROBE_IMAGES = {"ddpm": 96}
 # Where bench/diffusion_guidance.py keeps the metrics of the training it ran in a --work folder

@@ -203,3 +203,39 @@ def test_cli_sampling_options_reach_the_sampler(trained, tmp_path):
     manifest = read_manifest(tmp_path / "out")
     assert manifest[["sampler", "steps", "guidance"]].drop_duplicates().to_dict("records") == \
         [{"sampler": "dpm", "steps": 9, "guidance": 0.0}]  # steps from params.yaml, the rest from the options
+
+
+class OracleUNet(torch.nn.Module):
+    """Predicts exactly the noise (or velocity) that turns x_t back into a known image per class."""
+
+    def __init__(self, images: torch.Tensor, alphas_cumprod: torch.Tensor, prediction: str) -> None:
+        super().__init__()
+        self.images, self.abar, self.prediction = images, alphas_cumprod, prediction
+        self.config = type("Config", (), {"sample_size": images.shape[-1]})
+
+    def forward(self, x, t, class_labels, return_dict=False):
+        a = self.abar[t.long()]
+        x0 = self.images[class_labels]
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        return (eps if self.prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0,)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm"])
+@pytest.mark.parametrize("schedule, prediction", [("cosine", "epsilon"), ("linear", "v_prediction")])
+def test_samplers_recover_the_image_an_exact_model_points_to(sampler, schedule, prediction):
+    from histosynth.generators.diffusion.networks import noise_config, training_scheduler
+    from histosynth.generators.diffusion.sampling import GuidedSampler, Sampling
+
+    noise = noise_config(1000, schedule, prediction)
+    images = torch.rand(3, 3, 8, 8) * 1.6 - 0.8  # classes 0, 1 and the null class 2
+    oracle = OracleUNet(images, training_scheduler(noise).alphas_cumprod, prediction)
+    labels = torch.tensor([0, 1, 1, 0])
+    z = torch.randn(4, 3 * 8 * 8)
+    out = GuidedSampler(oracle, noise, Sampling(sampler, 10, 1.0), n_classes=2)(z, labels)
+    torch.testing.assert_close(out, images[labels], atol=1e-5, rtol=0)
+    # guidance w extrapolates from the null class's image towards the asked class's image
+    guided = GuidedSampler(oracle, noise, Sampling(sampler, 10, 1.5), n_classes=2)(z, labels)
+    torch.testing.assert_close(guided, (images[2] + 1.5 * (images[labels] - images[2])).clamp(-1, 1), atol=1e-4,
+                               rtol=0)
+    unconditional = GuidedSampler(oracle, noise, Sampling(sampler, 10, 0.0), n_classes=2)(z, labels)
+    torch.testing.assert_close(unconditional, images[2].expand(4, -1, -1, -1), atol=1e-5, rtol=0)
