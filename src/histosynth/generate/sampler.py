@@ -112,13 +112,16 @@ class BlockSampler:
         """``(label, index, image)`` for every class and index, class by class, in index order;
         only those of ``blocks`` (``(label, block)`` pairs, see :func:`class_blocks`) when given.
 
-        Blocks are computed on worker threads (one per two cores on CPU, shared among the
-        ``processes_here`` processes of this host; one for a GPU), at most ``lookahead`` images
-        (and at least one block per worker) ahead of the consumer, so the generator runs while
-        the consumer encodes and memory stays bounded.
+        Blocks are computed on worker threads (one per two cores on CPU, or one per core for a
+        generator that declares itself ``compute_bound``, such as a diffusion sampler whose tens
+        of network passes per image dwarf the PNG work; shared among the ``processes_here``
+        processes of this host; one for a GPU), at most ``lookahead`` images (and at least one
+        block per worker) ahead of the consumer, so the generator runs while the consumer
+        encodes and memory stays bounded.
         """
         todo = iter(class_blocks(n_classes, n_per_class) if blocks is None else blocks)
-        workers = 1 if self.device.type == "cuda" else max(1, usable_cores() // (2 * processes_here))
+        cores_per_worker = 1 if getattr(self.generator, "compute_bound", False) else 2
+        workers = 1 if self.device.type == "cuda" else max(1, usable_cores() // (cores_per_worker * processes_here))
         depth = max(workers, math.ceil(lookahead / FORWARD_BLOCK))
         with single_torch_thread(), ThreadPoolExecutor(workers, thread_name_prefix="generator") as pool:
             pending: deque[tuple[int, int, Future[np.ndarray]]] = deque()

@@ -35,6 +35,9 @@ class Sampling:
 class GuidedSampler(nn.Module):
     """``forward(z [B, 3*S*S], y [B]) -> images [B, 3, S, S]`` in [-1, 1]."""
 
+    # tens of network passes per image: generation gives it a thread per core (BlockSampler.stream)
+    compute_bound = True
+
     def __init__(self, unet: nn.Module, noise: dict[str, Any], sampling: Sampling, n_classes: int) -> None:
         super().__init__()
         self.unet = unet
