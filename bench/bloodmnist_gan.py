@@ -1,7 +1,9 @@
-"""GAN quality on real cytology in the small-data regime: BloodMNIST, 200 real images per class.
+"""Generator quality on real cytology in the small-data regime: BloodMNIST, 200 real images per class.
 
     .venv/bin/python bench/bloodmnist_gan.py            # dcgan and ascgan: about 12 minutes on 2 cores
     .venv/bin/python bench/bloodmnist_gan.py --archs dcgan   # rerun one arch (e.g. after a model fix)
+    .venv/bin/python bench/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # the diffusion arch: ~1 hour;
+                                                        # keeps the folders (bench/diffusion_guidance.py reads them)
     .venv/bin/python bench/bloodmnist_gan.py --quick    # tiny data and 1 epoch: smoke run, writes nothing
 
 The pipeline's own functions, in a temporary folder: ingest (``medmnist:bloodmnist`` read from
@@ -28,6 +30,7 @@ HISTOSYNTH_DATA_ROOT to read bloodmnist.npz from another folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -43,7 +46,7 @@ from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import Params, params_from_mapping
 from histosynth.data.ingest import ingest
 from histosynth.entry import setup_logging
-from histosynth.gan.train import train
+from histosynth.generators import train
 from histosynth.generate import generate
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import QaResult, run_qa
@@ -51,7 +54,15 @@ from histosynth.qa.run import QaResult, run_qa
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 # Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
 # images per epoch; dcgan ~900-1,200, ascgan ~160-230 images/s there, depending on the other jobs).
-EPOCHS = {"dcgan": 150, "ascgan": 30}
+# ddpm (the diffusion arch, CPU default width 32): ~45 images/s on one idle thread at 28 px, 12-28
+# on the shared machine at load 4-9 (about 2 minutes an epoch): 30 epochs (750 optimiser steps,
+# where DDPM trained 800k) are what fitted the time this study had.
+EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 30}
+# The probe's fakes cost a full sampling run each for ddpm: fewer of them than the GANs' 400.
+PROBE_IMAGES = {"ddpm": 96}
+# Where bench/diffusion_guidance.py keeps the metrics of the training it ran in a --work folder
+# (a later run here resumes the finished model instead of training again).
+FIRST_TRAINING_METRICS = "train_metrics_first_run.json"
 SKIPPED = {
     "sagan": "supports 32, 64 and 128 px; BloodMNIST is published at 28 / 64 / 128 / 224 px and "
              "bloodmnist_64.npz is not in the shared data folder",
@@ -70,7 +81,8 @@ def pipeline_params(arch: str, epochs: int, quick: bool) -> Params:
                  "max_per_class": per_class, "max_eval_per_class": eval_per_class},
         "augment": {"per_class": per_class},
         # The real-vs-fake probe once, after the last epoch.
-        "gan": {"arch": arch, "epochs": epochs, "device": "cpu", "threads": 1, "probe": {"every": epochs}},
+        "gan": {"arch": arch, "epochs": epochs, "device": "cpu", "threads": 1,
+                "probe": {"every": epochs, "max_images": PROBE_IMAGES.get(arch, 400)}},
         "generate": {"n_per_class": per_class, "device": "cpu"},
         "qa": {"enforce": False, **({"featurenet": {"epochs": 2}} if quick else {})},
     }, source="bench/bloodmnist_gan.py")
@@ -101,6 +113,10 @@ def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, r
     model, report = work / arch / "model", work / arch / "train_report"
     record, train_s = timed(lambda: train(params.gan, work / "augmented", real, model, report))
     train_metrics = json.loads((report / "metrics.json").read_text())
+    first_run = work / arch / FIRST_TRAINING_METRICS
+    if train_metrics["resumed_from_epoch"] == epochs and first_run.is_file():  # trained by an earlier run
+        train_metrics = json.loads(first_run.read_text())
+        train_s = train_metrics["wall_time_s"]
     synthetic = work / arch / "synthetic"
     _, generate_s = timed(lambda: generate(params.generate, model, synthetic))
     qa: QaResult
@@ -189,30 +205,50 @@ def merged_with_recorded(results: dict[str, Any], path: Path) -> dict[str, Any]:
     return {**results, "archs": {**recorded["archs"], **results["archs"]}}
 
 
+def prepare(shared: Params, work: Path, reuse: bool = False) -> dict[str, Any]:
+    """The real data, the augmented set and the QA feature net in ``work`` (deterministic: a rerun
+    writes the same bytes, so models trained on them before are resumed, not retrained).
+    ``reuse``: keep what an earlier run of this script left in ``work``."""
+    out: dict[str, Any] = {}
+    record_file = work / "featurenet" / "record.json"
+    if reuse and record_file.is_file() and (work / "augmented").is_dir():
+        record = json.loads(record_file.read_text())
+        out["featurenet"] = {"epochs_run": record["epochs_run"], "test_accuracy": record["test_accuracy"],
+                             "test_recall": record["test_recall"]}
+        return out
+    _, out["ingest_s"] = timed(lambda: ingest(shared.data, work / "real"))
+    _, out["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
+                                                work / "augment_preview"))
+    record, out["featurenet_seconds"] = timed(lambda: train_featurenet(shared.qa.featurenet, work / "real",
+                                                                      work / "featurenet"))
+    out["featurenet"] = {"epochs_run": record["epochs_run"], "test_accuracy": record["test_accuracy"],
+                         "test_recall": record["test_recall"]}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="20 images per class, 1 epoch (smoke test, writes nothing)")
-    parser.add_argument("--archs", nargs="+", choices=sorted(EPOCHS), default=list(EPOCHS))
+    parser.add_argument("--archs", nargs="+", choices=sorted(EPOCHS), default=["dcgan", "ascgan"])
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the data, feature net, models and outputs in this folder instead of a temporary "
+                             "one; what an earlier run left there is reused (a finished model is resumed, not "
+                             "retrained): use a folder per data setting")
     args = parser.parse_args()
     setup_logging()
     started = time.perf_counter()
     # The code imported at start is what runs, whatever others commit or edit in the checkout meanwhile.
     revision = code_revision()
     results: dict[str, Any] = {"machine": machine_info()}
-    with tempfile.TemporaryDirectory(prefix="histosynth-bench-bloodmnist-") as tmp:
+    with (contextlib.nullcontext(args.work) if args.work
+          else tempfile.TemporaryDirectory(prefix="histosynth-bench-bloodmnist-")) as tmp:
         work = Path(tmp)
         shared = pipeline_params(args.archs[0], 1, args.quick)
         results["data"] = (f"{shared.data.source} {shared.data.image_size} px, at most {shared.data.max_per_class} "
                            f"train and {shared.data.max_eval_per_class} val / test images per class; augmented to "
                            f"{shared.augment.per_class} per class; {shared.generate.n_per_class} synthetic per class")
-        _, results["ingest_s"] = timed(lambda: ingest(shared.data, work / "real"))
-        _, results["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
-                                                        work / "augment_preview"))
-        record, seconds = timed(lambda: train_featurenet(shared.qa.featurenet, work / "real", work / "featurenet"))
-        results["featurenet_seconds"] = seconds
-        results["featurenet"] = {"epochs_run": record["epochs_run"],
-                                 "test_accuracy": record["test_accuracy"], "test_recall": record["test_recall"]}
+        results.update(prepare(shared, work, reuse=args.work is not None))
         results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, work / "real",
                                            work / "featurenet", revision, args.quick)
                            for arch in args.archs}

@@ -1,12 +1,13 @@
 """DVC stage `train`: data/augmented (or data/real) -> models/gan + reports/train.
 
+Trains the generator gan.arch names, a GAN or the diffusion model.
 Multi-GPU (or multi-process CPU): `torchrun --nproc_per_node=K stages/train.py`.
 """
 
 from histosynth import paths
 from histosynth.config import load_params
 from histosynth.entry import run_guarded, setup_logging
-from histosynth.gan.train import default_train_dir, train
+from histosynth.generators import default_train_dir, train
 
 if __name__ == "__main__":
     setup_logging()

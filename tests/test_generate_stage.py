@@ -171,13 +171,13 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("md5sum") is None, reason="needs GNU md5sum")
-def test_stage_script_writes_data_synthetic_that_md5sum_verifies(tmp_path):
+def test_stage_script_writes_n_per_class_x_overgenerate_candidates_that_md5sum_verifies(tmp_path):
     make_checkpoint(tmp_path / "models" / "gan")
-    (tmp_path / "params.yaml").write_text("generate:\n  n_per_class: 3\n  device: cpu\n")
+    (tmp_path / "params.yaml").write_text("generate:\n  n_per_class: 3\n  overgenerate: 2\n  device: cpu\n")
     run = subprocess.run([sys.executable, str(REPO / "stages" / "generate.py")], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     for folder in CLASSES:
-        check = subprocess.run(["md5sum", "-c", "MD5SUMS"], cwd=tmp_path / "data" / "synthetic" / folder,
+        check = subprocess.run(["md5sum", "-c", "MD5SUMS"], cwd=tmp_path / "data" / "candidates" / folder,
                                capture_output=True, text=True)
-        assert check.returncode == 0 and check.stdout.count(": OK") == 3, check.stdout + check.stderr
+        assert check.returncode == 0 and check.stdout.count(": OK") == 6, check.stdout + check.stderr

@@ -70,7 +70,7 @@ def test_metrics_and_plots_are_declared_for_dvc(project):
     html = project / "plots_out"
     _run(project, sys.executable, "-m", "dvc", "plots", "show", "-o", str(html))
     page = (html / "index.html").read_text()
-    assert "GAN losses" in page and "samples_final.png" in page and "ROC curves" in page
+    assert "Training losses" in page and "samples_final.png" in page and "ROC curves" in page
     assert "duplicates.png" in page
     rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
     assert not rendered.get("errors"), rendered["errors"]
@@ -110,3 +110,21 @@ def test_exp_run_with_changed_param_reruns_only_affected_stages(project):
     assert "Running stage 'train'" in out
     counts = {len(list(d.glob("*.png"))) for d in (project / "data/augmented").iterdir() if d.is_dir()}
     assert counts == {10}
+
+
+def test_exp_run_with_the_diffusion_arch_runs_the_whole_pipeline(project):
+    # the tiny GAN budget of TINY_PARAMS (2 epochs, width 4) applies to the diffusion model as well
+    out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=ddpm",
+               "-S", "generate.diffusion.steps=5").stdout
+    for stage in ("train", "generate", "qa", "package", "benchmark", "report"):
+        assert f"Running stage '{stage}'" in out
+    record = json.loads((project / "models/gan/record.json").read_text())
+    assert record["arch"] == "ddpm" and record["family"] == "diffusion"
+    synthetic = json.loads(_run(project, sys.executable, "-c", "import sys, pandas; print(pandas.read_parquet("
+                                "'data/synthetic/manifest.parquet')[['origin', 'steps']].iloc[0].to_json())").stdout)
+    assert synthetic["origin"].startswith("diffusion:") and synthetic["steps"] == 5
+    assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
+    page = (project / "reports/index.html").read_text()
+    assert "ddpm" in page and "Samples after the last" in page and "dvc repro train" not in page
+    rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
+    assert not rendered.get("errors"), rendered["errors"]

@@ -96,7 +96,7 @@ def test_resumed_training_matches_uninterrupted_training(tmp_path, tiny_real_dir
 
 def test_progress_is_one_bar_from_the_resumed_epoch_and_logs_only_probe_and_checkpoint_epochs(
         tmp_path, tiny_real_dir, caplog, capsys, monkeypatch):
-    caplog.set_level(logging.INFO, logger="histosynth.gan.train")
+    caplog.set_level(logging.INFO, logger="histosynth.generators.training")
     monkeypatch.setenv(PROGRESS_ENV, "1")  # draw the bar although pytest's stderr is no terminal
     run(tmp_path, tiny_real_dir, epochs=1)
     capsys.readouterr()

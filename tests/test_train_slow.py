@@ -18,6 +18,7 @@ from conftest import write_image_folder
 from histosynth.config import params_from_mapping
 from histosynth.gan import checkpoint
 from histosynth.gan.train import train
+from histosynth.generators import load_sampling_model
 from histosynth.images import md5_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +42,9 @@ def stage_command(nproc: int = 1) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(STAGE)]
 
 
-@pytest.mark.parametrize("gan", [dict(arch="dcgan"), dict(arch="ascgan", width=2, n_critic=2)],
-                         ids=["dcgan-bce", "ascgan-wgan-gp"])
+@pytest.mark.parametrize("gan", [dict(arch="dcgan"), dict(arch="ascgan", width=2, n_critic=2),
+                                 dict(arch="ddpm", latent_dim=None)],
+                         ids=["dcgan-bce", "ascgan-wgan-gp", "ddpm-diffusion"])
 def test_torchrun_with_two_cpu_processes_trains_and_writes_one_checkpoint(tmp_path, gan):
     project = make_project(tmp_path, epochs=2, **gan)
     done = subprocess.run(stage_command(nproc=2), cwd=project, capture_output=True, text=True, timeout=300)
@@ -52,7 +54,7 @@ def test_torchrun_with_two_cpu_processes_trains_and_writes_one_checkpoint(tmp_pa
     model_dir = project / "models" / "gan"
     state = torch.load(model_dir / checkpoint.CHECKPOINT_FILE, weights_only=True)
     assert state["epoch"] == 2
-    generator, record = checkpoint.load_generator(model_dir)
+    generator, record, _ = load_sampling_model(model_dir)
     assert record["epoch"] == 2 and record["arch"] == gan["arch"]
     assert all(torch.isfinite(p).all() for p in generator.parameters())
     metrics = json.loads((project / "reports" / "train" / "metrics.json").read_text())

@@ -66,15 +66,29 @@ def generate(
         None, help="Where the generator runs (default: generate.device)."),
     precision: Literal["auto", "fp32", "bf16"] | None = typer.Option(
         None, help="Generator arithmetic (default: generate.precision)."),
+    sampler: Literal["ddim", "dpm"] | None = typer.Option(
+        None, help="Diffusion checkpoints: DDIM or DPM-Solver++ (default: generate.diffusion.sampler, else the model's)."),
+    steps: int | None = typer.Option(None, min=1, max=1000, help="Diffusion checkpoints: sampling steps per image "
+                                     "(default: generate.diffusion.steps, else the model's)."),
+    guidance: float | None = typer.Option(None, min=0.0, max=20.0, help="Diffusion checkpoints: classifier-free "
+                                          "guidance scale (default: generate.diffusion.guidance, else the model's)."),
 ) -> None:
-    """Sample N images per class from a trained generator, with MD5SUMS per class and a manifest."""
+    """Sample N images per class from a trained generator, with MD5SUMS per class and a manifest.
+
+    Several processes or GPUs: `torchrun --nproc_per_node=K -m histosynth.cli generate ...`.
+    """
     from histosynth.generate import generate as run
 
     def job() -> None:
         options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device,
                        precision=precision)
-        params = load_params(params_file).generate.model_copy(
-            update={key: value for key, value in options.items() if value is not None})
+        sampling = dict(sampler=sampler, steps=steps, guidance=guidance)
+        params = load_params(params_file).generate
+        params = params.model_copy(update={
+            **{key: value for key, value in options.items() if value is not None},
+            "diffusion": params.diffusion.model_copy(
+                update={key: value for key, value in sampling.items() if value is not None}),
+        })
         run(params, checkpoint, out)
 
     run_guarded(job)
@@ -154,9 +168,9 @@ def train(
     epochs: int | None = typer.Option(None, min=1, help="Train up to this epoch (default: gan.epochs)."),
     device: Literal["auto", "cpu", "cuda"] | None = typer.Option(None, help="Where to train (default: gan.device)."),
 ) -> None:
-    """Train (or resume) the label-conditioned GAN named by gan.arch. Multi-GPU: run under torchrun."""
-    from histosynth.gan.train import default_train_dir
-    from histosynth.gan.train import train as run
+    """Train (or resume) the generator named by gan.arch (a GAN or the diffusion model). Multi-GPU: run under torchrun."""
+    from histosynth.generators import default_train_dir
+    from histosynth.generators import train as run
 
     def job() -> None:
         options = dict(epochs=epochs, device=device)

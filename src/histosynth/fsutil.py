@@ -29,11 +29,16 @@ def atomic_output_dir(final: Path | str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    replace_dir(tmp, final)
+
+
+def replace_dir(complete: Path, final: Path) -> None:
+    """Put the finished folder ``complete`` in place of ``final`` (whatever ``final`` was)."""
     if final.is_symlink() or final.is_file():
         final.unlink()
     elif final.exists():
         shutil.rmtree(final)
-    os.replace(tmp, final)
+    os.replace(complete, final)
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

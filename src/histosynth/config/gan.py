@@ -1,7 +1,9 @@
-"""``gan.*``: label-conditioned GAN training.
+"""``gan.*``: training the label-conditioned generator, a GAN or a diffusion model.
 
-Keys set to ``null`` take the value of the architecture's recipe (the source documents'
-training recipe, ``histosynth.gan.models.get_recipe``); set a value to override it.
+The section keeps its name for every generator family (users script ``gan.*``). Keys set to
+``null`` take the value of the architecture's recipe (the source documents' training recipe:
+``histosynth.gan.models.get_recipe`` for the GANs, ``histosynth.generators.diffusion.recipe``
+for the diffusion arch); set a value to override it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from pydantic import Field, field_validator, model_validator
 
 from histosynth.config.base import Section
 
-ARCHS = ("dcgan", "sagan", "ascgan", "cwgan128")
+GAN_ARCHS = ("dcgan", "sagan", "ascgan", "cwgan128")
+DIFFUSION_ARCHS = ("ddpm",)
+ARCHS = GAN_ARCHS + DIFFUSION_ARCHS
+# Keys that only a GAN reads: setting one for a diffusion arch is a mistake worth naming.
+GAN_ONLY_KEYS = ("latent_dim", "d_lr", "n_critic", "diffaugment")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 
 
@@ -25,8 +31,27 @@ class ProbeParams(Section):
     max_images: int = Field(400, ge=4)
 
 
+class DiffusionParams(Section):
+    """Diffusion archs only (``gan.arch: ddpm``); null = the arch's recipe."""
+
+    # Noise levels of the training process (DDPM: 1000).
+    timesteps: int | None = Field(None, ge=10, le=4000)
+    # Noise schedule: cosine (Nichol & Dhariwal 2021) or DDPM's linear betas.
+    schedule: Literal["cosine", "linear"] | None = None
+    # What the UNet predicts: the added noise (DDPM) or the velocity v (Salimans & Ho 2022).
+    prediction: Literal["epsilon", "v_prediction"] | None = None
+    # Share of training labels replaced by the null class, so that one network also learns the
+    # unconditional model that classifier-free guidance needs (Ho & Salimans 2022: 0.1-0.2).
+    label_dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    # Residual blocks per UNet level (DDPM: 2).
+    layers_per_block: int | None = Field(None, ge=1, le=4)
+
+    def is_set(self) -> list[str]:
+        return [key for key, value in self.model_dump().items() if value is not None]
+
+
 class GanParams(Section):
-    arch: Literal["dcgan", "sagan", "ascgan", "cwgan128"] = "dcgan"
+    arch: Literal["dcgan", "sagan", "ascgan", "cwgan128", "ddpm"] = "dcgan"
     # Train on the augmented set (thesis) or on the real train split directly.
     train_on: Literal["augmented", "real"] = "augmented"
     epochs: int = Field(30, ge=1)
@@ -34,6 +59,7 @@ class GanParams(Section):
     batch_size: int | None = Field(None, ge=2)
     latent_dim: int | None = Field(None, ge=1)
     width: int | None = Field(None, ge=1)
+    # The generator's learning rate (diffusion: the UNet's).
     g_lr: float | None = Field(None, gt=0.0)
     d_lr: float | None = Field(None, gt=0.0)
     n_critic: int | None = Field(None, ge=1, le=100)
@@ -41,7 +67,7 @@ class GanParams(Section):
     diffaugment: list[str] | None = None
     # WGAN-GP gradient-penalty weight (used by wgan-gp archs only).
     gp_weight: float = Field(10.0, ge=0.0)
-    # Generator EMA decay, reached after a warm-up (update n uses min(ema, (1+n)/(10+n)));
+    # Generator (diffusion: UNet) EMA decay, reached after a warm-up (update n uses min(ema, (1+n)/(10+n)));
     # 0 = off (sample from the raw generator).
     ema: float = Field(0.999, ge=0.0, lt=1.0)
     # Sample from the EMA generator with BatchNorm statistics recomputed from its own weights
@@ -58,6 +84,7 @@ class GanParams(Section):
     # VGG-19 weights file for ascgan's perceptual loss; "" = off. Never downloaded.
     perceptual_weights: str = ""
     probe: ProbeParams = ProbeParams()
+    diffusion: DiffusionParams = DiffusionParams()
     seed: int = Field(0, ge=0)
 
     @field_validator("diffaugment")
@@ -72,6 +99,19 @@ class GanParams(Section):
         if len(set(value)) != len(value):
             raise ValueError("lists a DiffAugment policy twice")
         return value
+
+    @model_validator(mode="after")
+    def _keys_fit_the_family(self) -> "GanParams":
+        if self.arch in DIFFUSION_ARCHS:
+            wrong = [key for key in GAN_ONLY_KEYS if getattr(self, key) is not None]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} only apply to GAN archs (arch is {self.arch!r}, a diffusion "
+                                 "model); set them to null or switch arch")
+        elif self.diffusion.is_set():
+            raise ValueError(f"diffusion.{', diffusion.'.join(self.diffusion.is_set())} only apply to diffusion "
+                             f"archs ({', '.join(DIFFUSION_ARCHS)}; arch is {self.arch!r}); set them to null or "
+                             "switch arch")
+        return self
 
     @model_validator(mode="after")
     def _perceptual_needs_ascgan(self) -> "GanParams":

@@ -1,4 +1,8 @@
-"""``generate.*``: sampling N images per class from the trained generator."""
+"""``generate.*``: sampling N images per class from the trained generator.
+
+Under ``torchrun --nproc_per_node=K stages/generate.py`` (and ``--nnodes``) each process takes
+a disjoint share of every class's images; the bytes are those of one process.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,22 @@ from typing import Literal
 from pydantic import Field
 
 from histosynth.config.base import Section
+
+
+class DiffusionSampling(Section):
+    """How a diffusion checkpoint samples; null = the value recorded with the model (its recipe's).
+
+    Ignored, with a warning, for a GAN checkpoint.
+    """
+
+    # ddim: DDIM with eta 0 (Song et al. 2021); dpm: DPM-Solver++ 2M (Lu et al. 2022). Both are
+    # deterministic given an image's initial noise, which comes from (seed, class, index).
+    sampler: Literal["ddim", "dpm"] | None = None
+    # Network evaluations per image (twice as many when guidance is not 0 or 1).
+    steps: int | None = Field(None, ge=1, le=1000)
+    # Classifier-free guidance scale w: eps = eps_uncond + w (eps_cond - eps_uncond);
+    # 1 = the plain conditional model, 0 = unconditional, > 1 = pushed towards the class.
+    guidance: float | None = Field(None, ge=0.0, le=20.0)
 
 
 class GenerateParams(Section):
@@ -27,6 +47,7 @@ class GenerateParams(Section):
     # bf16 (AVX512-BF16, AMX) runs the generator about twice as fast; pixels move by at most a
     # grey level or so from fp32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    diffusion: DiffusionSampling = DiffusionSampling()
 
     @property
     def candidates_per_class(self) -> int:

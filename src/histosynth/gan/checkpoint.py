@@ -1,4 +1,4 @@
-"""GAN checkpoints in ``models/gan/``: tensors only, plus a JSON record.
+"""Generator checkpoints in ``models/gan/`` (GANs and diffusion models): tensors only, plus a JSON record.
 
 - ``checkpoint.pt``: everything needed to resume training (networks, EMA, optimisers, LR
   schedulers, epoch, data fingerprint, per-epoch history). Self-contained, so resuming never
@@ -73,16 +73,21 @@ def load_generator(model_dir: Path, device: str | torch.device = "cpu") -> tuple
 
     model_dir = Path(model_dir)
     record = read_record(model_dir)
-    path = model_dir / GENERATOR_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: generator weights missing; retrain (`dvc repro train`)")
     generator = build_generator(record["arch"], n_classes=record["n_classes"], image_size=record["image_size"],
                                 latent_dim=record["latent_dim"], width=record["width"])
+    load_weights_into(generator, model_dir)
+    return generator.to(device).eval(), record
+
+
+def load_weights_into(generator: nn.Module, model_dir: Path) -> None:
+    """Load ``model_dir/generator.pt`` into ``generator`` (built from the record, of any family)."""
+    path = Path(model_dir) / GENERATOR_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: generator weights missing; retrain (`dvc repro train`)")
     try:
         generator.load_state_dict(_load_tensors(path, "cpu"))
     except RuntimeError as err:
         raise DataError(f"{path}: weights do not match the architecture in {RECORD_FILE} ({err})") from None
-    return generator.to(device).eval(), record
 
 
 def checkpoint_hash(model_dir: Path) -> str:

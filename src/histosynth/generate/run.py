@@ -1,8 +1,13 @@
-"""The ``generate`` stage: N images per class from the trained generator in ``models/gan/``."""
+"""The ``generate`` stage: N images per class from the trained generator in ``models/gan/``.
+
+One process, or several under ``torchrun`` (:mod:`histosynth.generate.shards`) with the same bytes.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,46 +15,96 @@ import numpy as np
 import pandas as pd
 import torch
 
-from histosynth.config.generate import GenerateParams
+from histosynth.config.generate import DiffusionSampling, GenerateParams
 from histosynth.errors import ConfigError, DataError
-from histosynth.fsutil import atomic_output_dir
-from histosynth.gan.checkpoint import GENERATOR_FILE, checkpoint_hash, load_generator
+from histosynth.fsutil import atomic_output_dir, replace_dir
+from histosynth.gan.checkpoint import GENERATOR_FILE, checkpoint_hash
 from histosynth.generate.sampler import BlockSampler, resolve_device, resolve_precision
+from histosynth.generate.shards import Shard, process_shard
 from histosynth.generate.writer import write_synthetic_set
+from histosynth.generators import family_name, load_sampling_model
 
 log = logging.getLogger(__name__)
 
 
-def generate(params: GenerateParams, model_dir: Path, out_dir: Path) -> pd.DataFrame:
+def generate(params: GenerateParams, model_dir: Path, out_dir: Path) -> pd.DataFrame | None:
     """Write ``params.n_per_class`` images per class (PNG + MD5SUMS + manifest) to ``out_dir``.
 
     ``out_dir`` is replaced atomically: an interrupted run leaves the previous output intact.
+    Under torchrun every process writes its share; the main one returns the manifest, the
+    others None.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    device = resolve_device(params.device)
-    precision = resolve_precision(params.precision, device)
-    sampler, record = _load_sampler(model_dir, params.seed, device, precision)
-    checkpoint = checkpoint_hash(model_dir)
-    log.info("generating %d images per class for %d classes with %s generator %s (seed %d, %s, %s)",
-             params.n_per_class, len(record["class_names"]), record["arch"], checkpoint, params.seed, device,
-             precision)
-    with atomic_output_dir(out_dir) as tmp:
-        manifest = write_synthetic_set(sampler, record["class_names"], params.n_per_class, tmp,
-                                       checkpoint_md5=checkpoint, arch=record["arch"], lookahead=params.batch_size)
-    log.info("wrote %d images with MD5SUMS and a manifest to %s", len(manifest), out_dir)
+    with process_shard() as shard:
+        device = resolve_device(params.device)
+        precision = resolve_precision(params.precision, device)
+        sampler, record, sampling = _load_sampler(model_dir, params.seed, device, precision, params.diffusion)
+        checkpoint = checkpoint_hash(model_dir)
+        class_names = record["class_names"]
+        written_by = dict(checkpoint_md5=checkpoint, arch=record["arch"], family=family_name(record["arch"]),
+                          sampling=sampling, lookahead=params.batch_size)
+        if shard.is_main:
+            log.info("generating %d images per class for %d classes with %s generator %s (seed %d, %s, %s%s%s)",
+                     params.n_per_class, len(class_names), record["arch"], checkpoint, params.seed, device, precision,
+                     "".join(f", {key} {value}" for key, value in sampling.items()),
+                     f", {shard.world_size} processes" if shard.distributed else "")
+        if shard.distributed:
+            manifest = _generate_sharded(shard, out_dir, lambda tmp: write_synthetic_set(
+                sampler, class_names, params.n_per_class, tmp, shard=shard, **written_by))
+        else:
+            _remove_stale_shards(out_dir)
+            with atomic_output_dir(out_dir) as tmp:
+                manifest = write_synthetic_set(sampler, class_names, params.n_per_class, tmp, **written_by)
+        if manifest is not None:
+            log.info("wrote %d images with MD5SUMS and a manifest to %s", len(manifest), out_dir)
+        return manifest
+
+
+def _shard_dir(out_dir: Path) -> Path:
+    """The folder every process of a torchrun group writes into (one name: they share it)."""
+    return out_dir.parent / f".{out_dir.name}.tmp-shards"
+
+
+def _remove_stale_shards(out_dir: Path) -> None:
+    """What a torchrun group that was stopped (a process died) left behind."""
+    if _shard_dir(out_dir).exists():
+        log.info("removing %s, left by an interrupted multi-process run", _shard_dir(out_dir))
+        shutil.rmtree(_shard_dir(out_dir))
+
+
+def _generate_sharded(shard: Shard, out_dir: Path,
+                      write: Callable[[Path], pd.DataFrame | None]) -> pd.DataFrame | None:
+    """As one process, but every process writes its share into one shared temporary folder; the
+    main process swaps it into place once every image and the index are written. When a process
+    dies, torchrun stops them all and ``out_dir`` is left as it was (the temporary folder is
+    removed by the next run)."""
+    tmp = _shard_dir(out_dir)
+    if shard.is_main:
+        _remove_stale_shards(out_dir)
+        tmp.mkdir(parents=True)
+    try:
+        manifest = write(tmp)
+        if shard.is_main:
+            replace_dir(tmp, out_dir)
+    except BaseException:
+        if shard.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shard.barrier()  # every process returns once the output is in place
     return manifest
 
 
-def regenerate(model_dir: Path, seed: int, label: int, index: int, device: str = "cpu",
-               precision: str = "fp32") -> np.ndarray:
+def regenerate(model_dir: Path, seed: int, label: int, index: int, device: str = "cpu", precision: str = "fp32",
+               sampling: DiffusionSampling | None = None) -> np.ndarray:
     """Image ``index`` of class ``label`` as ``generate`` wrote it with ``seed``: (S, S, 3) uint8.
 
     Byte-identical to the stored PNG's pixels on the kind of device and at the precision that
     generated it (the manifest's ``device`` and ``precision`` columns) with the same library
-    versions; guaranteed on CPU.
+    versions; guaranteed on CPU. A diffusion image also needs the manifest's ``sampler``,
+    ``steps`` and ``guidance`` when they differ from the model's defaults (``sampling``).
     """
     where = resolve_device(device)
-    sampler, record = _load_sampler(Path(model_dir), seed, where, resolve_precision(precision, where))
+    sampler, record, _ = _load_sampler(Path(model_dir), seed, where, resolve_precision(precision, where), sampling)
     n_classes = len(record["class_names"])
     if not 0 <= label < n_classes:
         raise ConfigError(f"class label {label} is out of range: the generator in {model_dir} has classes "
@@ -59,10 +114,10 @@ def regenerate(model_dir: Path, seed: int, label: int, index: int, device: str =
     return sampler.image(label, index)
 
 
-def _load_sampler(model_dir: Path, seed: int, device: torch.device,
-                  precision: str) -> tuple[BlockSampler, dict[str, Any]]:
+def _load_sampler(model_dir: Path, seed: int, device: torch.device, precision: str,
+                  sampling: DiffusionSampling | None) -> tuple[BlockSampler, dict[str, Any], dict[str, Any]]:
     if not (model_dir / GENERATOR_FILE).is_file():
         problem = "does not exist" if not model_dir.is_dir() else f"holds no {GENERATOR_FILE}"
         raise DataError(f"{model_dir}: {problem}; train a generator first (`dvc repro train` or `histosynth train`)")
-    generator, record = load_generator(model_dir, device)
-    return BlockSampler(generator, record["latent_dim"], seed, device, precision), record
+    generator, record, columns = load_sampling_model(model_dir, device, sampling)
+    return BlockSampler(generator, record["latent_dim"], seed, device, precision), record, columns

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -43,6 +43,11 @@ def single_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def class_blocks(n_classes: int, n_per_class: int) -> list[tuple[int, int]]:
+    """Every ``(label, block)`` that ``n_per_class`` images per class need, class by class."""
+    return [(label, b) for label in range(n_classes) for b in range(math.ceil(n_per_class / FORWARD_BLOCK))]
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -101,16 +106,22 @@ class BlockSampler:
         with single_torch_thread():
             return self._block(label, index // FORWARD_BLOCK)[index % FORWARD_BLOCK].copy()
 
-    def stream(self, n_classes: int, n_per_class: int, lookahead: int) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(label, index, image)`` for every class and index, class by class, in index order.
+    def stream(self, n_classes: int, n_per_class: int, lookahead: int,
+               blocks: Sequence[tuple[int, int]] | None = None,
+               processes_here: int = 1) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(label, index, image)`` for every class and index, class by class, in index order;
+        only those of ``blocks`` (``(label, block)`` pairs, see :func:`class_blocks`) when given.
 
-        Blocks are computed on worker threads (one per two cores on CPU, one for a GPU), at most
-        ``lookahead`` images (and at least one block per worker) ahead of the consumer, so the
-        generator runs while the consumer encodes and memory stays bounded.
+        Blocks are computed on worker threads (one per two cores on CPU, or one per core for a
+        generator that declares itself ``compute_bound``, such as a diffusion sampler whose tens
+        of network passes per image dwarf the PNG work; shared among the ``processes_here``
+        processes of this host; one for a GPU), at most ``lookahead`` images (and at least one
+        block per worker) ahead of the consumer, so the generator runs while the consumer
+        encodes and memory stays bounded.
         """
-        blocks_per_class = math.ceil(n_per_class / FORWARD_BLOCK)
-        todo = ((label, b) for label in range(n_classes) for b in range(blocks_per_class))
-        workers = 1 if self.device.type == "cuda" else max(1, usable_cores() // 2)
+        todo = iter(class_blocks(n_classes, n_per_class) if blocks is None else blocks)
+        cores_per_worker = 1 if getattr(self.generator, "compute_bound", False) else 2
+        workers = 1 if self.device.type == "cuda" else max(1, usable_cores() // (cores_per_worker * processes_here))
         depth = max(workers, math.ceil(lookahead / FORWARD_BLOCK))
         with single_torch_thread(), ThreadPoolExecutor(workers, thread_name_prefix="generator") as pool:
             pending: deque[tuple[int, int, Future[np.ndarray]]] = deque()

@@ -86,14 +86,15 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
     return "\n".join([
         f"- histosynth {__version__}, git revision `{revision}`.",
         f"- Real images: `data.source` = `{params.data.source}`, splits {', '.join(params.package.real_splits)}.",
-        f"- GAN: `{gan_record.get('arch')}`, {gan_record.get('epoch', '?')} epochs, "
+        f"- Generator: `{gan_record.get('arch')}` ({gan_record.get('family', 'gan')}), "
+        f"{gan_record.get('epoch', '?')} epochs, "
         f"{gan_record.get('image_size')} px, latent {gan_record.get('latent_dim')}, trained on "
         f"{gan_record.get('train_data', {}).get('n_images', '?')} images; generator weights MD5 "
         f"{', '.join(f'`{run}`' for run in generator_runs) or '–'} (`generator_run` in the metadata).",
         f"- Synthetic images: latent seed {', '.join(map(str, seeds)) or '–'}; image `latent_index` of class "
         "`label` is reproduced by `histosynth.generate.regenerate(model_dir, seed, label, latent_index)`.",
         "",
-        "GAN training parameters:",
+        "Generator training parameters:",
         "",
         table(["parameter", "value"], [[key, json.dumps(value)] for key, value in sorted(training.items())]),
         "",

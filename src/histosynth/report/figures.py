@@ -61,13 +61,14 @@ def histogram_overlay(table: pd.DataFrame) -> bytes:
 
 
 def training_curves(losses: pd.DataFrame, probe: pd.DataFrame) -> bytes:
-    """GAN losses per epoch, and the real-vs-fake probe accuracy against the 0.5 of chance."""
+    """Training losses per epoch (every column but ``epoch``), and the real-vs-fake probe accuracy
+    against the 0.5 of chance."""
     with matplotlib.rc_context(STYLE):
         fig, axes = _figure(9.6, 3.0, ncols=2)
         loss_ax, probe_ax = axes[0]
         for column in losses.columns.drop("epoch"):
             loss_ax.plot(losses["epoch"], losses[column], lw=1.2, label=column)
-        loss_ax.set(title="GAN losses", xlabel="epoch", ylabel="loss")
+        loss_ax.set(title="Training losses", xlabel="epoch", ylabel="loss")
         loss_ax.legend(loc="best")
         probe_ax.plot(probe["epoch"], probe["real_vs_fake_accuracy"], marker="o", ms=3, lw=1.4, color="#6a1b9a",
                       label="probe accuracy")

@@ -44,8 +44,10 @@ def read_json(path: Path, model: type[Model]) -> Model | None:
         raise DataError(f"{path}: {problem}; rebuild it with the stage that writes it") from None
 
 
-def read_table(path: Path, columns: Sequence[str], numeric: Sequence[str] = (), sep: str = ",") -> pd.DataFrame | None:
-    """The CSV/TSV at ``path``, which must have ``columns`` (those in ``numeric`` holding numbers); None when missing.
+def read_table(path: Path, columns: Sequence[str], numeric: Sequence[str] | None = (),
+               sep: str = ",") -> pd.DataFrame | None:
+    """The CSV/TSV at ``path``, which must have ``columns`` (those in ``numeric`` holding numbers;
+    every column when ``numeric`` is None); None when missing.
 
     Further columns are kept. A header without rows is a valid, empty table.
     """
@@ -60,7 +62,7 @@ def read_table(path: Path, columns: Sequence[str], numeric: Sequence[str] = (), 
     if absent:
         raise DataError(f"{path}: missing column(s) {', '.join(absent)}; expected at least {', '.join(columns)} "
                         f"(found {', '.join(map(str, table.columns))})")
-    for column in numeric:
+    for column in table.columns if numeric is None else numeric:
         if len(table) and not pd.api.types.is_numeric_dtype(table[column]):
             raise DataError(f"{path}: column {column} must hold numbers, found e.g. {table[column].iloc[0]!r}")
     return table

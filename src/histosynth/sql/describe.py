@@ -1,4 +1,4 @@
-"""The GAN's networks as JSON documents for ``gan_architectures.generator/discriminator``.
+"""The generator's networks as JSON documents for ``gan_architectures.generator/discriminator``.
 
 The networks are built from the training record exactly as training and generation build them,
 then their module trees are walked: each module's type, its hyper-parameters (the attributes
@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from histosynth.errors import DataError
-from histosynth.gan.models import build_discriminator, build_generator
+from histosynth.generators import networks
 
 JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
 
@@ -58,7 +58,10 @@ def describe_module(module: nn.Module, name: str | None = None) -> dict[str, Any
 
 
 def describe_gan(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(generator, discriminator) documents for a training record (``models/gan/record.json``)."""
+    """(generator, discriminator) documents for a training record (``models/gan/record.json``).
+
+    A diffusion model's generator is its UNet; it has no discriminator (``network`` is null).
+    """
     try:
         arch, n_classes, image_size = record["arch"], int(record["n_classes"]), int(record["image_size"])
         latent_dim = int(record["latent_dim"])
@@ -68,9 +71,7 @@ def describe_gan(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
                         "retrain the GAN (`dvc repro train`)") from None
     # On the meta device the networks cost no memory and draw nothing from torch's global RNG.
     with torch.device("meta"):
-        generator = build_generator(arch, n_classes=n_classes, image_size=image_size, latent_dim=latent_dim,
-                                    width=width)
-        discriminator = build_discriminator(arch, n_classes=n_classes, image_size=image_size, width=width)
+        generator, discriminator = networks(record)
     settings = {"arch": arch, "n_classes": n_classes, "image_size": image_size, "width": width}
     return ({**settings, "latent_dim": latent_dim, "network": describe_module(generator)},
-            {**settings, "network": describe_module(discriminator)})
+            {**settings, "network": None if discriminator is None else describe_module(discriminator)})

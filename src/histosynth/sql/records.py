@@ -28,7 +28,9 @@ IMAGE_COLUMNS = {"id": "id", "file_path": "file_path", "class_name": "label", "s
 # training_parameters columns filled from the record's params entry of the same name.
 PARAM_COLUMNS = ("loss", "batch_size", "epochs", "g_lr", "d_lr", "n_critic", "weight_decay", "gp_weight", "ema",
                  "train_on", "seed")
-REQUIRED_PARAMS = ("loss", "batch_size", "epochs", "g_lr", "d_lr")
+REQUIRED_PARAMS = ("loss", "batch_size", "epochs", "g_lr")
+# Required of GAN records only (a diffusion model has no discriminator).
+GAN_REQUIRED_PARAMS = ("d_lr",)
 # Record params already stored in gan_architectures.
 ARCHITECTURE_PARAMS = ("arch", "latent_dim", "width")
 
@@ -162,7 +164,8 @@ def _class_rows(metadata: pd.DataFrame, record: dict[str, Any], qa_metrics: dict
 
 def _training_row(record: dict[str, Any]) -> Row:
     params = dict(record.get("params") or {})
-    missing = [key for key in REQUIRED_PARAMS if params.get(key) is None]
+    required = REQUIRED_PARAMS + (GAN_REQUIRED_PARAMS if record.get("family", "gan") == "gan" else ())
+    missing = [key for key in required if params.get(key) is None]
     if missing:
         raise DataError(f"GAN training record: params {', '.join(missing)} missing; "
                         "retrain the GAN (`dvc repro train`)")
@@ -175,7 +178,8 @@ def _training_row(record: dict[str, Any]) -> Row:
     for key in ARCHITECTURE_PARAMS:
         params.pop(key, None)
     return {
-        **row, "id": 1, "gan": GAN_ID, "g_optimizer": optimizer, "d_optimizer": optimizer,
+        **row, "id": 1, "gan": GAN_ID, "g_optimizer": optimizer,
+        "d_optimizer": optimizer if record.get("family", "gan") == "gan" else None,
         "beta1": betas[0], "beta2": betas[1], "lr_step_epochs": lr_step[0], "lr_step_gamma": lr_step[1],
         "diffaugment": None if diffaugment is None else ",".join(diffaugment),
         "epochs_trained": record.get("epoch"), "generator_weights": record.get("generator_weights"),

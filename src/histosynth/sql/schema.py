@@ -133,12 +133,12 @@ training_parameters = Table(
     _key(),
     _gan_reference(nullable=False),
     Column("g_optimizer", String(SHORT_LENGTH), nullable=False),
-    Column("d_optimizer", String(SHORT_LENGTH), nullable=False),
+    Column("d_optimizer", String(SHORT_LENGTH)),  # null: a diffusion model (no discriminator)
     Column("loss", String(SHORT_LENGTH), nullable=False),
     Column("batch_size", Integer, nullable=False),
     Column("epochs", Integer, nullable=False),
     Column("g_lr", Double, nullable=False),
-    Column("d_lr", Double, nullable=False),
+    Column("d_lr", Double),  # null: a diffusion model, which has no discriminator
     Column("beta1", Double),
     Column("beta2", Double),
     Column("n_critic", Integer),

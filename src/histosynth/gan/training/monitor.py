@@ -3,7 +3,9 @@
 ``report_dir`` layout (DVC plots/metrics):
 - ``samples/epoch_0001.png``...: the fixed-noise grid (one row per class) at most ~20 epochs
 - ``samples_final.png``: the grid after the last epoch
-- ``losses.tsv``: epoch, d_loss, g_loss (+ gradient_penalty for wgan-gp)
+- ``losses.tsv``: epoch, d_loss, g_loss, denoising_loss (the columns of every family, empty where a
+  family has no such loss, so that one DVC plot serves GANs and diffusion models), then any other
+  losses of the family (gradient_penalty for wgan-gp)
 - ``probe.tsv``: epoch, real_vs_fake_accuracy (0.5 = fakes indistinguishable)
 - ``metrics.json``: final losses, probe accuracy, throughput, wall time
 """
@@ -33,6 +35,8 @@ from histosynth.images import encode_png
 GRID_PER_CLASS = 8
 MAX_GRIDS = 20
 SAMPLE_BATCH = 256
+# Loss columns every losses.tsv carries, in this order (dvc.yaml plots them).
+PLOTTED_LOSSES = ("d_loss", "g_loss", "denoising_loss")
 
 
 @contextlib.contextmanager
@@ -76,9 +80,9 @@ def grid_epochs(epochs: int) -> int:
 
 
 class TrainingReport:
-    def __init__(self, report_dir: Path, with_penalty: bool) -> None:
+    def __init__(self, report_dir: Path, loss_columns: Sequence[str]) -> None:
         self.dir = Path(report_dir)
-        self.with_penalty = with_penalty
+        self.loss_columns = [*PLOTTED_LOSSES, *(c for c in loss_columns if c not in PLOTTED_LOSSES)]
 
     def start(self, fresh: bool) -> None:
         """A fresh run drops the grids of an earlier one; a resumed run keeps them."""
@@ -91,8 +95,7 @@ class TrainingReport:
         atomic_write_bytes(self.dir / name, encode_png(grid))
 
     def write_curves(self, history: Sequence[dict[str, Any]]) -> None:
-        loss_columns = ["epoch", "d_loss", "g_loss"] + (["gradient_penalty"] if self.with_penalty else [])
-        self._write_tsv("losses.tsv", loss_columns, history)
+        self._write_tsv("losses.tsv", ["epoch", *self.loss_columns], history)
         probed = [row for row in history if row["real_vs_fake_accuracy"] is not None]
         self._write_tsv("probe.tsv", ["epoch", "real_vs_fake_accuracy"], probed)
 
@@ -101,7 +104,8 @@ class TrainingReport:
 
     def _write_tsv(self, name: str, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
+        # restval "": a loss this family does not have stays empty
+        writer = csv.DictWriter(buf, columns, restval="", delimiter="\t", lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.dir / name, buf.getvalue())

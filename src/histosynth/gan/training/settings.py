@@ -53,12 +53,17 @@ class TrainSettings:
 
     def fingerprint(self, data_md5: str, class_names: tuple[str, ...], image_size: int) -> str:
         """Identity of a training run: same fingerprint = a checkpoint this run may continue."""
-        identity = {k: v for k, v in self.as_dict().items() if k not in RESUMABLE_CHANGES}
-        identity.update(data_md5=data_md5, class_names=list(class_names), image_size=image_size)
-        if self.perceptual_weights:
-            identity["perceptual_weights"] = _file_md5(Path(self.perceptual_weights))
-        blob = json.dumps(identity, sort_keys=True).encode("utf-8")
-        return hashlib.md5(blob, usedforsecurity=False).hexdigest()
+        files = {"perceptual_weights": _file_md5(Path(self.perceptual_weights))} if self.perceptual_weights else {}
+        return run_fingerprint(self.as_dict(), data_md5, class_names, image_size, files)
+
+
+def run_fingerprint(settings: dict[str, Any], data_md5: str, class_names: tuple[str, ...], image_size: int,
+                    extra: dict[str, Any] | None = None) -> str:
+    """MD5 of a run's resolved settings (less :data:`RESUMABLE_CHANGES`), its data and ``extra``."""
+    identity = {k: v for k, v in settings.items() if k not in RESUMABLE_CHANGES}
+    identity.update(data_md5=data_md5, class_names=list(class_names), image_size=image_size, **(extra or {}))
+    blob = json.dumps(identity, sort_keys=True).encode("utf-8")
+    return hashlib.md5(blob, usedforsecurity=False).hexdigest()
 
 
 def resolve_settings(params: GanParams) -> TrainSettings:
@@ -68,8 +73,6 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         return default if value is None else value
 
     return TrainSettings(
-        arch=params.arch,
-        train_on=params.train_on,
         loss=recipe.loss,
         latent_dim=pick(params.latent_dim, recipe.latent_dim),
         width=pick(params.width, recipe.width),
@@ -82,18 +85,18 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         lr_step=tuple(recipe.lr_step) if recipe.lr_step else None,
         diffaugment=tuple(pick(params.diffaugment, recipe.diffaugment)),
         gp_weight=params.gp_weight,
-        ema=params.ema,
         standing_stats=params.standing_stats,
         perceptual_weights=params.perceptual_weights,
-        seed=params.seed,
-        epochs=params.epochs,
-        checkpoint_every=params.checkpoint_every,
-        probe_every=params.probe.every,
-        probe_max_images=params.probe.max_images,
-        device=params.device,
-        precision=params.precision,
-        threads=params.threads,
+        **run_fields(params),
     )
+
+
+def run_fields(params: GanParams) -> dict[str, Any]:
+    """The settings every generator family takes from ``gan.*`` as they are (no recipe)."""
+    return dict(arch=params.arch, train_on=params.train_on, ema=params.ema, seed=params.seed, epochs=params.epochs,
+                checkpoint_every=params.checkpoint_every, probe_every=params.probe.every,
+                probe_max_images=params.probe.max_images, device=params.device, precision=params.precision,
+                threads=params.threads)
 
 
 def _file_md5(path: Path) -> str:

@@ -1,5 +1,5 @@
-"""The GAN training section: loss and real-vs-fake probe curves, the fixed-noise samples after the last epoch
-and along the way (a strip of the per-epoch grids), run facts."""
+"""The generator training section (GAN or diffusion): loss and real-vs-fake probe curves, the fixed-noise
+samples after the last epoch and along the way (a strip of the per-epoch grids), run facts."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from histosynth.report.schemas import TrainMetrics
 
 # (key in reports/train/metrics.json, label) of the run facts shown, in this order.
 FACTS = (
+    ("arch", "generator architecture"),
     ("epochs", "epochs"),
     ("real_vs_fake_accuracy", "final real-vs-fake probe accuracy (0.5 is best)"),
     ("d_loss", "final discriminator loss"),
     ("g_loss", "final generator loss"),
+    ("denoising_loss", "final denoising loss"),
     ("device", "device"),
     ("precision", "arithmetic"),
     ("processes", "processes"),
@@ -42,7 +44,11 @@ class TrainingView:
 
 def training_section(root: Path) -> TrainingView | Missing:
     report = root / paths.TRAIN_REPORT_DIR
-    losses = read_table(report / "losses.tsv", ["epoch", "d_loss", "g_loss"], ["epoch", "d_loss", "g_loss"], sep="\t")
+    # the family's losses: a GAN's d_loss and g_loss, a diffusion model's denoising_loss (the
+    # other columns are empty)
+    losses = read_table(report / "losses.tsv", ["epoch"], None, sep="\t")
+    if losses is not None:
+        losses = losses.dropna(axis="columns", how="all")
     probe = read_table(report / "probe.tsv", ["epoch", "real_vs_fake_accuracy"],
                        ["epoch", "real_vs_fake_accuracy"], sep="\t")
     metrics = read_json(report / "metrics.json", TrainMetrics)

@@ -1,0 +1,354 @@
+"""The training run every generator family shares: data, resume, checkpoints, monitoring, record.
+
+A family hands over a :class:`FamilyTrainer` (its networks, optimisers and one epoch of steps)
+and the run does the rest the same way for a GAN and a diffusion model:
+
+- resumes from ``model_dir/checkpoint.pt`` when it belongs to the same data and params
+  (``gan.epochs`` may grow), and a resumed run ends with the same weights as an uninterrupted one;
+- writes a checkpoint every ``gan.checkpoint_every`` epochs and at the end (tensors only);
+- stops on a non-finite loss, naming the epoch and step and keeping the last good checkpoint;
+- monitors with fixed-noise grids, loss curves and the held-out real-vs-fake probe.
+
+Under ``torchrun`` every process trains on its shard; only the first one writes files.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+import histosynth
+from histosynth.dataset import ImageSet
+from histosynth.errors import DataError, HistosynthError
+from histosynth.gan import checkpoint
+from histosynth.gan.training.data import epoch_batches, load_probe_set, load_training_set, manifest_md5, to_model_range
+from histosynth.gan.training.monitor import SampleGrid, TrainingReport, grid_epochs, sample
+from histosynth.gan.training.probe import real_vs_fake_accuracy
+from histosynth.gan.training.runtime import Runtime
+from histosynth.gan.training.seeds import derive_seed
+from histosynth.progress import EpochProgress
+
+log = logging.getLogger(__name__)
+
+# Keep the training tensor on the GPU when it takes at most this share of the free memory.
+DEVICE_DATA_SHARE = 0.25
+
+
+class EpochOutcome(Protocol):
+    images: int  # training images seen, all processes together
+    bad_step: int  # this process's first step with a non-finite loss, -1 when all were finite
+
+    @property
+    def finite(self) -> bool: ...
+
+
+class FamilyTrainer(Protocol):
+    """Networks, optimisers and one epoch of steps: what a family contributes to a run."""
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """``G(z [B, latent_dim], y [B]) -> [B, 3, S, S]`` in [-1, 1]: what samples are drawn from."""
+
+    def run_epoch(self, images: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor], epoch: int,
+                  progress: EpochProgress | None = None) -> EpochOutcome: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class RunSettings(Protocol):
+    """The resolved settings a run reads (both families' settings have these fields)."""
+
+    arch: str
+    train_on: str
+    epochs: int
+    batch_size: int
+    seed: int
+    checkpoint_every: int
+    probe_every: int
+    probe_max_images: int
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    images: ImageSet
+    manifest_md5: str
+    probe: ImageSet | None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.images.class_names
+
+    @property
+    def image_size(self) -> int:
+        return self.images.image_size
+
+
+def load_training_data(train_dir: Path, holdout_dir: Path, settings: RunSettings,
+                       check_image_size: Callable[[str, int], None]) -> TrainingData:
+    """The training images (train split of ``train_dir``) and, when the probe is on, its real val images."""
+    train_dir = Path(train_dir)
+    log.info("loading training images from %s (gan.train_on = %s)", train_dir, settings.train_on)
+    images = load_training_set(train_dir)
+    check_image_size(settings.arch, images.image_size)
+    probe = (load_probe_set(Path(holdout_dir), images.class_names, settings.probe_max_images, settings.seed)
+             if settings.probe_every else None)
+    log.info("%d images of %d px in %d classes: %s", len(images), images.image_size, len(images.class_names),
+             ", ".join(images.class_names))
+    return TrainingData(images, manifest_md5(train_dir), probe)
+
+
+@dataclass(frozen=True)
+class FamilyRun:
+    """What a family tells the run besides its trainer."""
+
+    trainer: FamilyTrainer
+    latent_dim: int  # size of the noise vector ``G`` takes per image
+    fingerprint: str  # identity of the run: a checkpoint with the same fingerprint may be continued
+    # The epoch's losses by name (columns of reports/train/losses.tsv, figures of metrics.json).
+    losses: Callable[[EpochOutcome], dict[str, float | None]]
+    loss_columns: tuple[str, ...]
+    # What to change when training diverges, e.g. "Lower gan.g_lr / gan.d_lr or change gan.seed".
+    divergence_hint: str
+    # The family's fields of record.json (arch, width, params, network configs...).
+    record: Mapping[str, Any] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)  # further library versions for the record
+
+
+def run_training(settings: RunSettings, runtime: Runtime, data: TrainingData, family: FamilyRun, model_dir: Path,
+                 report_dir: Path) -> dict[str, Any]:
+    """Train (or resume) and return the final record (also written to ``model_dir/record.json``)."""
+    return _Run(settings, runtime, data, family, Path(model_dir), Path(report_dir)).run()
+
+
+class _Run:
+    def __init__(self, settings: RunSettings, runtime: Runtime, data: TrainingData, family: FamilyRun,
+                 model_dir: Path, report_dir: Path) -> None:
+        self.settings, self.runtime, self.data, self.family = settings, runtime, data, family
+        self.trainer = family.trainer
+        self.model_dir, self.report_dir = model_dir, report_dir
+        self.image_size = data.image_size
+        self.n_classes = len(data.class_names)
+        self.fingerprint = family.fingerprint
+        self.report = TrainingReport(report_dir, family.loss_columns)
+        self.grid = SampleGrid(self.n_classes, family.latent_dim, settings.seed)
+        self.history: list[dict[str, Any]] = []
+        self.saved_epoch = 0
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        s, rt = self.settings, self.runtime
+        start = self._resume_or_start_fresh()
+        images, labels = self._data_tensors()
+        batch = self._batch_per_process(len(labels))
+        grid_every = grid_epochs(s.epochs)
+        started, seen = time.perf_counter(), 0
+        with EpochProgress(s.arch, start, s.epochs, unit="img", enabled=None if rt.is_main else False) as progress:
+            for epoch in range(start, s.epochs):
+                number = epoch + 1
+                batches = epoch_batches(len(labels), batch, s.seed, epoch, rt.rank, rt.world_size)
+                epoch_started = time.perf_counter()
+                progress.begin_epoch(len(batches) * batch * rt.world_size)
+                result = self.trainer.run_epoch(images, labels, batches, epoch, progress)
+                seconds = time.perf_counter() - epoch_started
+                losses = self.family.losses(result)
+                if not result.finite:
+                    self._diverged(number, result, losses)
+                seen += result.images
+                last = number == s.epochs
+                probed = bool(s.probe_every) and (number % s.probe_every == 0 or last)
+                accuracy = self._probe(epoch) if probed else None
+                self.history.append({"epoch": number, **losses, "real_vs_fake_accuracy": accuracy,
+                                     "images_per_s": result.images / seconds if seconds > 0 else None})
+                progress.end_epoch(number, {**losses, "probe": accuracy})
+                if rt.is_main:
+                    if number % grid_every == 0 or last:
+                        self.report.save_grid(self._grid(), number)
+                    self.report.write_curves(self.history)
+                    saved = number % s.checkpoint_every == 0 or last
+                    if saved:
+                        self._save(number)
+                    if probed or saved:  # the log, and the figures `dvc exp show` shows while the run goes on
+                        log.info("%s", progress.describe())
+                        self.report.write_metrics(self._metrics(start, seen, time.perf_counter() - started))
+        return self._finish(start, seen, time.perf_counter() - started)
+
+    def _finish(self, start: int, seen: int, wall_time: float) -> dict[str, Any]:
+        if self.runtime.is_main:
+            if start == self.settings.epochs:  # the checkpoint was complete: refresh record and generator
+                self._save(self.settings.epochs, with_training_state=False)
+            self.report.save_grid(self._grid(), None)
+            self.report.write_curves(self.history)
+            self.report.write_metrics(self._metrics(start, seen, wall_time))
+        log.info("trained %s to epoch %d; generator in %s", self.settings.arch, self.settings.epochs, self.model_dir)
+        return self._record(self.settings.epochs)
+
+    # -- resume --------------------------------------------------------------------------------
+
+    def _resume_or_start_fresh(self) -> int:
+        """The epoch to start from (0 = fresh); loads the checkpoint's state when it continues."""
+        if self.runtime.is_main:
+            _remove_partial_writes(self.model_dir, self.report_dir)
+        state = checkpoint.load_training_state(self.model_dir, self.runtime.device)
+        epochs = self.settings.epochs
+        if state is None:
+            log.info("no checkpoint in %s: starting fresh", self.model_dir)
+        elif state["fingerprint"] != self.fingerprint:
+            log.info("the checkpoint in %s was trained on other data or params: starting fresh", self.model_dir)
+        elif state["epoch"] > epochs:
+            log.info("the checkpoint in %s is at epoch %d, past gan.epochs = %d: starting fresh",
+                     self.model_dir, state["epoch"], epochs)
+        elif not self._load_state(state):
+            log.info("the checkpoint in %s does not fit the current model code: starting fresh", self.model_dir)
+        else:
+            self.history = list(state["history"])
+            self.saved_epoch = state["epoch"]
+            log.info("resuming from epoch %d of %d", self.saved_epoch, epochs)
+            if self.runtime.is_main:
+                self.report.start(fresh=False)
+            return self.saved_epoch
+        if self.runtime.is_main:
+            self.report.start(fresh=True)
+            for name in (checkpoint.CHECKPOINT_FILE, checkpoint.GENERATOR_FILE, checkpoint.RECORD_FILE):
+                (self.model_dir / name).unlink(missing_ok=True)
+        return 0
+
+    def _load_state(self, state: dict[str, Any]) -> bool:
+        """Load a checkpoint's training state; False when it was written by other model code."""
+        try:
+            self.trainer.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError):
+            return False
+        return True
+
+    def _save(self, epoch: int, with_training_state: bool = True) -> None:
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        if with_training_state:  # a reloaded state does not re-save to the same bytes: keep the file DVC cached
+            # throughput is a fact about the machine, not the run: kept out so that the same params
+            # give the same checkpoint bytes
+            history = [{k: v for k, v in row.items() if k != "images_per_s"} for row in self.history]
+            state = {"fingerprint": self.fingerprint, "epoch": epoch, "history": history,
+                     **self.trainer.state_dict()}
+            checkpoint.save_training_state(self.model_dir, state)
+        checkpoint.save_generator(self.model_dir, self.trainer.sampling_generator.state_dict())
+        checkpoint.write_record(self.model_dir, self._record(epoch))
+        self.saved_epoch = epoch
+        log.debug("checkpoint for epoch %d written to %s", epoch, self.model_dir)
+
+    def _diverged(self, number: int, result: EpochOutcome, losses: dict[str, float | None]) -> None:
+        step = f" at step {result.bad_step + 1}" if result.bad_step >= 0 else ""
+        kept = (f"the last good checkpoint (epoch {self.saved_epoch}) in {self.model_dir} is kept"
+                if self.saved_epoch else "no checkpoint was written")
+        raise HistosynthError(f"training diverged: non-finite loss in epoch {number}{step} ({_format(losses)}); "
+                              f"{kept}. {self.family.divergence_hint} and rerun")
+
+    # -- data and monitoring -------------------------------------------------------------------
+
+    def _data_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training images in [-1, 1] (on the GPU when they fit comfortably) and their labels."""
+        images = to_model_range(self.data.images.images)
+        labels = torch.tensor(self.data.images.labels)
+        device = self.runtime.device
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if images.numel() * images.element_size() <= DEVICE_DATA_SHARE * free:
+                return images.to(device), labels.to(device)
+            log.info("training images kept in pinned host memory (too large for the GPU's free memory)")
+            return images.pin_memory(), labels.pin_memory()
+        return images, labels
+
+    def _batch_per_process(self, n_images: int) -> int:
+        rt = self.runtime
+        batch = max(1, self.settings.batch_size // rt.world_size)
+        shard = n_images // rt.world_size
+        if shard < batch:
+            log.warning("only %d training images per process: batches of %d instead of %d", shard, shard, batch)
+            batch = shard
+        if batch < 2:
+            raise DataError(f"{n_images} training images are too few for {rt.world_size} process(es): "
+                            "each needs a batch of at least 2")
+        return batch
+
+    def _grid(self) -> np.ndarray:
+        return self.grid.render(self.trainer.sampling_generator, self.runtime.device)
+
+    def _probe(self, epoch: int) -> float | None:
+        if not self.runtime.is_main or self.data.probe is None:
+            return None
+        probe = self.data.probe
+        device = self.runtime.device
+        real = to_model_range(probe.images).to(device)
+        fake = sample(self.trainer.sampling_generator, torch.tensor(probe.labels), self.family.latent_dim,
+                      derive_seed(self.settings.seed, "probe-noise", epoch), device)
+        return real_vs_fake_accuracy(real, fake, derive_seed(self.settings.seed, "probe", epoch))
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _record(self, epoch: int) -> dict[str, Any]:
+        return {
+            "n_classes": self.n_classes,
+            "class_names": list(self.data.class_names),
+            "image_size": self.image_size,
+            "latent_dim": self.family.latent_dim,
+            **self.family.record,
+            "epoch": epoch,
+            "params": self.settings.as_dict(),
+            "fingerprint": self.fingerprint,
+            "train_data": {"manifest_md5": self.data.manifest_md5, "n_images": len(self.data.images)},
+            # Same params give the same bytes only on the same kind of device and, on CPU, the same
+            # kernel family: torch picks kernels by CPU capability (ATEN_CPU_CAPABILITY forces one).
+            "trained_on": {"device": self.runtime.device.type,
+                           "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+            "versions": {
+                "histosynth": histosynth.__version__,
+                "torch": torch.__version__,
+                "torchvision": torchvision.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+                **self.family.versions,
+            },
+        }
+
+    def _metrics(self, start: int, seen: int, wall_time: float) -> dict[str, Any]:
+        last = self.history[-1] if self.history else {}
+        probed = [row["real_vs_fake_accuracy"] for row in self.history if row["real_vs_fake_accuracy"] is not None]
+        return {
+            "arch": self.settings.arch,
+            "epochs": self.settings.epochs,
+            "epochs_done": last.get("epoch", start),
+            "resumed_from_epoch": start,
+            **{name: last.get(name) for name in self.family.loss_columns},
+            "real_vs_fake_accuracy": probed[-1] if probed else None,
+            "images_per_s": round(seen / wall_time, 1) if seen and wall_time > 0 else None,
+            "wall_time_s": round(wall_time, 1),
+            "device": str(self.runtime.device),
+            "precision": self.runtime.precision,
+            "processes": self.runtime.world_size,
+            "cpu_threads": torch.get_num_threads(),
+        }
+
+
+def _remove_partial_writes(*folders: Path) -> None:
+    """Temporary files of atomic writes that a killed run left behind (fsutil names them ``.<name>.tmp-<pid>``)."""
+    for folder in folders:
+        for leftover in folder.rglob(".*.tmp-*") if folder.is_dir() else ():
+            if leftover.is_file():
+                leftover.unlink()
+
+
+def _format(losses: Mapping[str, float | None]) -> str:
+    return ", ".join(f"{name} {value:.4g}" if value is not None else f"no {name}" for name, value in losses.items())
