@@ -7,5 +7,5 @@ from histosynth.entry import run_guarded, setup_logging
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: run_benchmark(load_params().benchmark, paths.PACKAGE_DIR, paths.AUGMENTED_DIR,
+    run_guarded(lambda: run_benchmark(load_params(stage="benchmark").benchmark, paths.PACKAGE_DIR, paths.AUGMENTED_DIR,
                                       paths.BENCHMARK_REPORT_DIR))

@@ -7,4 +7,4 @@ from histosynth.generate import generate
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: generate(load_params().generate, paths.GAN_DIR, paths.SYNTHETIC_DIR))
+    run_guarded(lambda: generate(load_params(stage="generate").generate, paths.GAN_DIR, paths.SYNTHETIC_DIR))

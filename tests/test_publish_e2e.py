@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from dvc_project import dvc, histosynth, make_project, run, tree_md5s
+from histosynth.entry import EXIT_INPUT
 from test_pipeline_e2e import TINY_PARAMS
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ import histosynth
 from histosynth import paths
 from histosynth.config.gan import GanParams
 from histosynth.dataset import ImageSet
-from histosynth.errors import DataError, HistosynthError
+from histosynth.errors import DataError, TrainingDiverged
 from histosynth.gan import checkpoint
 from histosynth.gan.models import check_image_size
 from histosynth.gan.training.data import (
@@ -193,7 +193,7 @@ class _Training:
         step = f" at step {result.bad_step + 1}" if result.bad_step >= 0 else ""
         kept = (f"the last good checkpoint (epoch {self.saved_epoch}) in {self.model_dir} is kept"
                 if self.saved_epoch else "no checkpoint was written")
-        raise HistosynthError(f"training diverged: non-finite loss in epoch {number}{step} ({_losses(result)}); "
+        raise TrainingDiverged(f"training diverged: non-finite loss in epoch {number}{step} ({_losses(result)}); "
                               f"{kept}. Lower gan.g_lr / gan.d_lr or change gan.seed and rerun")
 
     # -- data and monitoring -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from histosynth.config.qa import QaParams
-from histosynth.errors import HistosynthError
+from histosynth.errors import GateFailed
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def verdict_table(results: list[GateResult]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in (header, *body))
 
 
-class QaGateFailed(HistosynthError):
+class QaGateFailed(GateFailed):
     """One or more QA gates failed while qa.enforce is true; the message is the verdict table."""
 
     def __init__(self, results: list[GateResult], report_dir: str) -> None:
