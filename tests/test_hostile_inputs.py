@@ -126,6 +126,9 @@ def test_package_refuses_a_qa_verdict_for_another_synthetic_set(tmp_path: Path) 
     inputs.qa_metrics.write_text(json.dumps({k: v for k, v in metrics.items() if k != SYNTHETIC_SET_KEY}))
     code, output = package_cli(inputs, tmp_path / "package", params)
     assert code == EXIT_INPUT and "does not say which synthetic set it judged" in one_error(output)
+    shutil.rmtree(inputs.synthetic)
+    code, output = package_cli(inputs, tmp_path / "package", params)
+    assert code == EXIT_INPUT and "synthetic image folder not found" in one_error(output)
 
 
 @pytest.mark.parametrize(("record", "message"), [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from histosynth.errors import DataError
 from histosynth.fsutil import md5_plain_file
 from histosynth.images import md5_bytes
 from histosynth.manifest import MANIFEST_NAME
@@ -22,6 +23,8 @@ def synthetic_set_md5(folder: Path | str) -> str:
     class folders (a set made elsewhere), MD5 of the sorted ``<md5>  <class folder>/<file>`` lines of
     their image files."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: synthetic image folder not found; run the generate stage (`dvc repro generate`)")
     if (folder / MANIFEST_NAME).is_file():
         return md5_plain_file(folder / MANIFEST_NAME, follow_symlinks=True)
     lines = sorted(md5_plain_file(path, follow_symlinks=True).encode() + b"  " + os.fsencode(path.relative_to(folder))

@@ -126,6 +126,9 @@ def _check_folders(root: Path, metadata: pd.DataFrame) -> None:
             kind = entry_kind(root / rel)
         except FileNotFoundError:
             continue  # its images are missing: reading them says so
+        except OSError as err:
+            raise DataError(f"{root / rel}: cannot be read ({err.strerror}); check the package with "
+                            "`histosynth verify`") from None
         if kind != "a folder":
             raise DataError(f"{root / rel}: {kind or 'a file'}, not a folder; a package holds plain files and "
                             "folders only, so it is not read (check it with `histosynth verify`)")
