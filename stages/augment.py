@@ -7,4 +7,5 @@ from histosynth.entry import run_guarded, setup_logging
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: augment(load_params().augment, paths.REAL_DIR, paths.AUGMENTED_DIR, paths.AUGMENT_REPORT_DIR))
+    run_guarded(lambda: augment(load_params(stage="augment").augment, paths.REAL_DIR, paths.AUGMENTED_DIR,
+                                paths.AUGMENT_REPORT_DIR))

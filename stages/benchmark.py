@@ -8,7 +8,7 @@ from histosynth.entry import run_guarded, setup_logging
 if __name__ == "__main__":
     setup_logging()
     def job() -> None:
-        params = load_params()
+        params = load_params(stage="benchmark")
         run_benchmark(params.benchmark, params.augment, paths.PACKAGE_DIR, paths.AUGMENTED_DIR,
                       paths.BENCHMARK_REPORT_DIR)
 

@@ -8,7 +8,7 @@ from histosynth.entry import run_guarded, setup_logging
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(stage="curate")
     curate(params.curate, params.generate.n_per_class, paths.CANDIDATES_DIR, paths.REAL_DIR, paths.AUGMENTED_DIR,
            paths.FEATURENET_DIR, paths.SYNTHETIC_DIR, paths.CURATE_REPORT_DIR)
 

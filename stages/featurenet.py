@@ -7,5 +7,5 @@ from histosynth.entry import run_guarded, setup_logging
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: train_featurenet(load_params().qa.featurenet, paths.REAL_DIR, paths.FEATURENET_DIR,
-                                         paths.FEATURENET_REPORT_DIR))
+    run_guarded(lambda: train_featurenet(load_params(stage="featurenet").qa.featurenet, paths.REAL_DIR,
+                                         paths.FEATURENET_DIR, paths.FEATURENET_REPORT_DIR))

@@ -8,7 +8,7 @@ from histosynth.generate import generate
 
 
 def main() -> None:
-    params = load_params().generate
+    params = load_params(stage="generate").generate
     generate(params.model_copy(update={"n_per_class": params.candidates_per_class}), paths.GAN_DIR,
              paths.CANDIDATES_DIR)
 

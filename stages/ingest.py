@@ -7,4 +7,4 @@ from histosynth.entry import run_guarded, setup_logging
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: ingest(load_params().data, paths.REAL_DIR, paths.INGEST_REPORT_DIR))
+    run_guarded(lambda: ingest(load_params(stage="ingest").data, paths.REAL_DIR, paths.INGEST_REPORT_DIR))

@@ -7,5 +7,5 @@ from histosynth.package.stage import build_package
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: build_package(load_params(), paths.REAL_DIR, paths.SYNTHETIC_DIR, paths.GAN_DIR,
+    run_guarded(lambda: build_package(load_params(stage="package"), paths.REAL_DIR, paths.SYNTHETIC_DIR, paths.GAN_DIR,
                                       paths.QA_REPORT_DIR / "metrics.json", paths.PACKAGE_DIR))

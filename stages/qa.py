@@ -8,5 +8,5 @@ from histosynth.qa.run import run_qa
 
 if __name__ == "__main__":
     setup_logging()
-    run_guarded(lambda: run_qa(load_params().qa, paths.REAL_DIR, paths.SYNTHETIC_DIR, paths.FEATURENET_DIR,
+    run_guarded(lambda: run_qa(load_params(stage="qa").qa, paths.REAL_DIR, paths.SYNTHETIC_DIR, paths.FEATURENET_DIR,
                                paths.QA_REPORT_DIR, paths.AUGMENTED_DIR))

@@ -11,5 +11,9 @@ from histosynth.generators import default_train_dir, train
 
 if __name__ == "__main__":
     setup_logging()
-    params = load_params().gan
-    run_guarded(lambda: train(params, default_train_dir(params), paths.REAL_DIR, paths.GAN_DIR, paths.TRAIN_REPORT_DIR))
+
+    def job() -> None:
+        params = load_params(stage="train").gan  # inside run_guarded: a bad params.yaml is one error line
+        train(params, default_train_dir(params), paths.REAL_DIR, paths.GAN_DIR, paths.TRAIN_REPORT_DIR)
+
+    run_guarded(job)

@@ -122,10 +122,14 @@ def test_perfect_separation_gives_accuracy_and_auc_one_and_roc_curves_through_th
 def test_summary_of_two_arms_with_the_same_predictions_shows_no_gain():
     labels = np.repeat(np.arange(3), 10)
     same = [noisy_probabilities(labels, 3, 1.0, seed=s) for s in range(3)]
-    arms = {"real_only": arm(*same), "affine": arm(*same), "augmented": arm(*same),
+    arms = {"real_only": arm(*same), "affine": arm(*same), "augmented": arm(*same), "affine_synthetic": arm(*same),
             "synthetic_only": arm(*[noisy_probabilities(labels, 3, 0.2, seed=s) for s in range(3)])}
     summary = summarise(arms, labels, [0, 1, 2], BootstrapParams(resamples=200), "small_cnn")
     assert summary["real_only"] == summary["affine"] == summary["augmented"] != summary["synthetic_only"]
+    assert set(summary["gains"]) == {f"{better}_vs_{than}" for better, than in GAINS}
+    without = summarise({k: v for k, v in arms.items() if k != "affine_synthetic"}, labels, [0, 1, 2],
+                        BootstrapParams(resamples=200), "small_cnn")
+    assert set(without["gains"]) == {"augmented_vs_real_only", "augmented_vs_affine"}  # gains of absent arms left out
     for better, than in GAINS:
         for name in METRICS:
             assert summary["gains"][f"{better}_vs_{than}"][name] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}

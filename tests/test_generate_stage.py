@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from histosynth.cli import app
 from histosynth.config import params_from_mapping
 from histosynth.config.generate import GenerateParams
+from histosynth.entry import EXIT_INPUT
 from histosynth.errors import ConfigError, DataError
 from histosynth.gan.checkpoint import GENERATOR_FILE, checkpoint_hash, save_generator, write_record
 from histosynth.gan.models import build_generator, get_recipe, known_archs
@@ -165,7 +166,7 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text("generate:\n  n_per_class: 2\n")
     result = CliRunner().invoke(app, ["generate", "--params", str(tmp_path / "params.yaml"),
                                       "--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2
+    assert result.exit_code == EXIT_INPUT
     assert "error:" in result.output and "dvc repro train" in result.output and "Traceback" not in result.output
 
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from histosynth.cli import app
 from histosynth.config.data import DataParams
 from histosynth.data.ingest import capped_indices, ingest
+from histosynth.entry import EXIT_INPUT
 from test_ingest_folder import save_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump({"data": {"source": f"folder:{tmp_path / 'nowhere'}"}}))
     result = CliRunner().invoke(app, ["ingest", "--params", str(params_file), "--out", str(tmp_path / "real")])
-    assert result.exit_code == 2
+    assert result.exit_code == EXIT_INPUT
     assert result.output.strip().startswith("error: data.source = ") and "does not exist" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "real").exists()
 
@@ -101,7 +102,7 @@ def test_stage_script_writes_data_real_from_params_yaml(tmp_path):
         (tmp_path / "cells" / name).rename(tmp_path / name)
     proc = subprocess.run([sys.executable, str(REPO / "stages" / "ingest.py")], cwd=tmp_path,
                           capture_output=True, text=True)
-    assert proc.returncode == 2
+    assert proc.returncode == EXIT_INPUT
     assert proc.stderr.strip().splitlines() == [
         f"error: {(tmp_path / 'cells').resolve()}: found only the class folder 'tumour'; a folder source needs"
         " at least two sub-folders, one per class, each holding that class's images"]

@@ -256,7 +256,7 @@ def test_the_group_reaches_the_package_metadata_and_the_sql_dump(tmp_path):
     write_record(tmp_path / "gan", {"arch": "dcgan", "class_names": ["a", "b"], "n_classes": 2, "epoch": 1,
                                     "image_size": 28, "latent_dim": 8, "width": 4,
                                     "params": {"batch_size": 4, "g_lr": 2e-4, "d_lr": 2e-4, "loss": "bce", "epochs": 1}})
-    (tmp_path / "qa.json").write_text(json.dumps(qa_metrics(("a", "b"), True)))
+    (tmp_path / "qa.json").write_text(json.dumps(qa_metrics(("a", "b"), True, synthetic)))
     metadata = build_package(params_from_mapping({"qa": {"enforce": True}}), tmp_path / "real", synthetic,
                              tmp_path / "gan", tmp_path / "qa.json", tmp_path / "package", revision="test")
 

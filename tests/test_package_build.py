@@ -16,11 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from histosynth.cli import app
-from histosynth.errors import DataError
+from histosynth.entry import EXIT_GATE
+from histosynth.errors import DataError, GateFailed
 from histosynth.fsutil import safe_name
 from histosynth.package.schema import read_metadata_csv, read_metadata_parquet
 from histosynth.package.stage import build_package
-from package_inputs import AWKWARD_CLASSES, PackageInputs, package_params, write_package_inputs
+from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
+from package_inputs import AWKWARD_CLASSES, PackageInputs, package_params, refresh_qa_verdict, write_package_inputs
 
 REVISION = "test-revision"
 PER_SPLIT, N_SYNTHETIC = 3, 4
@@ -103,7 +105,7 @@ def test_only_the_chosen_real_splits_are_packaged(inputs: PackageInputs, tmp_pat
 
 def test_refuses_a_synthetic_set_that_failed_qa(tmp_path: Path) -> None:
     inputs = write_package_inputs(tmp_path / "inputs", qa_passed=False)
-    with pytest.raises(DataError, match="failed QA") as err:
+    with pytest.raises(GateFailed, match="failed QA") as err:
         build(inputs, tmp_path / "package")
     assert "\n" not in str(err.value) and "qa.enforce: false" in str(err.value)
     assert not (tmp_path / "package").exists()
@@ -175,14 +177,20 @@ def test_ids_shared_by_real_and_synthetic_images_are_refused(inputs: PackageInpu
     real_id = pd.read_parquet(inputs.real / "manifest.parquet")["id"].iloc[0]
     manifest.loc[0, "id"] = real_id
     manifest.to_parquet(inputs.synthetic / "manifest.parquet", index=False)
+    refresh_qa_verdict(inputs)
     with pytest.raises(DataError, match=f"image id '{real_id}' occurs in both"):
         build(inputs, tmp_path / "package")
 
 
 def test_refusal_names_the_failing_classes(inputs: PackageInputs, tmp_path: Path) -> None:
-    inputs.qa_metrics.write_text(json.dumps({"passed": False, "classes": {"NA": {"passed": False}}}))
-    with pytest.raises(DataError, match=r"classes: NA\)"):
+    inputs.qa_metrics.write_text(json.dumps({"passed": False, "classes": {"NA": {"passed": False}},
+                                             SYNTHETIC_SET_KEY: synthetic_set_md5(inputs.synthetic)}))
+    with pytest.raises(GateFailed, match=r"classes: NA\)"):
         build(inputs, tmp_path / "package")
+
+
+# What the package command reads besides package.*: DVC (and so the CLI) refuses a file without them.
+SECTIONS = "qa: {enforce: true}\ndata: {source: builtin:ihc}\n"
 
 
 def run_cli_package(inputs: PackageInputs, tmp_path: Path, params_yaml: str) -> tuple[int, str]:
@@ -196,7 +204,7 @@ def run_cli_package(inputs: PackageInputs, tmp_path: Path, params_yaml: str) -> 
 
 
 def test_cli_packages_what_verify_accepts(inputs: PackageInputs, tmp_path: Path) -> None:
-    code, output = run_cli_package(inputs, tmp_path, "package: {name: cli-set, version: 0.2.0}\n")
+    code, output = run_cli_package(inputs, tmp_path, f"package: {{name: cli-set, version: 0.2.0}}\n{SECTIONS}")
     assert code == 0, output
     assert (tmp_path / "package" / "README.md").read_text("utf-8").startswith("# cli-set 0.2.0\n")
     verified = CliRunner().invoke(app, ["verify", str(tmp_path / "package")])
@@ -205,8 +213,8 @@ def test_cli_packages_what_verify_accepts(inputs: PackageInputs, tmp_path: Path)
 
 def test_cli_refusal_is_one_line_without_traceback(tmp_path: Path) -> None:
     inputs = write_package_inputs(tmp_path / "inputs", qa_passed=False, per_split=1, n_synthetic=1)
-    code, output = run_cli_package(inputs, tmp_path, "qa: {enforce: true}\n")
-    assert code == 2
+    code, output = run_cli_package(inputs, tmp_path, f"package: {{}}\n{SECTIONS}")
+    assert code == EXIT_GATE
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "failed QA" in errors[0] and "Traceback" not in output
     assert not (tmp_path / "package").exists()

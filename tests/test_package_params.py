@@ -12,7 +12,8 @@ def test_defaults_package_every_real_split_with_links() -> None:
     package = params_from_mapping({}).package
     assert (package.name, package.version, package.real_splits, package.link) == \
         ("histosynth-demo", "1.0.0", ["train", "val", "test"], "auto")
-    assert "scikit-image" in package.licence and package.citation == ""
+    assert (package.licence, package.citation) == ("", "")  # the card takes the licence from the source
+    assert (package.source_description, package.source_licence, package.source_citation) == ("", "", "")
 
 
 @pytest.mark.parametrize("version", ["2.0.0", "1.10.3-rc.1", "0.1.0+build.7"])

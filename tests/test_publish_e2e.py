@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from dvc_project import dvc, histosynth, make_project, run, tree_md5s
+from histosynth.entry import EXIT_INPUT
 from test_pipeline_e2e import TINY_PARAMS
 
 pytestmark = pytest.mark.slow
@@ -104,7 +105,7 @@ def test_load_package_trains_in_three_lines(published):
 
 def test_a_published_version_cannot_be_published_again(published):
     proc = histosynth(published["project"], "publish", "--version", "1.1.0", "--no-repro", check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == EXIT_INPUT
     assert "dataset-v1.1.0 already exists" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -116,7 +117,7 @@ def test_publish_refuses_a_damaged_package(published):
         proc = histosynth(project, "publish", "--version", "1.1.1", "--no-repro", check=False)
     finally:
         extra.unlink()
-    assert proc.returncode == 2
+    assert proc.returncode == EXIT_INPUT
     assert "failed verification" in proc.stderr and "extra.png" in proc.stderr
     assert "dataset-v1.1.1" not in run(project, "git", "tag").stdout
 
@@ -150,7 +151,7 @@ def test_publish_refuses_without_a_remote_or_with_failed_qa(tmp_path):
     run(project, "git", "init", "-q")
     dvc(project, "init", "-q")
     proc = histosynth(project, "publish", "--no-repro", check=False)
-    assert proc.returncode == 2 and "no default DVC remote" in proc.stderr
+    assert proc.returncode == EXIT_INPUT and "no default DVC remote" in proc.stderr
     dvc(project, "remote", "add", "-d", "store", str(tmp_path / "store"))
     (project / "data/package").mkdir(parents=True)
     (project / "reports/qa").mkdir(parents=True)
@@ -158,5 +159,5 @@ def test_publish_refuses_without_a_remote_or_with_failed_qa(tmp_path):
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-qm", "state")
     proc = histosynth(project, "publish", "--no-repro", check=False)
-    assert proc.returncode == 2 and "QA did not pass" in proc.stderr
+    assert proc.returncode == EXIT_INPUT and "QA did not pass" in proc.stderr
     assert run(project, "git", "tag").stdout == ""

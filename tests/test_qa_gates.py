@@ -24,6 +24,7 @@ from histosynth.config import params_from_mapping
 from histosynth.config.classifier import FeaturenetParams
 from histosynth.dataset import load_image_set
 from histosynth.dihedral import dihedral_variant
+from histosynth.entry import EXIT_GATE
 from histosynth.errors import ConfigError, DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import encode_png
@@ -261,7 +262,7 @@ def test_cli_exits_non_zero_with_a_table_and_no_traceback(work, tmp_path):
     command = [sys.executable, "-m", "histosynth.cli", "qa", "--params", str(params), "--real", str(work / "real"),
                "--synthetic", str(synthetic), "--featurenet", str(work / "featurenet"), "--out", str(tmp_path / "qa")]
     failed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert failed.returncode == 2
+    assert failed.returncode == EXIT_GATE
     assert failed.stderr.count("error: QA gates failed") == 1 and "Traceback" not in failed.stderr
     assert "uniform" not in failed.stderr.split("error:")[1].splitlines()[0]  # names the classes in the table
     assert json.loads((tmp_path / "qa" / "metrics.json").read_text())["passed"] is False
@@ -287,7 +288,7 @@ def test_dvc_stage_scripts_train_the_featurenet_then_gate(work, tmp_path):
     assert json.loads((tmp_path / "models" / "featurenet" / "record.json").read_text())["recipe"]["epochs"] == 3
     assert (tmp_path / "reports" / "featurenet" / "metrics.json").is_file()
     gated = stage("qa")
-    assert gated.returncode == 2 and "Traceback" not in gated.stderr
+    assert gated.returncode == EXIT_GATE and "Traceback" not in gated.stderr
     assert "error: QA gates failed for 3 class(es)" in gated.stderr
     assert json.loads((tmp_path / "reports" / "qa" / "metrics.json").read_text())["passed"] is False
 

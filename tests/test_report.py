@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_CLASSES
+from histosynth.entry import EXIT_INPUT
 from histosynth.errors import DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import read_png_rgb
@@ -213,7 +214,7 @@ def test_cli_reports_malformed_input_as_one_error_line(copy: Path) -> None:
     (copy / "reports/benchmark/metrics.json").write_text("{")
     done = subprocess.run([sys.executable, "-m", "histosynth.cli", "report", "--root", str(copy)],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
+    assert done.returncode == EXIT_INPUT
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [line for line in done.stderr.splitlines() if "metrics.json" in line]
     assert len(errors) == 1 and str(copy / "reports/benchmark/metrics.json") in errors[0]

@@ -15,6 +15,7 @@ from sql_samples import RUN, TRICKY_CLASSES, gan_record, qa_metrics, tricky_meta
 from typer.testing import CliRunner
 
 from histosynth.cli import app
+from histosynth.entry import EXIT_INPUT
 from histosynth.errors import ConfigError, DataError
 from histosynth.gan.models import build_discriminator, build_generator
 from histosynth.package.schema import METADATA_PARQUET, metadata_parquet_bytes
@@ -181,7 +182,7 @@ def test_export_sql_refuses_a_dump_that_disagrees_with_the_metadata(package: Pat
     (copy / METADATA_PARQUET).write_bytes(metadata_parquet_bytes(tricky_metadata().drop(index=0)
                                                                  .reset_index(drop=True)))
     result = CliRunner().invoke(app, ["export-sql", str(copy), "--dialect", "sqlite"])
-    assert result.exit_code == 2
+    assert result.exit_code == EXIT_INPUT
     assert "not in the metadata" in result.stderr and "rebuild the package" in result.stderr
 
 

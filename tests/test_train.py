@@ -20,7 +20,7 @@ from histosynth.gan.train import train
 from histosynth.gan.training.data import epoch_batches
 from histosynth.gan.training.settings import resolve_settings
 from histosynth.images import md5_file, read_png_rgb
-from histosynth.progress import PROGRESS_ENV
+from histosynth.progress import PROGRESS_ENV, BarSafeHandler
 
 TINY = dict(train_on="real", width=4, latent_dim=16, batch_size=16, epochs=2, checkpoint_every=1,
             probe={"every": 0}, threads=1)  # tiny models run fastest on one thread
@@ -94,8 +94,20 @@ def test_resumed_training_matches_uninterrupted_training(tmp_path, tiny_real_dir
     assert md5_file(resumed / checkpoint.GENERATOR_FILE) == md5_file(straight / checkpoint.GENERATOR_FILE)
 
 
+@pytest.fixture
+def no_cli_log_handler():
+    """Take out the stderr handler an earlier CLI run in this process installed: this test reads the bar alone."""
+    root = logging.getLogger()
+    installed = [h for h in root.handlers if isinstance(h, BarSafeHandler)]
+    for handler in installed:
+        root.removeHandler(handler)
+    yield
+    for handler in installed:
+        root.addHandler(handler)
+
+
 def test_progress_is_one_bar_from_the_resumed_epoch_and_logs_only_probe_and_checkpoint_epochs(
-        tmp_path, tiny_real_dir, caplog, capsys, monkeypatch):
+        tmp_path, tiny_real_dir, caplog, capsys, monkeypatch, no_cli_log_handler):
     caplog.set_level(logging.INFO, logger="histosynth.generators.training")
     monkeypatch.setenv(PROGRESS_ENV, "1")  # draw the bar although pytest's stderr is no terminal
     run(tmp_path, tiny_real_dir, epochs=1)

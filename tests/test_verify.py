@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from histosynth.cli import app
+from histosynth.entry import EXIT_INPUT
 from histosynth.package.stage import build_package
 from package_inputs import package_params, write_package_inputs
 
@@ -133,7 +136,7 @@ def test_a_folder_that_is_no_package_is_a_clear_error(tmp_path: Path) -> None:
     for path, message in ((tmp_path, "not a histosynth package"), (tmp_path / "nowhere", "does not exist"),
                           (tmp_path / "holiday.jpg", "is not a folder")):
         result = CliRunner().invoke(app, ["verify", str(path)])
-        assert result.exit_code == 2
+        assert result.exit_code == EXIT_INPUT
         assert isinstance(result.exception, SystemExit)  # no traceback
         assert message in result.output
 
@@ -145,3 +148,16 @@ def test_without_its_parquet_metadata_the_class_checksums_still_count(package: P
     assert code == 1
     assert "missing: metadata.parquet" in lines and f"modified: {flipped}" in lines
     assert not any(line.startswith("extra: ") for line in lines)
+
+
+def test_default_verify_loads_neither_torch_nor_sqlalchemy(built: Path) -> None:
+    """A user's `histosynth verify` starts in about a second: only --deep needs SQLAlchemy (and torch)."""
+    from histosynth.package.verify import DUMPS
+    from histosynth.sql import DIALECTS
+
+    assert DUMPS == tuple(f"sql/{name}.sql" for name in DIALECTS)
+    code = ("import sys; from typer.testing import CliRunner; from histosynth.cli import app; "
+            f"result = CliRunner().invoke(app, ['verify', {str(built)!r}]); "
+            "print(result.exit_code, 'torch' in sys.modules, 'sqlalchemy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["0", "False", "False"], done.stderr

@@ -1,19 +1,59 @@
-"""Shared entry-point behaviour for the CLI and the DVC stage scripts."""
+"""Shared entry-point behaviour for the CLI and the DVC stage scripts: logging and exit statuses.
+
+Exit statuses (the README's "Errors and exit statuses" lists them for users):
+
+====  =====================================================================================
+0     success
+1     ``histosynth verify`` found missing, extra or modified files (the list is printed)
+2     usage error: an unknown command or option, a bad option value (click's own status)
+3     configuration error: params.yaml or an option value is not allowed (ConfigError)
+4     input error: data, model, package or project missing, unreadable or inconsistent
+      (DataError and every other HistosynthError)
+5     a quality gate failed (the QA gates with qa.enforce: true)
+6     GAN training diverged (non-finite loss; the last good checkpoint is kept)
+70    a bug in histosynth (an unexpected exception; the traceback is printed for a report)
+130   interrupted (Ctrl-C)
+====  =====================================================================================
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
-from histosynth.errors import HistosynthError
+import click
+
+from histosynth.errors import ConfigError, GateFailed, HistosynthError, TrainingDiverged
+from histosynth.fsutil import readable
 from histosynth.progress import BarSafeHandler
 
 T = TypeVar("T")
 
-EXIT_USER_ERROR = 2
+EXIT_OK = 0
+EXIT_VERIFY_FINDINGS = 1
+EXIT_USAGE = 2  # click's status for usage errors; click itself exits with it
+EXIT_CONFIG = 3
+EXIT_INPUT = 4
+EXIT_GATE = 5
+EXIT_DIVERGED = 6
+EXIT_BUG = 70  # sysexits.h EX_SOFTWARE
+EXIT_INTERRUPTED = 130
+
+# First match wins: subclasses before HistosynthError itself.
+EXIT_CODES: tuple[tuple[type[HistosynthError], int], ...] = (
+    (ConfigError, EXIT_CONFIG),
+    (GateFailed, EXIT_GATE),
+    (TrainingDiverged, EXIT_DIVERGED),
+    (HistosynthError, EXIT_INPUT),
+)
+
+
+def exit_code_of(err: HistosynthError) -> int:
+    return next(code for kind, code in EXIT_CODES if isinstance(err, kind))
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -23,13 +63,20 @@ def setup_logging(verbose: bool = False) -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
-        handlers=[BarSafeHandler(sys.stderr)],
+        handlers=[BarSafeHandler()],
         force=True,
     )
 
 
+def error_text(message: str) -> str:
+    """``error: <first line>``; further lines (a verdict table, more bad values) indented under it,
+    so that a script finds exactly one line starting with ``error:`` whatever the message holds."""
+    first, *rest = readable(message).splitlines() or [""]
+    return "\n".join([f"error: {first}", *(f"  {line}" for line in rest)])
+
+
 def run_guarded(fn: Callable[[], T]) -> T:
-    """Run ``fn``; turn a HistosynthError into one line on stderr and exit status 2.
+    """Run ``fn``; turn a HistosynthError into ``error: ...`` on stderr and its exit status.
 
     Set HISTOSYNTH_DEBUG=1 to see the traceback as well.
     """
@@ -38,8 +85,15 @@ def run_guarded(fn: Callable[[], T]) -> T:
     except HistosynthError as err:
         if os.environ.get("HISTOSYNTH_DEBUG"):
             logging.getLogger("histosynth").exception("details")
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        print(error_text(str(err)), file=sys.stderr)
+        raise SystemExit(exit_code_of(err)) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise  # the CLI's own ways out (typer.Exit, usage errors): click handles them
+    except Exception as err:  # noqa: BLE001 - a bug: say so, keep the traceback for the report
+        traceback.print_exc(file=sys.stderr)
+        print(error_text(f"internal error ({type(err).__name__}): this is a bug in histosynth; please report it "
+                         "with the traceback above"), file=sys.stderr)
+        raise SystemExit(EXIT_BUG) from None

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from histosynth.errors import DataError
+from histosynth.fsutil import open_plain_file
 from histosynth.parallel import ordered_map
 
 PNG_COMPRESS_LEVEL = 6
+# What PIL raises for files it cannot identify or decode (truncated, corrupt, not an image, a bomb).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
+                 Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -41,10 +48,30 @@ def md5_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_png_rgb(path: Path | str) -> np.ndarray:
-    """Read a PNG written by this library (already RGB uint8)."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_png_rgb(path: Path | str, size: tuple[int, int] | None = None, follow_symlinks: bool = True) -> np.ndarray:
+    """Read an image written by this library as (H, W, 3) RGB uint8.
+
+    A file that is not a regular file (a FIFO, a device; with ``follow_symlinks`` false also a
+    symbolic link), not a readable image, over PIL's decompression-bomb limit or, when ``size``
+    (width, height) is given, of another size, is a DataError naming it; nothing is decoded first.
+    """
+    try:
+        with open_plain_file(path, follow_symlinks) as file, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as im:
+                if size is not None and im.size != tuple(size):
+                    raise DataError(f"{path}: {im.width}x{im.height} px, not the {size[0]}x{size[1]} px "
+                                    "its metadata gives")
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Image.UnidentifiedImageError:
+        raise DataError(f"{path}: not an image (no image format recognised in its bytes)") from None
+    except DECODE_ERRORS as err:
+        raise DataError(f"{path}: not a readable image ({first_line(err)})") from None
 
 
 def _encode_and_write(item: tuple[Path, np.ndarray]) -> str:

@@ -13,6 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
+from histosynth import schema_errors
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_bytes
 
@@ -50,9 +51,7 @@ def validate_manifest(df: pd.DataFrame, where: str = "manifest") -> pd.DataFrame
     try:
         return MANIFEST_SCHEMA.validate(df, lazy=True)
     except (SchemaErrors, SchemaError) as err:
-        first = str(err).strip().splitlines()
-        summary = "; ".join(line.strip() for line in first[:6] if line.strip())
-        raise DataError(f"{where}: manifest does not match the schema: {summary}") from None
+        raise DataError(f"{where}: manifest does not match the schema: {schema_errors.describe(err)}") from None
 
 
 def write_manifest(df: pd.DataFrame, folder: Path | str) -> Path:

@@ -199,8 +199,23 @@ class _Bar(tqdm):
 
 
 class BarSafeHandler(logging.StreamHandler):
-    """A stream handler that writes through ``tqdm.write``: an open bar is cleared, the record
-    gets its own line, and the bar is drawn again below it."""
+    """A stderr handler that writes through ``tqdm.write``: an open bar is cleared, the record
+    gets its own line, and the bar is drawn again below it.
+
+    It writes to whatever ``sys.stderr`` is when a record arrives, not the stream of the moment it
+    was made: a CLI run inside a test (or any caller that swaps stderr) must not keep a closed one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

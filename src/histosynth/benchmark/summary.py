@@ -51,6 +51,8 @@ def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int]
         summary[arm] = {**figures, "n_train": runs.n_train}
     summary["gains"] = {}
     for better, than in GAINS:
+        if better not in arms or than not in arms:
+            continue
         gains = {}
         for name in METRICS:
             low, high = percentile_interval(resampled[better][name] - resampled[than][name], bootstrap.confidence)

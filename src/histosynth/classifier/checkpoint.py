@@ -12,6 +12,7 @@ import torch
 from histosynth.classifier.model import SmallCNN
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_bytes, atomic_write_text
+from histosynth.json_record import read_json_record, require_fields
 
 WEIGHTS_FILE = "weights.pt"
 RECORD_FILE = "record.json"
@@ -36,8 +37,16 @@ def load_classifier(model_dir: Path | str) -> tuple[SmallCNN, dict[str, Any]]:
     if not weights.is_file() or not record_path.is_file():
         raise DataError(f"{model_dir}: no trained classifier ({WEIGHTS_FILE} + {RECORD_FILE}); "
                         "train it first (`dvc repro featurenet` or `histosynth featurenet`)")
-    record = json.loads(record_path.read_text(encoding="utf-8"))
+    fix = "retrain it (`dvc repro featurenet` or `histosynth featurenet`)"
+    record = read_json_record(record_path, fix)
+    require_fields(record, {"model": "object"}, record_path, fix)
     cfg = record["model"]
+    require_fields(cfg, {"n_classes": "count", "image_size": "count", "width": "count", "feature_dim": "count"},
+                   f"{record_path} (model)", fix)
     model = SmallCNN(cfg["n_classes"], cfg["image_size"], cfg["width"])
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as err:  # truncated, foreign, pickled-object or mismatching weights all land here
+        raise DataError(f"{weights}: not readable weights for the classifier in {RECORD_FILE} "
+                        f"({' '.join(str(err).split())[:200]}); {fix}") from None
     return model.eval(), record

@@ -1,7 +1,13 @@
-"""The one place that reads params.yaml."""
+"""The one place that reads params.yaml.
+
+It is read as strictly as DVC reads it: an empty file, a duplicate key at any level, a file that
+is not UTF-8 and a missing section that the stage (or CLI command) reads are errors, never a
+silent fall-back to the defaults in the code (which are not params.yaml's).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,35 +18,175 @@ from histosynth.config.schema import Params
 from histosynth.errors import ConfigError
 
 PARAMS_FILE = Path("params.yaml")
+# A params file is a few KB; these bound what a hostile one can cost (memory, validation time).
+MAX_BYTES = 1 << 20
+MAX_VALUES = 100_000  # YAML nodes after expanding aliases (a "billion laughs" file has 10**9)
+SHOWN_PROBLEMS = 20
+SHOWN_VALUE_CHARS = 60
+
+# The sections each stage reads. dvc.yaml lists these (or keys inside them) as the stage's params,
+# so DVC refuses a params.yaml without them; the stage scripts and the CLI refuse it too.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "ingest": ("data",),
+    "augment": ("augment",),
+    "train": ("gan",),
+    "generate": ("generate",),
+    "featurenet": ("qa",),
+    "curate": ("curate", "generate"),  # generate.n_per_class: how many ship
+    "qa": ("qa",),
+    "package": ("package", "qa", "data"),  # data.source: the card's provenance and licence
+    "benchmark": ("benchmark", "augment"),  # augment.*: the affine_synthetic arm's operations
+}
 
 
-def load_params(path: Path | str = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml; raise ConfigError with one line per bad value."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found (run from the project root, or pass its path)")
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(f"line {line}: the key {key!r} is given twice in one mapping (first at line {first_line}); "
+                         "DVC refuses that too: keep one")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key repeated in one mapping is an error (as in DVC)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in first_line:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1, first_line[key])
+                first_line[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError, source: str) -> str:
+    """PyYAML's error as one line: where (line), what, and in which construct."""
+    if isinstance(err, _DuplicateKey):
+        return f"{source} {err}"
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or problem is None:
+        return f"{source}: not valid YAML: {' '.join(str(err).split())}"
+    context = getattr(err, "context", None)
+    return (f"{source} line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {' '.join(problem.split())}"
+            + (f" ({' '.join(context.split())})" if context else ""))
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Nodes under ``node`` with every alias expanded (memoised: aliases share node objects)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise ConfigError("a value contains itself (a YAML alias inside its own anchor)")
+    open_nodes.add(id(node))
+    children: Iterable[yaml.Node] = ()
+    if isinstance(node, yaml.MappingNode):
+        children = (child for pair in node.value for child in pair)
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, open_nodes)
+        if total > MAX_VALUES:
+            raise ConfigError(f"more than {MAX_VALUES:,} values once YAML aliases are expanded; "
+                              "a params file holds a few hundred")
+    open_nodes.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
+def parse_params_text(text: str, source: str) -> Any:
+    """The YAML document in ``text`` (None when it holds none), read strictly (module docstring)."""
+    loader = None
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loader = _StrictLoader(text)  # checks the characters already
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            _expanded_size(node, {}, set())
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+        return loader.construct_document(node)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
-    return params_from_mapping(raw if raw is not None else {}, source=str(path))
+        raise ConfigError(_yaml_problem(err, source)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a params file") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def read_params_file(path: Path) -> Any:
+    """The parsed content of ``path``: a plain, UTF-8 YAML file with one non-empty document."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "not found"
+        raise ConfigError(f"{path}: params file {what} (run from the project root, or pass its path)")
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the params file ({err.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES // 1024} KiB; a params file is a few KB of YAML")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path} line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                          "save the file as UTF-8") from None
+    raw = parse_params_text(text, str(path))
+    if raw is None:
+        raise ConfigError(f"{path}: empty; a params file needs the sections of the project's params.yaml "
+                          "(data, augment, gan, generate, qa, package, benchmark)")
+    return raw
+
+
+def load_params(path: Path | str = PARAMS_FILE, stage: str | None = None) -> Params:
+    """Read and validate params.yaml; raise ConfigError with one line per bad value.
+
+    ``stage`` (a key of STAGE_SECTIONS) names the stage or command reading it: the sections it
+    reads must be in the file, as DVC demands.
+    """
+    path = Path(path)
+    raw = read_params_file(path)
+    if isinstance(raw, dict) and stage is not None:
+        missing = [section for section in STAGE_SECTIONS[stage] if section not in raw]
+        if missing:
+            sections = ", ".join(f"'{name}:'" for name in missing)
+            raise ConfigError(f"{path}: no {sections} section; `{stage}` reads it, and DVC refuses such a file "
+                              "too (the code's defaults are not params.yaml's): add it, e.g. copied from the "
+                              "project's params.yaml")
+    return params_from_mapping(raw, source=str(path))
 
 
 def params_from_mapping(raw: Any, source: str = "params") -> Params:
+    """Params from a mapping; a missing section or key takes the code's default (for tests and tools)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError("\n".join(_describe(source, e) for e in err.errors())) from None
+        problems = [_describe(source, e) for e in err.errors()]
+        if len(problems) > SHOWN_PROBLEMS:
+            problems = problems[:SHOWN_PROBLEMS] + [f"{source}: and {len(problems) - SHOWN_PROBLEMS} more"]
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS - 3] + "..."
 
 
 def _describe(source: str, error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = error["msg"].removeprefix("Value error, ")
+    message = " ".join(error["msg"].removeprefix("Value error, ").split())
     if error["type"] == "extra_forbidden":
         return f"{source}: {key}: unknown key"
     value = error.get("input")
     if isinstance(value, dict):  # a section-level problem (e.g. unknown keys): show no dump
         return f"{source}: {key}: {message}"
-    return f"{source}: {key} = {value!r}: {message}"
+    return f"{source}: {key} = {_shown(value)}: {message}"

@@ -19,7 +19,6 @@ Decisions (the README quotes them):
 
 from __future__ import annotations
 
-import struct
 import warnings
 from pathlib import Path
 
@@ -27,15 +26,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from histosynth.errors import DataError
+from histosynth.images import DECODE_ERRORS as _DECODE_ERRORS
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 RESAMPLE = Image.Resampling.LANCZOS
 
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-# What PIL raises for files it cannot identify or decode (truncated, corrupt, not an image).
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
-                  Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class UnreadableImageError(DataError):

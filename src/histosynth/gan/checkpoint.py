@@ -23,6 +23,7 @@ from torch import nn
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_bytes, atomic_write_text
 from histosynth.images import md5_file
+from histosynth.json_record import read_json_record, require_fields
 
 CHECKPOINT_FILE = "checkpoint.pt"
 GENERATOR_FILE = "generator.pt"
@@ -60,11 +61,23 @@ def write_record(model_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_text(Path(model_dir) / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
+# What every reader of record.json relies on (build the generator, name the classes).
+RECORD_FIELDS = {"arch": "text", "class_names": "names", "n_classes": "count", "image_size": "count",
+                 "latent_dim": "count", "width": "count"}
+RETRAIN = "retrain the generator (`dvc repro train` or `histosynth train`)"
+
+
 def read_record(model_dir: Path) -> dict[str, Any]:
+    """``record.json`` of ``model_dir``, checked: a DataError says what is missing or malformed."""
     path = Path(model_dir) / RECORD_FILE
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: no training record; train a generator first (`dvc repro train`)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    record = read_json_record(path, RETRAIN)
+    require_fields(record, RECORD_FIELDS, path, RETRAIN)
+    if len(record["class_names"]) != record["n_classes"]:
+        raise DataError(f"{path}: n_classes = {record['n_classes']} but {len(record['class_names'])} class names; "
+                        f"{RETRAIN}")
+    return record
 
 
 def load_generator(model_dir: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -1,5 +1,16 @@
 """Sampling synthetic images from a trained generator: the ``generate`` stage and CLI command."""
 
-from histosynth.generate.run import generate, regenerate
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["generate", "regenerate"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing histosynth.generate.md5sums (as `verify` does) must not import torch.
+    if name in __all__:
+        from histosynth.generate import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'histosynth.generate' has no attribute {name!r}")

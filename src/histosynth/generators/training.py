@@ -29,7 +29,7 @@ from torch import nn
 
 import histosynth
 from histosynth.dataset import ImageSet
-from histosynth.errors import DataError, HistosynthError
+from histosynth.errors import DataError, TrainingDiverged
 from histosynth.gan import checkpoint
 from histosynth.gan.training.data import epoch_batches, load_probe_set, load_training_set, manifest_md5, to_model_range
 from histosynth.gan.training.monitor import SampleGrid, TrainingReport, grid_epochs, sample
@@ -253,8 +253,8 @@ class _Run:
         step = f" at step {result.bad_step + 1}" if result.bad_step >= 0 else ""
         kept = (f"the last good checkpoint (epoch {self.saved_epoch}) in {self.model_dir} is kept"
                 if self.saved_epoch else "no checkpoint was written")
-        raise HistosynthError(f"training diverged: non-finite loss in epoch {number}{step} ({_format(losses)}); "
-                              f"{kept}. {self.family.divergence_hint} and rerun")
+        raise TrainingDiverged(f"training diverged: non-finite loss in epoch {number}{step} ({_format(losses)}); "
+                               f"{kept}. {self.family.divergence_hint} and rerun")
 
     # -- data and monitoring -------------------------------------------------------------------
 

@@ -1,12 +1,17 @@
 """The dataset card (``README.md`` of the package), made from the package's inputs only.
 
 No clock is read: the same inputs give the same card, byte for byte, so that the package is
-reproducible and DVC sees no change when nothing changed.
+reproducible and DVC sees no change when nothing changed. Everything that comes from input
+(class names, params, the GAN record, the QA verdict, the git revision) goes through
+:mod:`histosynth.package.markdown`, so it shows as text and never as markup or HTML. Source,
+licence and citation of the real images come from the source used
+(:mod:`histosynth.package.provenance`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -14,6 +19,8 @@ import pandas as pd
 from histosynth import __version__
 from histosynth.config import Params
 from histosynth.manifest import SPLITS
+from histosynth.package.markdown import Markup, code, code_block, paragraphs, text
+from histosynth.package.provenance import Provenance
 from histosynth.package.schema import IMAGES_DIR, METADATA_CSV, METADATA_PARQUET
 
 # (metrics.json key, column title, its real-vs-real floor key or None)
@@ -26,15 +33,18 @@ QA_FIGURES = (
     ("memorised_share_pixel", "near-copies (pixels)", None),
     ("memorised_share_feature", "near-copies (features)", None),
 )
-# Not in the card's parameter table: licence and citation have their own sections, and link
-# changes no byte of the package (so a linked and a copied package are identical).
-UNTABULATED_PARAMS = {"licence", "citation", "link"}
+# Not in the card's parameter table: licence, citation and source have their own sections, and
+# link changes no byte of the package (so a linked and a copied package are identical).
+UNTABULATED_PARAMS = {"licence", "citation", "link", "source_description", "source_licence", "source_citation"}
+
+
+def _shown(value: Any) -> str:
+    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def cell(value: Any) -> str:
-    """Text safe inside a Markdown table cell."""
-    text = "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Text safe inside a Markdown table cell (and anywhere else inline); Markup stays as written."""
+    return value if isinstance(value, Markup) else text(_shown(value))
 
 
 def table(header: list[str], rows: list[list[Any]]) -> str:
@@ -43,27 +53,32 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _folder(name: str) -> str:
+    """A class folder as code; the schema allows [a-z0-9_] only, anything else stays plain text."""
+    return Markup(code(name)) if re.fullmatch(r"[a-z0-9_]+", name) else name
+
+
 def counts_table(metadata: pd.DataFrame, class_names: list[str]) -> str:
     columns = pd.MultiIndex.from_tuples([("real", split) for split in SPLITS] + [("synthetic", "train")])
     counts = pd.crosstab(metadata["label"], [metadata["source"], metadata["split"]]).reindex(
         index=range(len(class_names)), columns=columns, fill_value=0)
     folders = metadata.groupby("label")["class_folder"].first()
-    rows = [[label, name, f"`{folders[label]}`", *counts.loc[label].tolist(), int(counts.loc[label].sum())]
+    rows = [[label, name, _folder(folders[label]), *counts.loc[label].tolist(), int(counts.loc[label].sum())]
             for label, name in enumerate(class_names)]
-    rows.append(["", "**all**", "", *counts.sum().tolist(), len(metadata)])
+    rows.append(["", Markup("**all**"), "", *counts.sum().tolist(), len(metadata)])
     header = ["label", "class", "folder", *(f"real {split}" for split in SPLITS), "synthetic", "total"]
     return table(header, rows)
 
 
 def qa_section(qa_metrics: dict[str, Any], enforce: bool) -> str:
-    verdict = f"passed every gate (`qa.enforce`: {str(enforce).lower()})" if qa_metrics.get("passed") else (
-        f"failed {qa_metrics.get('failed_gates', 'some')} gate(s) and was packaged because `qa.enforce` is false")
+    verdict = f"passed every gate (`qa.enforce`: {str(enforce).lower()})" if qa_metrics.get("passed") is True else (
+        f"failed {text(qa_metrics.get('failed_gates', 'some'))} gate(s) and was packaged because `qa.enforce` is false")
     rows = []
     for name, figures in qa_metrics.get("classes", {}).items():
         row: list[Any] = [name]
         for key, _, floor in QA_FIGURES:
             value = figures.get(key)
-            row.append(f"{cell(value)} ({cell(figures.get(floor))})" if floor else value)
+            row.append(f"{_shown(value)} ({_shown(figures.get(floor))})" if floor else value)
         failed = [gate for gate, result in figures.get("gates", {}).items() if not result.get("passed")]
         row.append("yes" if figures.get("passed") else "no: " + ", ".join(failed))
         rows.append(row)
@@ -78,19 +93,31 @@ def qa_section(qa_metrics: dict[str, Any], enforce: bool) -> str:
     ])
 
 
+def _trained_on(gan_record: dict[str, Any]) -> str:
+    """'cpu (AVX512)' from the record's trained_on, or 'an unrecorded device' for older records."""
+    where = gan_record.get("trained_on")
+    if not isinstance(where, dict):
+        return "an unrecorded device"
+    return f"{where.get('device', '?')} ({where.get('cpu_capability', '?')})"
+
+
 def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFrame, revision: str) -> str:
     synthetic = metadata[metadata["source"] == "synthetic"]
     generator_runs = sorted(synthetic["generator_run"].dropna().unique())
     seeds = sorted(int(s) for s in synthetic["seed"].dropna().unique())
-    training = gan_record.get("params", {})
+    training = gan_record.get("params") if isinstance(gan_record.get("params"), dict) else {}
+    train_data = gan_record.get("train_data")
+    n_trained = train_data.get("n_images", "?") if isinstance(train_data, dict) else "?"
     return "\n".join([
-        f"- histosynth {__version__}, git revision `{revision}`.",
-        f"- Real images: `data.source` = `{params.data.source}`, splits {', '.join(params.package.real_splits)}.",
-        f"- Generator: `{gan_record.get('arch')}` ({gan_record.get('family', 'gan')}), "
-        f"{gan_record.get('epoch', '?')} epochs, "
-        f"{gan_record.get('image_size')} px, latent {gan_record.get('latent_dim')}, trained on "
-        f"{gan_record.get('train_data', {}).get('n_images', '?')} images; generator weights MD5 "
-        f"{', '.join(f'`{run}`' for run in generator_runs) or '–'} (`generator_run` in the metadata).",
+        f"- histosynth {__version__}, git revision {code(revision)}.",
+        f"- Real images: `data.source` = {code(params.data.source)}, splits {', '.join(params.package.real_splits)}.",
+        f"- Generator: {code(gan_record.get('arch'))} ({text(gan_record.get('family', 'gan'))}), "
+        f"{text(gan_record.get('epoch', '?'))} epochs, "
+        f"{text(gan_record.get('image_size'))} px, latent {text(gan_record.get('latent_dim'))}, trained on "
+        f"{text(n_trained)} images on {text(_trained_on(gan_record))}; generator weights MD5 "
+        f"{', '.join(code(run) for run in generator_runs) or '–'} (`generator_run` in the metadata). The same "
+        "params give byte-identical images on the same kind of device and CPU capability (torch picks its CPU "
+        "kernels by instruction set; other capabilities round differently).",
         f"- Synthetic images: latent seed {', '.join(map(str, seeds)) or '–'}; image `latent_index` of class "
         "`label` is reproduced by `histosynth.generate.regenerate(model_dir, seed, label, latent_index)`.",
         "",
@@ -107,26 +134,37 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
 
 def citation(params: Params) -> str:
     if params.package.citation:
-        return params.package.citation
+        return code_block(params.package.citation)
     key = "".join(ch if ch.isalnum() else "_" for ch in params.package.name)
-    return "\n".join([
-        "```bibtex",
+    return code_block("\n".join([
         f"@misc{{{key}_{params.package.version.replace('.', '_')},",
         f"  title = {{{params.package.name}: real and GAN-synthesised microscopy images}},",
         f"  note = {{Version {params.package.version}, made with histosynth {__version__}}},",
         "}",
-        "```",
+    ]), info="bibtex")
+
+
+def source_section(params: Params, provenance: Provenance) -> str:
+    terms = ["", f"**This package.** {paragraphs(params.package.licence)}"] if params.package.licence.strip() else []
+    return "\n".join([
+        f"**Real images.** {paragraphs(provenance.description)}",
+        "",
+        f"**Licence of the real images.** {paragraphs(provenance.licence)}",
+        "",
+        "**Synthetic images.** Generated by histosynth from the real training images; no restrictions are "
+        "claimed beyond those of the real images.",
+        *terms,
     ])
 
 
 def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params, gan_record: dict[str, Any],
-                 qa_metrics: dict[str, Any], revision: str, sql_files: list[str]) -> str:
+                 qa_metrics: dict[str, Any], revision: str, sql_files: list[str], provenance: Provenance) -> str:
     p = params.package
     n_real, n_synthetic = (int((metadata["source"] == s).sum()) for s in ("real", "synthetic"))
-    sql_lines = [f"- `{name}`: the database dump (tables `gan_architectures`, `class_names`, `training_parameters`, "
-                 "`images`)" for name in sql_files]
+    sql_lines = [f"- {code(name)}: the database dump (tables `gan_architectures`, `class_names`, "
+                 "`training_parameters`, `images`)" for name in sql_files]
     return "\n".join([
-        f"# {p.name} {p.version}",
+        f"# {text(p.name)} {text(p.version)}",
         "",
         f"{len(metadata)} PNG images of {len(class_names)} classes: {n_real} real and {n_synthetic} synthesised by "
         "a label-conditioned GAN, with metadata, checksums and database dumps (BCADCID-style layout).",
@@ -146,7 +184,7 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "",
         "## Source data and licence",
         "",
-        p.licence,
+        source_section(params, provenance),
         "",
         "## Classes",
         "",
@@ -166,7 +204,7 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "## Verify",
         "",
         "```sh",
-        "histosynth verify <this folder>                    # every file, the metadata and the dumps",
+        "histosynth verify <this folder>                    # every file and the metadata (--deep: the dumps too)",
         f"(cd {IMAGES_DIR}/<class folder> && md5sum -c MD5SUMS)  # one class folder, without histosynth",
         "md5sum -c MD5SUMS                                  # card, metadata and dumps, without histosynth",
         "```",
@@ -185,5 +223,9 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "## Cite",
         "",
         citation(params),
+        "",
+        "and the source of the real images:",
+        "",
+        code_block(provenance.citation),
         "",
     ])

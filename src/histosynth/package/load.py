@@ -3,6 +3,12 @@
     import histosynth
     package = histosynth.load_package("data/package")
     loader = torch.utils.data.DataLoader(package.torch_dataset(split="train"), batch_size=64, shuffle=True)
+
+A package from elsewhere is read defensively: its metadata, images folder, class folders and
+images must be plain files and folders (a symbolic link could lead anywhere, a FIFO or device
+would hang the reader); every image must be a PNG of the size its metadata row gives, under
+PIL's decompression-bomb limit; and ``image_set`` refuses to allocate more than half the
+machine's memory. Each problem is a DataError naming the file.
 """
 
 from __future__ import annotations
@@ -12,15 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import os
+
 import numpy as np
 import pandas as pd
 
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
+from histosynth.fsutil import entry_kind
 from histosynth.images import read_png_rgb
 from histosynth.manifest import SPLITS, class_names_of
-from histosynth.package.schema import METADATA_PARQUET, SOURCES, read_metadata_parquet
+from histosynth.package.schema import IMAGES_DIR, METADATA_PARQUET, SOURCES, read_metadata_parquet
 from histosynth.parallel import ordered_map
+
+# image_set() refuses an array larger than this share of the machine's memory.
+MEMORY_SHARE = 0.5
 
 if TYPE_CHECKING:
     from histosynth.package.torch_data import PackageDataset
@@ -53,6 +65,10 @@ class Package:
         rows = self.metadata if rows is None else rows
         return [self.root / p for p in rows["file_path"]]
 
+    def _images_of(self, rows: pd.DataFrame) -> Iterator[np.ndarray]:
+        sizes = zip(rows["width"].tolist(), rows["height"].tolist())
+        return ordered_map(lambda job: read_package_image(job[0], *job[1]), zip(self.paths(rows), sizes))
+
     def image_set(self, split: str | None = None, source: str | None = None) -> ImageSet:
         """The selected images in memory, decoded on all cores, in metadata order."""
         rows = self.select(split, source)
@@ -61,8 +77,13 @@ class Package:
             raise DataError(f"{self.root}: the selected images have {len(sizes)} different sizes; "
                             "use Package.images() or Package.torch_dataset() with a resizing transform")
         height, width = (int(v) for v in sizes.iloc[0]) if len(sizes) else (0, 0)
+        needed = len(rows) * height * width * 3
+        if needed > MEMORY_SHARE * _memory_bytes():
+            raise DataError(f"{self.root}: the selected {len(rows)} images of {width}x{height} px need "
+                            f"{needed / 2**30:.1f} GiB, more than half this machine's memory; stream them with "
+                            "Package.images() or Package.torch_dataset()")
         images = np.empty((len(rows), height, width, 3), np.uint8)
-        for i, image in enumerate(ordered_map(_read_image, self.paths(rows))):
+        for i, image in enumerate(self._images_of(rows)):
             images[i] = image
         return ImageSet(images, rows["label"].to_numpy(np.int64), tuple(self.class_names))
 
@@ -70,7 +91,7 @@ class Package:
                source: str | None = None) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
         """``(metadata row as a dict, (H, W, 3) uint8 image)`` for the selected images, streaming."""
         rows = self.select(split, source)
-        return zip(rows.to_dict("records"), ordered_map(_read_image, self.paths(rows)))
+        return zip(rows.to_dict("records"), self._images_of(rows))
 
     def torch_dataset(self, split: str | None = None, source: str | None = None,
                       transform: Callable[[Any], Any] | None = None) -> PackageDataset:
@@ -82,22 +103,45 @@ class Package:
         from histosynth.package.torch_data import PackageDataset
 
         rows = self.select(split, source)
-        return PackageDataset(self.paths(rows), rows["label"].tolist(), self.class_names, transform)
+        sizes = list(zip(rows["width"].tolist(), rows["height"].tolist()))
+        return PackageDataset(self.paths(rows), rows["label"].tolist(), self.class_names, transform, sizes)
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_package_image(path: Path, width: int, height: int) -> np.ndarray:
+    """One package image as (H, W, 3) uint8, or a DataError (module docstring: what is refused)."""
     try:
-        return read_png_rgb(path)
-    except OSError as err:
-        raise DataError(f"{path}: unreadable image ({err}); check the package with `histosynth verify`") from None
+        return read_png_rgb(path, (width, height), follow_symlinks=False)
+    except DataError as err:
+        raise DataError(f"{err}; check the package with `histosynth verify`") from None
+
+
+def _memory_bytes() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_folders(root: Path, metadata: pd.DataFrame) -> None:
+    """The images folder and every class folder must be real folders, not links to elsewhere."""
+    for rel in (IMAGES_DIR, *(f"{IMAGES_DIR}/{folder}" for folder in sorted(metadata["class_folder"].unique()))):
+        try:
+            kind = entry_kind(root / rel)
+        except FileNotFoundError:
+            continue  # its images are missing: reading them says so
+        except OSError as err:
+            raise DataError(f"{root / rel}: cannot be read ({err.strerror}); check the package with "
+                            "`histosynth verify`") from None
+        if kind != "a folder":
+            raise DataError(f"{root / rel}: {kind or 'a file'}, not a folder; a package holds plain files and "
+                            "folders only, so it is not read (check it with `histosynth verify`)")
 
 
 def load_package(path: Path | str) -> Package:
     """Open the package folder ``path``: its metadata is read and validated, images are read on demand."""
     root = Path(path)
     metadata_file = root / METADATA_PARQUET
-    if not metadata_file.is_file():
+    if not metadata_file.exists() and not metadata_file.is_symlink():
         what = "does not exist" if not root.exists() else f"is not a histosynth package (no {METADATA_PARQUET})"
         raise DataError(f"{root}: {what}; build one with `dvc repro package` or fetch one with "
                         "`dvc get <repo> data/package`")
-    return Package(root, read_metadata_parquet(metadata_file))
+    metadata = read_metadata_parquet(metadata_file)
+    _check_folders(root, metadata)
+    return Package(root, metadata)

@@ -14,7 +14,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
+from histosynth import schema_errors
 from histosynth.errors import DataError
+from histosynth.fsutil import open_plain_file
 from histosynth.manifest import SPLITS
 
 # The package's layout (DESIGN.md "Package layout").
@@ -122,8 +124,7 @@ def validate_metadata(df: pd.DataFrame, where: str = "metadata") -> pd.DataFrame
     try:
         return METADATA_SCHEMA.validate(df, lazy=True)
     except (SchemaErrors, SchemaError) as err:
-        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-        raise DataError(f"{where}: metadata does not match the schema: {'; '.join(lines[:6])}") from None
+        raise DataError(f"{where}: metadata does not match the schema: {schema_errors.describe(err)}") from None
 
 
 def metadata_csv_bytes(df: pd.DataFrame) -> bytes:
@@ -138,18 +139,23 @@ def metadata_parquet_bytes(df: pd.DataFrame) -> bytes:
 
 
 def read_metadata_parquet(path: Path) -> pd.DataFrame:
+    """The Parquet metadata of a package, validated; it must be a plain file (no link, FIFO or device)."""
     try:
-        df = pd.read_parquet(path)
+        with open_plain_file(path) as file:
+            df = pd.read_parquet(file)
     except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(err).split())})") from None
     return validate_metadata(df, where=str(path))
 
 
-def read_metadata_csv(path: Path) -> pd.DataFrame:
-    """The CSV with the schema's types; only the nullable columns treat an empty field as missing."""
+def read_metadata_csv(path: Path, validate: bool = True) -> pd.DataFrame:
+    """The CSV with the schema's types; only the nullable columns treat an empty field as missing.
+
+    ``validate`` false skips the schema check, for a reader that compares it with validated rows."""
     try:
-        df = pd.read_csv(path, dtype=COLUMN_TYPES, keep_default_na=False,
-                         na_values={column: [""] for column in NULLABLE_COLUMNS}, encoding="utf-8")
+        with open_plain_file(path) as file:
+            df = pd.read_csv(file, dtype=COLUMN_TYPES, keep_default_na=False,
+                             na_values={column: [""] for column in NULLABLE_COLUMNS}, encoding="utf-8")
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: not a readable metadata CSV ({err})".replace("\n", " ")) from None
-    return validate_metadata(df, where=str(path))
+    return validate_metadata(df, where=str(path)) if validate else df

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import time
@@ -12,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from histosynth.config import Params
-from histosynth.errors import DataError
+from histosynth.errors import DataError, GateFailed
 from histosynth.fsutil import atomic_output_dir, atomic_write_bytes, atomic_write_text
 from histosynth.gan.checkpoint import read_record
 from histosynth.generate.md5sums import write_md5sums
@@ -20,27 +19,47 @@ from histosynth.images import md5_file
 from histosynth.manifest import class_names_of
 from histosynth.package.assemble import Job, place_files
 from histosynth.package.card import dataset_card
+from histosynth.json_record import read_json_record
 from histosynth.package.collect import SOURCE_FILE, plan_rows
+from histosynth.package.provenance import source_provenance
 from histosynth.package.schema import (
     CARD_NAME, COLUMNS, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, SQL_DIR, metadata_csv_bytes,
     metadata_parquet_bytes, validate_metadata,
 )
 from histosynth.sql import build_database, write_dumps
+from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
 
 log = logging.getLogger(__name__)
 
 
-def read_qa_verdict(qa_metrics_file: Path, enforce: bool) -> dict[str, Any]:
-    """reports/qa/metrics.json, or a DataError when the synthetic set may not be packaged."""
+def _check_verdict_shape(metrics: dict[str, Any], where: Path, rerun: str) -> None:
+    classes = metrics.get("classes", {})
+    if not isinstance(metrics.get("passed"), bool) or not isinstance(classes, dict) or not all(
+            isinstance(figures, dict) and isinstance(figures.get("gates", {}), dict)
+            and all(isinstance(gate, dict) for gate in figures.get("gates", {}).values())
+            for figures in classes.values()):
+        raise DataError(f"{where}: not a QA verdict as the qa stage writes it (passed: true/false, classes: "
+                        f"{{name: {{figures, gates}}}}); {rerun}")
+
+
+def read_qa_verdict(qa_metrics_file: Path, enforce: bool, synthetic_dir: Path) -> dict[str, Any]:
+    """reports/qa/metrics.json, or a DataError when the synthetic set may not be packaged: the
+    verdict is missing or malformed, judged another synthetic set, or failed (with ``enforce``)."""
+    rerun = f"rerun QA on {synthetic_dir} (`dvc repro qa`, or `histosynth qa --synthetic {synthetic_dir}`)"
     if not qa_metrics_file.is_file():
         raise DataError(f"{qa_metrics_file}: no QA verdict; run the qa stage first (`dvc repro qa`)")
-    try:
-        metrics = json.loads(qa_metrics_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{qa_metrics_file}: not valid JSON ({err}); rerun the qa stage (`dvc repro qa`)") from None
+    metrics = read_json_record(qa_metrics_file, rerun)
+    _check_verdict_shape(metrics, qa_metrics_file, rerun)
+    judged, packaged = metrics.get(SYNTHETIC_SET_KEY), synthetic_set_md5(synthetic_dir)
+    if judged is None:
+        raise DataError(f"{qa_metrics_file}: does not say which synthetic set it judged (no {SYNTHETIC_SET_KEY}: "
+                        f"written by an older histosynth or by hand); {rerun}")
+    if judged != packaged:
+        raise DataError(f"{qa_metrics_file}: judged another synthetic set ({SYNTHETIC_SET_KEY} {judged}), not "
+                        f"{synthetic_dir} ({packaged}); {rerun}")
     if enforce and metrics.get("passed") is not True:
         failed = [name for name, figures in metrics.get("classes", {}).items() if not figures.get("passed")]
-        raise DataError(f"{qa_metrics_file}: the synthetic set failed QA (classes: {', '.join(failed) or '?'}), "
+        raise GateFailed(f"{qa_metrics_file}: the synthetic set failed QA (classes: {', '.join(failed) or '?'}), "
                         "so it is not packaged; improve the GAN, or set qa.enforce: false to package it anyway")
     return metrics
 
@@ -75,8 +94,9 @@ def build_package(params: Params, real_dir: Path, synthetic_dir: Path, gan_dir: 
     ``revision`` is recorded in the dataset card; None = the current git revision.
     """
     started = time.perf_counter()
-    qa_metrics = read_qa_verdict(Path(qa_metrics_file), params.qa.enforce)
+    qa_metrics = read_qa_verdict(Path(qa_metrics_file), params.qa.enforce, Path(synthetic_dir))
     gan_record = read_record(Path(gan_dir))
+    provenance = source_provenance(params)
     plan = plan_rows(Path(real_dir), Path(synthetic_dir), params.package.real_splits)
     class_names = class_names_of(plan)
     out_dir = Path(out_dir)
@@ -87,7 +107,7 @@ def build_package(params: Params, real_dir: Path, synthetic_dir: Path, gan_dir: 
         atomic_write_bytes(tmp / METADATA_PARQUET, metadata_parquet_bytes(metadata))
         sql_files = _write_sql_dumps(metadata, gan_record, qa_metrics, params, tmp)
         card = dataset_card(metadata, class_names, params, gan_record, qa_metrics,
-                            revision if revision is not None else git_revision(), sql_files)
+                            revision if revision is not None else git_revision(), sql_files, provenance)
         atomic_write_text(tmp / CARD_NAME, card)
         _write_top_md5sums(tmp, [CARD_NAME, METADATA_CSV, METADATA_PARQUET, *sql_files])
     log.info("packaged %d images (%d real, %d synthetic) of %d classes into %s in %.1f s", len(metadata),

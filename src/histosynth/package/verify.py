@@ -2,10 +2,17 @@
 
 Every file is accounted for against three records: the metadata (one row and MD5 per image),
 each class folder's ``MD5SUMS`` (which must list the same files with the same MD5s), and the
-top-level ``MD5SUMS`` (README, metadata and SQL dumps). The metadata CSV must hold the same rows
-as the Parquet file, and the SQL dumps the same images as the metadata. A file nobody lists is
-*extra*, a listed file that is absent is *missing*, a file whose bytes differ from its record
-is *modified*; anything else inconsistent is a *problem*.
+top-level ``MD5SUMS`` (README, metadata and the three SQL dumps). The metadata CSV must hold the
+same rows as the Parquet file. A file nobody lists is *extra*, a listed file that is absent is
+*missing*, a file whose bytes differ from its record is *modified*; anything else inconsistent
+is a *problem*. A package holds plain files and folders only: a symbolic link, device, FIFO or
+socket in it is a problem, and is never followed or read.
+
+``deep`` also checks the dumps' content: ``sql/sqlite.sql`` is loaded (with a bounded budget)
+and compared with the metadata, and every dump is rendered again and compared byte for byte
+(:func:`histosynth.sql.check_dumps`). Without it the dumps are checked through the top-level
+``MD5SUMS`` only, which packaging wrote from the same data: 100k images verify in about 2 s
+instead of 35 s (bench/results/verify.md).
 """
 
 from __future__ import annotations
@@ -19,16 +26,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from histosynth.errors import DataError
+from histosynth.fsutil import entry_kind, md5_plain_file
 from histosynth.generate.md5sums import MD5SUMS_NAME
-from histosynth.images import md5_file
 from histosynth.package.schema import (
-    CARD_NAME, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, read_metadata_csv, read_metadata_parquet,
+    CARD_NAME, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, SQL_DIR, read_metadata_csv, read_metadata_parquet,
 )
 from histosynth.parallel import ordered_map
-from histosynth.sql import check_dumps
 
+# histosynth.sql.DIALECTS, written out: importing histosynth.sql loads SQLAlchemy and torch, which
+# only --deep needs (a test keeps the two the same).
+DUMPS = tuple(f"{SQL_DIR}/{name}.sql" for name in ("mysql", "postgresql", "sqlite"))
 # Top-level files every package has, whatever its MD5SUMS says.
-REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET)
+REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET, *DUMPS)
 # "<md5>  <name>" (text mode) or "<md5> *<name>" (binary mode), as md5sum writes them.
 MD5SUMS_LINE = re.compile(r"^([0-9a-f]{32}) [ *](.+)$")
 
@@ -76,11 +85,28 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _present_files(root: Path) -> set[str]:
-    found = set()
-    for folder, _, files in os.walk(root):
-        base = Path(folder)
-        found.update(_rel(base / name, root) for name in files)
+def _present_files(root: Path, report: VerifyReport) -> set[str]:
+    """The plain files under ``root`` (paths relative to it, '/'-separated); anything else found is
+    reported as a problem and left alone. Plain strings, not Paths: 100k files take 0.2 s."""
+    start = os.path.join(str(root), "")
+    found, folders = set(), [start]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as err:
+            report.problems.append(f"{folder[len(start):] or '.'}: cannot list this folder ({err.strerror})")
+            continue
+        for entry in entries:
+            rel = entry.path[len(start):].replace(os.sep, "/")
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                found.add(rel)
+            else:
+                target = f" to {os.readlink(entry.path)}" if entry.is_symlink() else ""
+                report.problems.append(f"{rel}: {entry_kind(entry.path)}{target}; a package holds plain files only "
+                                       "(not followed, not read)")
     return found
 
 
@@ -96,7 +122,7 @@ def _read_metadata(root: Path, present: set[str], report: VerifyReport) -> pd.Da
     if METADATA_CSV not in present:
         return metadata
     try:
-        csv = read_metadata_csv(root / METADATA_CSV)
+        csv = read_metadata_csv(root / METADATA_CSV, validate=False)  # it must equal the validated Parquet
     except DataError as err:
         report.problems.append(str(err))
         return metadata
@@ -167,15 +193,24 @@ def _hash_and_compare(root: Path, expected: dict[str, str], present: set[str], r
     found = [path for path in expected if path in present]
     report.files_checked = len(found)
     targets = sorted(path for path in found if expected[path])  # "" = no MD5 to compare with
-    hashes = zip(targets, ordered_map(lambda path: md5_file(root / path), targets))
+    hashes = zip(targets, ordered_map(lambda path: _md5(root / path), targets))
     for path, md5 in tqdm(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
                           disable=len(targets) < 1000):
         if md5 != expected[path]:
             report.modified.append(path)
 
 
-def verify_package(path: Path | str) -> VerifyReport:
-    """Check every file of the package at ``path``; a path that holds no package is a DataError."""
+def _md5(path: Path) -> str | None:
+    """MD5 of a plain file; None when it went away or was swapped for something else meanwhile."""
+    try:
+        return md5_plain_file(path)
+    except (OSError, DataError):
+        return None
+
+
+def verify_package(path: Path | str, deep: bool = False) -> VerifyReport:
+    """Check every file of the package at ``path`` (``deep``: also the dumps' content, see the module
+    docstring); a path that holds no package is a DataError."""
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: {'is not a folder' if root.exists() else 'does not exist'}; "
@@ -183,7 +218,7 @@ def verify_package(path: Path | str) -> VerifyReport:
     if not any((root / name).exists() for name in (*REQUIRED, IMAGES_DIR)):
         raise DataError(f"{root}: not a histosynth package (no {', '.join(REQUIRED)} or {IMAGES_DIR}/ in it)")
     report = VerifyReport(root)
-    present = _present_files(root)
+    present = _present_files(root, report)
     metadata = _read_metadata(root, present, report)
     expected = _top_records(root, present, report)
     expected.update(_image_records(root, metadata, present, report))
@@ -191,7 +226,10 @@ def verify_package(path: Path | str) -> VerifyReport:
     _hash_and_compare(root, expected, present, report)
     if metadata is not None:
         report.images = len(metadata)
-        report.problems += check_dumps(root, metadata)
+        if deep:
+            from histosynth.sql import check_dumps
+
+            report.problems += check_dumps(root, metadata)
     report.missing = sorted(set(report.missing))
     report.modified.sort()
     return report

@@ -106,7 +106,7 @@ def _check_package(root: Path) -> int:
     if qa_passed is not True:
         raise PublishRefused(f"QA did not pass ({qa_file}: passed = {qa_passed}); only a synthetic set that "
                              "passed every gate is published. See the verdict with `dvc metrics show`")
-    report = verify_package(package)
+    report = verify_package(package, deep=True)  # the release gate: the dumps too, not only their MD5s
     if not report.ok:
         raise PublishRefused(f"{package} failed verification, not publishing:\n" + "\n".join(report.lines()))
     return report.images

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from histosynth.config.qa import QaParams
-from histosynth.errors import HistosynthError
+from histosynth.errors import GateFailed
 from histosynth.qa.floors import floor_keys
 
 
@@ -181,7 +181,7 @@ def smallest_margin(results: list[GateResult]) -> GateResult | None:
     return min(evaluated, key=lambda r: r.margin) if evaluated else None
 
 
-class QaGateFailed(HistosynthError):
+class QaGateFailed(GateFailed):
     """One or more QA gates failed while qa.enforce is true; the message is the verdict table."""
 
     def __init__(self, results: list[GateResult], report_dir: str) -> None:

@@ -27,6 +27,7 @@ from histosynth.qa.evaluate import FeatureSpace
 from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, smallest_margin, verdict_table
 from histosynth.qa.inputs import QaInputs, load_qa_inputs
 from histosynth.qa.report import write_report
+from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
                for c in evaluate.checked_labels(inputs)}
     results = evaluate_gates(figures, params)
     passed = not any(r.failed for r in results)
-    metrics = _assemble(passed, figures, results, overall_fid, record, inputs)
+    metrics = {**_assemble(passed, figures, results, overall_fid, record, inputs),
+               SYNTHETIC_SET_KEY: synthetic_set_md5(synthetic_dir)}
     with timings.step("write report"):
         write_report(report_dir, metrics, histogram_rows, memorisation_rows, inputs.class_names, params.kl.bins)
     log.info("QA gates (margin: headroom left as a share of the threshold):\n%s", verdict_table(results))

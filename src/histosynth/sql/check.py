@@ -1,6 +1,10 @@
 """Do a package's SQL dumps still hold its metadata? (``histosynth verify`` calls :func:`check_dumps`.)
 
-1. ``sql/sqlite.sql`` is loaded into an in-memory SQLite database; its classes and images are
+Only with ``histosynth verify --deep``: by default verify checks the dumps through the top-level
+``MD5SUMS``.
+
+1. ``sql/sqlite.sql`` is loaded into an in-memory SQLite database (with a bounded budget, see
+   :func:`histosynth.sql.readback.load_sqlite_dump`); its classes and images are
    compared with the metadata row by row (an image added, removed or changed is named).
 2. The database is rendered again from the metadata and the GAN/training/QA records that
    ``sqlite.sql`` holds, and every dump must equal that rendering byte for byte: a MySQL or
@@ -18,6 +22,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from histosynth.errors import DataError
+from histosynth.fsutil import is_plain_file
 from histosynth.manifest import class_names_of
 from histosynth.package.schema import COLUMNS
 from histosynth.sql import schema
@@ -36,15 +41,15 @@ def dump_path(package_dir: Path, dialect: str) -> Path:
 def check_dumps(package_dir: Path, metadata: pd.DataFrame) -> list[str]:
     """Problems with ``package_dir/sql/*.sql`` given the package's ``metadata``; [] when they match."""
     package_dir = Path(package_dir)
-    problems = [f"{SQL_DIR}/{name}.sql is missing" for name in DIALECTS
-                if name != "sqlite" and not dump_path(package_dir, name).is_file()]
+    problems = [f"{SQL_DIR}/{name}.sql is missing or not a plain file" for name in DIALECTS
+                if name != "sqlite" and not is_plain_file(dump_path(package_dir, name))]
     sqlite_dump = dump_path(package_dir, "sqlite")
-    if not sqlite_dump.is_file():
-        return problems + [f"{SQL_DIR}/sqlite.sql is missing, and with it the GAN and QA records the dumps are "
-                           "checked against; rebuild the package (`dvc repro package`)"]
+    if not is_plain_file(sqlite_dump):
+        return problems + [f"{SQL_DIR}/sqlite.sql is missing or not a plain file, and with it the GAN and QA "
+                           "records the dumps are checked against; rebuild the package (`dvc repro package`)"]
     where = f"{SQL_DIR}/sqlite.sql"
     try:
-        engine = load_sqlite_dump(sqlite_dump)
+        engine = load_sqlite_dump(sqlite_dump, where)
     except DataError as err:
         return problems + [str(err)]
     try:
@@ -56,7 +61,7 @@ def check_dumps(package_dir: Path, metadata: pd.DataFrame) -> list[str]:
         engine.dispose()
     for name in DIALECTS:
         path = dump_path(package_dir, name)
-        line = path.is_file() and first_difference(render(db, name), path)
+        line = is_plain_file(path) and first_difference(render(db, name), path)
         if line:
             problems.append(f"{SQL_DIR}/{name}.sql line {line}: not what the metadata and the records in "
                             f"{SQL_DIR}/sqlite.sql render; rebuild the package (`dvc repro package`) or re-export "

@@ -23,12 +23,12 @@ def export_sql(package_dir: Path, dialect: str, out: Path | None = None) -> None
     """Write the ``dialect`` dump of ``package_dir``'s database to ``out`` (None: standard output)."""
     dialect_of(dialect)
     package_dir = Path(package_dir)
-    if not (package_dir / METADATA_PARQUET).is_file():
+    if not (package_dir / METADATA_PARQUET).exists():
         raise DataError(f"{package_dir}: no {METADATA_PARQUET}; give the folder of a histosynth package "
                         "(e.g. data/package)")
     metadata = read_metadata_parquet(package_dir / METADATA_PARQUET)
     records_dump = dump_path(package_dir, "sqlite")
-    if not records_dump.is_file():
+    if not records_dump.exists() and not records_dump.is_symlink():
         raise DataError(f"{records_dump}: missing; the package's GAN and QA records are read from it, "
                         "so rebuild the package (`dvc repro package`)")
     where = f"{package_dir / SQL_DIR / 'sqlite.sql'}"

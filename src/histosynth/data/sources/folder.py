@@ -51,7 +51,7 @@ from histosynth.data.grouping import assign_groups
 from histosynth.data.image_decode import IMAGE_SUFFIXES, UnreadableImageError, read_image_rgb
 from histosynth.data.source_images import SourceImages, SplitImages
 from histosynth.errors import DataError
-from histosynth.fsutil import safe_name
+from histosynth.fsutil import readable, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,13 @@ def _scan(root: Path) -> _Scan:
     scan = _Scan()
     for entry in _visible_entries(root, scan):
         if entry.is_dir(follow_symlinks=False):
-            scan.classes[entry.name] = _image_files(Path(entry.path), scan)
+            name = readable(entry.name)  # a name that is not UTF-8 keeps its bytes as \xNN
+            if name in scan.classes:
+                raise DataError(f"{root.resolve()}: two class folders are both named {name!r} once their "
+                                "non-UTF-8 bytes are shown as \\xNN; rename one of them")
+            if name != entry.name:
+                log.warning("class folder %s: its name is not valid UTF-8; the class is called %r", name, name)
+            scan.classes[name] = _image_files(Path(entry.path), scan)
         else:
             scan.others.append(Path(entry.path))
     return scan
@@ -171,13 +177,14 @@ def _split_images(source_path: str, images: list[_Image], split_of: list[str], g
     return SplitImages(
         labels=np.array([image.label for image in chosen], dtype=np.int64),
         ids=[_image_id(image.relpath) for image in chosen],
-        origins=[f"{source_path.rstrip('/')}/{image.relpath}" for image in chosen],
+        origins=[readable(f"{source_path.rstrip('/')}/{image.relpath}") for image in chosen],
         image=lambda i: chosen[i].pixels,
         groups=[group for group, s in zip(groups, split_of) if s == split],
     )
 
 
 def _image_id(relpath: str) -> str:
-    """Readable (the file's stem) and unique (a hash of its path inside the source folder)."""
-    digest = hashlib.md5(relpath.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
+    """Readable (the file's stem) and unique (a hash of its path inside the source folder, as bytes:
+    a name that is not UTF-8 hashes too)."""
+    digest = hashlib.md5(os.fsencode(relpath), usedforsecurity=False).hexdigest()[:12]
     return f"{safe_name(Path(relpath).stem)[:40]}_{digest}"
