@@ -19,8 +19,8 @@ TINY_PARAMS = {
     "augment": {"per_class": 24},
     "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "probe": {"every": 1, "max_images": 40}},
     "generate": {"n_per_class": 12},
-    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4}},
-    "benchmark": {"seeds": [0], "epochs": 1, "width": 4, "bootstrap": {"resamples": 100}},
+    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2}},
+    "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100}},
 }
 
 

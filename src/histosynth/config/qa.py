@@ -71,7 +71,8 @@ class LabelParams(Section):
     # are recognised by nets that never saw them, so a class the nets confuse is judged fairly.
     # Absolute limit: below this share the images are mostly of another class.
     min_agreement: float = Field(0.5, ge=0.0, le=1.0)
-    floor_factor: float = Field(0.8, gt=0.0, le=1.0)
+    # 0 leaves the absolute limit alone.
+    floor_factor: float = Field(0.8, ge=0.0, le=1.0)
 
 
 class DiversityParams(Section):
@@ -81,7 +82,8 @@ class DiversityParams(Section):
     # distributions cover about 1 - 2**-k (0.97 for k = 5); a generator that drops modes covers
     # less. Absolute limit and tolerance over the floor's lower quantile.
     min_coverage: float = Field(0.5, ge=0.0, le=1.0)
-    floor_factor: float = Field(0.8, gt=0.0, le=1.0)
+    # 0 leaves the absolute limit alone.
+    floor_factor: float = Field(0.8, ge=0.0, le=1.0)
     # Duplicates among a class's synthetic images (same pixels, also after a flip or a
     # 90-degree rotation), as a share of them. A working generator essentially never repeats one.
     max_duplicate_share: float = Field(0.01, ge=0.0, le=1.0)
