@@ -35,11 +35,11 @@ class BenchmarkParams(Section):
     width: int = Field(16, ge=4, le=256)  # small_cnn only
     dihedral_augment: bool = True
     # How the arms with real and synthetic images use them (chosen on real val, never on test:
-    # bench/bloodmnist_benchmark.py records the choice). mixed: every batch holds this share of
+    # bench/recipes.py mixing, bench/results/recipes_mixing.md). mixed: every batch holds this share of
     # synthetic images, their losses multiplied by synthetic_weight. pretrain: the first
     # pretrain_share of the steps on synthetic images only, the rest on real images only.
     mode: Literal["mixed", "pretrain"] = "mixed"
-    synthetic_ratio: float = Field(0.25, gt=0.0, lt=1.0)
+    synthetic_ratio: float = Field(0.1, gt=0.0, lt=1.0)
     synthetic_weight: float = Field(1.0, gt=0.0)
     pretrain_share: float = Field(0.5, gt=0.0, lt=1.0)
     bootstrap: BootstrapParams = BootstrapParams()

@@ -22,7 +22,7 @@ from histosynth.config.base import Section
 class CurateParams(Section):
     # false: keep the first n_per_class candidates of each class (scores are still computed and kept).
     enabled: bool = True
-    confidence_quantile: float = Field(0.1, ge=0.0, lt=1.0)
+    confidence_quantile: float = Field(0.3, ge=0.0, lt=1.0)
     realism_quantile: float = Field(0.05, ge=0.0, lt=1.0)
     # Neighbours behind the realism score's radii (the authors use 3).
     realism_k: int = Field(3, ge=1)
