@@ -116,11 +116,14 @@ def broken_sets(heldout: Split, train: Split, children: Split, n_classes: int, s
         "affine_child_copies": (_cycled(child_of_class, labels), labels),
         "label_swap": (images, (labels + 1) % n_classes),
     }
-    for share in (0.1, 0.25):  # a share of each class's images drawn from the next class
-        swapped = labels.copy()
-        flip = rng.random(len(labels)) < share
-        source = _cycled({c: by_class[(c + 1) % n_classes] for c in range(n_classes)}, labels)
-        sets[f"wrong_class_{int(share * 100)}pct"] = (np.where(flip[:, None, None, None], source, images), swapped)
+    for share in (0.1, 0.25):  # a share of each class's images replaced by distinct images of the next class
+        wrong = images.copy()
+        for c in range(n_classes):
+            picked = np.flatnonzero((labels == c) & (rng.random(len(labels)) < share))
+            donors = by_class[(c + 1) % n_classes]
+            order = rng.permutation(len(donors))
+            wrong[picked] = donors[np.resize(order, len(picked))]  # repeats only if the donor class is smaller
+        sets[f"wrong_class_{int(share * 100)}pct"] = (wrong, labels)
     for shift in (4, 8, 16):
         sets[f"colour_shift_{shift}"] = (_clip(images.astype(np.int16) + np.array([shift, 0, -shift])), labels)
     for sigma in (0.5, 1.0):
