@@ -31,7 +31,8 @@ from histosynth.report import figures
 from histosynth.report.inputs import Missing
 from histosynth.report.grids import PADDING_PX, choose_rows, enlarge, enlargement, sample_grid
 from histosynth.report.sections import nearcopies
-from histosynth.report.sections.benchmark import benchmark_section, confusion_table
+from histosynth.report.sections.benchmark import benchmark_section, confusion_table, synthetic_answer
+from histosynth.report.schemas import Gain
 from histosynth.report.sections.nearcopies import near_copy_section
 from histosynth.report.sections.qa import GATE_TEXT, load_qa_metrics
 from histosynth.report.sections.training import progress_strip
@@ -115,6 +116,26 @@ def test_benchmark_shows_every_arm_gains_and_confusion(html: str) -> None:
         assert f"<td>{title}</td>" in benchmark
     assert "real + synthetic vs real only" in benchmark and "95% confidence interval" in benchmark
     assert len(Tags(benchmark).all("table")) == 2 + len(ARMS)  # arms, gains, one confusion table per arm
+
+
+def test_the_benchmark_says_in_words_whether_the_synthetic_images_helped(html: str) -> None:
+    answer = re.search(r'<p class="answer"><strong>(.*?)</strong></p>', part(html, "benchmark"))
+    assert answer and answer.group(1).startswith("Did the synthetic images help? ")
+
+
+@pytest.mark.parametrize(("low", "high", "expected"), [
+    (0.01, 0.03, "Did the synthetic images help? Yes, +0.020 accuracy [+0.010, +0.030], the interval above 0."),
+    (-0.03, -0.01, "Did the synthetic images help? No, they made it worse: +0.020 accuracy [-0.030, -0.010]"),
+    (-0.01, 0.05, "Did the synthetic images help? Not shown: +0.020 accuracy [-0.010, +0.050], the interval includes 0."),
+])
+def test_the_answer_follows_the_interval_of_the_accuracy_gain(low: float, high: float, expected: str) -> None:
+    gains = {"augmented_vs_real_only": {"accuracy": Gain(mean=0.02, ci_low=low, ci_high=high)},
+             "affine_synthetic_vs_affine": {"accuracy": Gain(mean=-0.004, ci_low=-0.01, ci_high=0.002)}}
+    answer = synthetic_answer(gains)
+    assert answer.startswith(expected)
+    assert answer.endswith("On top of affine augmentation: Not shown: -0.004 accuracy [-0.010, +0.002], "
+                           "the interval includes 0.")
+    assert synthetic_answer({}) is None
 
 
 def test_page_needs_nothing_outside_itself(html: str) -> None:

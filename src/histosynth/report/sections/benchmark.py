@@ -48,6 +48,24 @@ class GainRow:
         return "no clear difference"
 
 
+def synthetic_answer(gains: dict[str, dict[str, Gain]]) -> str | None:
+    """The plain answer to "did the synthetic images help?": the accuracy gain of real + synthetic over
+    real only (and of real + affine + synthetic over affine augmentation), judged by its interval."""
+    sentences = []
+    for key, lead in (("augmented_vs_real_only", "Did the synthetic images help?"),
+                      ("affine_synthetic_vs_affine", "On top of affine augmentation:")):
+        gain = gains.get(key, {}).get("accuracy")
+        if gain is None:
+            continue
+        figure = f"{gain.mean:+.3f} accuracy [{gain.ci_low:+.3f}, {gain.ci_high:+.3f}]"
+        verdict = GainRow(key, "accuracy", gain).verdict
+        answer = {"better": f"yes, {figure}, the interval above 0.",
+                  "worse": f"no, they made it worse: {figure}, the interval below 0.",
+                  "no clear difference": f"not shown: {figure}, the interval includes 0."}[verdict]
+        sentences.append(f"{lead} {answer[0].upper()}{answer[1:]}")
+    return " ".join(sentences) or None
+
+
 @dataclass(frozen=True)
 class ConfusionTable:
     arm: str
@@ -61,6 +79,7 @@ class BenchmarkView:
     arms: list[ArmRow]
     chart: bytes  # every arm's accuracy and AUC with their intervals
     gains: list[GainRow]
+    answer: str | None  # whether the synthetic images helped, in words
     seeds: list[int]
     n_test: int | None
     classifier: str | None
@@ -94,6 +113,7 @@ def benchmark_section(root: Path, class_names: list[str]) -> BenchmarkView | Mis
                                      for row in arms]),
         gains=[GainRow(comparison_title(key), METRIC_TITLES.get(metric, metric), gain)
                for key, by_metric in metrics.gains.items() for metric, gain in by_metric.items()],
+        answer=synthetic_answer(metrics.gains),
         seeds=metrics.seeds,
         n_test=metrics.n_test,
         classifier=metrics.classifier,
