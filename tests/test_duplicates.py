@@ -21,6 +21,7 @@ from histosynth.data.ingest_report import EXAMPLES_NAME, METRICS_NAME, PAIRS_NAM
 from histosynth.errors import ConfigError
 from histosynth.images import read_png_rgb
 from histosynth.manifest import read_manifest
+from histosynth.qa.inputs import held_out
 from test_ingest_medmnist import SHARED_BLOODMNIST, write_medmnist_npz
 
 
@@ -124,6 +125,15 @@ def planted_npz(root, n_classes=8):
 
 def medmnist_params(root, **duplicates) -> DataParams:
     return DataParams(source="medmnist:bloodmnist", root=str(root), image_size=28, duplicates=duplicates)
+
+
+def test_qa_holds_out_only_the_val_images_that_copy_no_train_image(tmp_path):
+    planted_npz(tmp_path / "raw")
+    df = ingest(medmnist_params(tmp_path / "raw"), tmp_path / "real", tmp_path / "report")
+    val = held_out(read_manifest(tmp_path / "real"), "val")
+    assert len(val) == 8 * 2 - 1 and "bloodmnist_val_000000" not in set(val["id"])
+    train = held_out(df, "train")
+    assert len(train) == 8 * 5 and "bloodmnist_train_000009" in set(train["id"])  # a copy within train stays
 
 
 def test_warn_reports_every_planted_copy_and_keeps_the_splits(tmp_path):

@@ -1,6 +1,8 @@
 """Loading what QA compares: real train and val, the affine children, and a synthetic set.
 
-QA never reads the real test split: it stays untouched for the benchmark. The synthetic set
+QA never reads the real test split: it stays untouched for the benchmark. Val images that ingest
+found to copy a train image (the manifest's ``duplicate_of``) are left out: they are not held out,
+and would make a memorisation floor think copying is normal. The synthetic set
 is a folder with a manifest (as the generate stage writes it) or, for sets made outside the
 pipeline, plain class folders of images named like the real class folders (or like the class
 names). Synthetic labels are mapped to the real labels by class name.
@@ -71,7 +73,7 @@ def load_qa_inputs(real_dir: Path, synthetic_dir: Path, max_per_class: int, seed
     real_dir, synthetic_dir = Path(real_dir), Path(synthetic_dir)
     real = read_manifest(real_dir)
     names = tuple(class_names_of(real))
-    splits = {s: _read(real_dir, real[real["split"] == s], names) for s in QA_SPLITS}
+    splits = {s: _read(real_dir, held_out(real, s), names) for s in QA_SPLITS}
     if len(splits["train"]) == 0:
         raise DataError(f"{real_dir}: the real train split is empty")
     if len(splits["val"]) == 0:
@@ -148,6 +150,18 @@ def _rows_from_class_folders(folder: Path, real: pd.DataFrame) -> pd.DataFrame:
             rel = path.relative_to(folder).as_posix()
             rows.append({"id": rel, "path": rel, "class_name": class_of_folder[sub.name]})
     return pd.DataFrame(rows, columns=["id", "path", "class_name"])
+
+
+def held_out(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of ``split``; for val and test, without the images that copy a train image."""
+    rows = manifest[manifest["split"] == split]
+    if split == "train" or "duplicate_of" not in rows:
+        return rows
+    copies = rows["duplicate_of"].fillna("").astype(str) != ""
+    if copies.any():
+        log.info("QA leaves out %d %s image(s) that copy a train image (data.duplicates; reports/ingest)",
+                 int(copies.sum()), split)
+    return rows[~copies]
 
 
 def _read(folder: Path, rows: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
