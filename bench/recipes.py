@@ -250,7 +250,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["gan", "mixing"])
     parser.add_argument("--only", nargs="*", help="gan: the variants to run")
-    parser.add_argument("--gan", default="dcgan_diffaug", choices=sorted(GAN_VARIANTS), help="mixing: the GAN recipe")
+    parser.add_argument("--gan", default="dcgan_standing", choices=sorted(GAN_VARIANTS), help="mixing: the GAN recipe")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     setup_logging()
