@@ -14,11 +14,11 @@ from pydantic import Field, field_validator, model_validator
 
 from histosynth.config.base import Section
 
-GAN_ARCHS = ("dcgan", "sagan", "ascgan", "cwgan128")
+GAN_ARCHS = ("dcgan", "sagan", "ascgan", "cwgan128", "projected")
 DIFFUSION_ARCHS = ("ddpm",)
 ARCHS = GAN_ARCHS + DIFFUSION_ARCHS
 # Keys that only a GAN reads: setting one for a diffusion arch is a mistake worth naming.
-GAN_ONLY_KEYS = ("latent_dim", "d_lr", "n_critic", "diffaugment")
+GAN_ONLY_KEYS = ("latent_dim", "d_lr", "n_critic", "diffaugment", "feature_size")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 
 
@@ -51,7 +51,7 @@ class DiffusionParams(Section):
 
 
 class GanParams(Section):
-    arch: Literal["dcgan", "sagan", "ascgan", "cwgan128", "ddpm"] = "dcgan"
+    arch: Literal["dcgan", "sagan", "ascgan", "cwgan128", "projected", "ddpm"] = "dcgan"
     # Train on the augmented set (thesis) or on the real train split directly.
     train_on: Literal["augmented", "real"] = "augmented"
     epochs: int = Field(30, ge=1)
@@ -65,6 +65,9 @@ class GanParams(Section):
     n_critic: int | None = Field(None, ge=1, le=100)
     # DiffAugment policies applied to every discriminator input; [] = off.
     diffaugment: list[str] | None = None
+    # projected only: the size images are resized to before the frozen ImageNet network
+    # (null = twice the image size, at least 64). CPU cost grows with its square.
+    feature_size: int | None = Field(None, ge=32, le=512)
     # WGAN-GP gradient-penalty weight (used by wgan-gp archs only).
     gp_weight: float = Field(10.0, ge=0.0)
     # Generator (diffusion: UNet) EMA decay, reached after a warm-up (update n uses min(ema, (1+n)/(10+n)));
@@ -113,6 +116,13 @@ class GanParams(Section):
             raise ValueError(f"diffusion.{', diffusion.'.join(self.diffusion.is_set())} only apply to diffusion "
                              f"archs ({', '.join(DIFFUSION_ARCHS)}; arch is {self.arch!r}); set them to null or "
                              "switch arch")
+        return self
+
+    @model_validator(mode="after")
+    def _feature_size_needs_projected(self) -> "GanParams":
+        if self.feature_size is not None and self.arch != "projected" and self.arch not in DIFFUSION_ARCHS:
+            raise ValueError(f"feature_size is only used by arch projected (arch is {self.arch!r}); set it to null "
+                             "or switch arch")
         return self
 
     @model_validator(mode="after")
