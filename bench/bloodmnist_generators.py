@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import RESULTS_DIR, code_revision, machine_info, save_results
+from machine import RESULTS_DIR, code_revision, machine_info
 
 from histosynth.augment import augment
 from histosynth.classifier.featurenet import train_featurenet
@@ -92,6 +92,9 @@ def base_params(quick: bool) -> dict[str, Any]:
                       "max_per_class": 10 if quick else REAL_PER_CLASS, "max_eval_per_class": 10 if quick else 0}
     recipe["generate"].update(n_per_class=5 if quick else SYNTHETIC_PER_CLASS, device="cpu")
     recipe["qa"]["enforce"] = False
+    # CAS at the benchmark's training budget (benchmark.steps), so real_only compares with bench/results/
+    # bloodmnist_benchmark.md's real_only (there: best of 15 val scores, on test; here: final weights, on val)
+    recipe["qa"]["cas"].update(steps=20 if quick else recipe["benchmark"]["steps"])
     if quick:
         recipe["qa"]["featurenet"].update(epochs=2, folds=2)
         recipe["qa"]["draws"] = 5
@@ -151,7 +154,7 @@ def train_recipe(name: str, seed: int, work: Path, n_train: int, quick: bool) ->
 
 
 def evaluate_recipe(name: str, seed: int, work: Path, trained: dict[str, Any], revision: dict[str, Any],
-                    command: str) -> dict[str, Any]:
+                    command: str, results_dir: Path) -> dict[str, Any]:
     params: Params = trained["params"]
     run: Path = trained["run"]
     candidates = params.generate.model_copy(update={"n_per_class": params.generate.candidates_per_class})
@@ -188,8 +191,8 @@ def evaluate_recipe(name: str, seed: int, work: Path, trained: dict[str, Any], r
                          "end_training": training.get("load_average_end")},
     }
     grid = run / "train_report" / "samples_final.png"
-    if grid.is_file() and not params.data.max_per_class < REAL_PER_CLASS:
-        shutil.copyfile(grid, RESULTS_DIR / f"{RESULTS_STEM}_{name}_seed{seed}_samples.png")
+    if grid.is_file() and params.data.max_per_class == REAL_PER_CLASS:
+        shutil.copyfile(grid, results_dir / f"{RESULTS_STEM}_{name}_seed{seed}_samples.png")
     return json_ready(entry)
 
 
@@ -232,12 +235,25 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_recorded(identity: dict[str, Any]) -> list[dict[str, Any]]:
-    path = RESULTS_DIR / f"{RESULTS_STEM}.json"
+def load_recorded(results_dir: Path, identity: dict[str, Any]) -> list[dict[str, Any]]:
+    path = results_dir / f"{RESULTS_STEM}.json"
     if not path.is_file():
         return []
     recorded = json.loads(path.read_text())
     return recorded["generators"] if recorded.get("identity") == identity else []
+
+
+def record(entry: dict[str, Any], results_dir: Path, identity: dict[str, Any]) -> None:
+    """Add ``entry`` to the results file, re-read just now: another run of this script may have added its own."""
+    key = (entry["recipe"], entry["generator_seed"])
+    entries = [e for e in load_recorded(results_dir, identity) if (e["recipe"], e["generator_seed"]) != key]
+    order = list(RECIPES)
+    entries = choose(sorted(entries + [entry], key=lambda e: (e["generator_seed"], order.index(e["recipe"])
+                                                              if e["recipe"] in order else len(order))))
+    results = {"identity": identity, "machine": machine_info(), "generators": entries}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{RESULTS_STEM}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (results_dir / f"{RESULTS_STEM}.md").write_text(markdown(results))
 
 
 def main() -> None:
@@ -248,6 +264,8 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="train the recipes (resumable), evaluate nothing")
     parser.add_argument("--rerun", action="store_true", help="evaluate recipes already in the results again")
     parser.add_argument("--quick", action="store_true", help="10 real images per class, a few steps; writes no results")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="where the results go (default bench/results; e.g. the checkout's when running a copy)")
     args = parser.parse_args()
     setup_logging()
     command = "python " + shlex.join(["bench/bloodmnist_generators.py", *sys.argv[1:]])
@@ -257,7 +275,7 @@ def main() -> None:
     prepared = prepare(work, args.quick)
     identity = {"data": f"medmnist:bloodmnist 28 px, {REAL_PER_CLASS} real train per class, full val",
                 "featurenet": prepared["featurenet"], "g_steps": G_STEPS, "synthetic_per_class": SYNTHETIC_PER_CLASS}
-    entries = [] if args.quick else load_recorded(identity)
+    entries = [] if args.quick else load_recorded(args.results_dir, identity)
     for seed in args.seeds:
         for name in args.recipes:
             done = any(e["recipe"] == name and e["generator_seed"] == seed for e in entries)
@@ -268,14 +286,11 @@ def main() -> None:
             print(f"{name} seed {seed}: trained ({trained['training']['cpu_s']} CPU s)", flush=True)
             if args.train_only:
                 continue
-            entry = evaluate_recipe(name, seed, work, trained, revision, command)
-            entries = choose([e for e in entries if not (e["recipe"] == name and e["generator_seed"] == seed)]
-                             + [entry])
+            entry = evaluate_recipe(name, seed, work, trained, revision, command, args.results_dir)
             print(f"{name} seed {seed}: CAS {entry['cas']} (real only {entry['real_only']}), QA classes passed "
                   f"{entry['qa_classes_passed']} / {entry['qa_classes']}", flush=True)
             if not args.quick:
-                results = {"identity": identity, "machine": machine_info(), "generators": entries}
-                save_results(RESULTS_STEM, markdown(results), results)
+                record(entry, args.results_dir, identity)
 
 
 if __name__ == "__main__":
