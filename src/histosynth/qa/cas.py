@@ -44,11 +44,14 @@ def _val_predictions(train: ImageSet, val: ImageSet, steps: int, recipe: Classif
 
 
 def classification_accuracy_score(params: CasParams, recipe: ClassifierRecipe, real_train: ImageSet,
-                                  synthetic: ImageSet, val: ImageSet) -> dict[str, Any]:
-    """``{"synthetic_only", "real_only", "gap", "per_class": {class: {...}}, ...}``: accuracies on ``val``."""
+                                  synthetic: ImageSet, val: ImageSet, workers: int | None = None) -> dict[str, Any]:
+    """``{"synthetic_only", "real_only", "gap", "per_class": {class: {...}}, ...}``: accuracies on ``val``.
+
+    ``workers``: trainings at once (default: 2 on a machine with 2 cores or more); changes no result.
+    """
     recipe = recipe.model_copy(update={"seed": params.seed})
     sets = {"synthetic_only": synthetic, "real_only": real_train}
-    workers = min(len(sets), usable_cores())
+    workers = min(len(sets), workers or usable_cores())
     log.info("classification accuracy score: %s, %d steps on %d synthetic / %d real train images, scored on %d "
              "real val images, %d training(s) at once", ARCH, params.steps, len(synthetic), len(real_train),
              len(val), workers)
