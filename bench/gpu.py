@@ -49,11 +49,29 @@ DEADLINE_S = 7 * 60  # no new run starts after this; each run takes well under a
 
 
 def sizes(dry_run: bool) -> dict[str, Any]:
-    if dry_run:  # every code path at the smallest size that still runs each arch (cwgan128 needs 64 px)
-        return {"image_size": 64, "per_class": 4, "train_steps": 2, "sample_images": 4, "sample_batch": 4,
+    if dry_run:  # every code path, small: 32 px (cwgan128: 64, its smallest), tiny widths, a few images
+        return {"image_size": 32, "per_class": 4, "train_steps": 2, "sample_images": 4, "sample_batch": 4,
                 "width": 4, "diffusion_steps": 2, "threads": 1, "deadline_s": None}
     return {"image_size": 64, "per_class": 0, "train_steps": 200, "sample_images": 2048, "sample_batch": 256,
             "width": None, "diffusion_steps": None, "threads": 0, "deadline_s": DEADLINE_S}
+
+
+def image_size(arch: str, size: dict[str, Any]) -> int:
+    """``size["image_size"]``, or the arch's smallest size above it when it does not support it."""
+    from histosynth.generators.registry import family
+
+    supported = family(arch).image_sizes(arch)
+    return size["image_size"] if size["image_size"] in supported else min(s for s in supported if s > size["image_size"])
+
+
+def real_images(work: Path, pixels: int, per_class: int) -> tuple[Path, int]:
+    """builtin:ihc ingested at ``pixels`` px into ``work`` (once per size), and its number of train images."""
+    folder = work / f"real_{pixels}"
+    if not folder.is_dir():
+        data = params_from_mapping({"data": {"source": "builtin:ihc", "image_size": pixels,
+                                             "max_per_class": per_class}}, source="bench/gpu.py").data
+        ingest(data, folder)
+    return folder, len(load_image_set(folder, split="train"))
 
 
 def batch_size(arch: str) -> int:
@@ -103,16 +121,18 @@ def sampling_rate(model_dir: Path, device: torch.device, precision: str, n_image
     return {"images": done, "seconds": round(seconds, 3), "images_per_s": round(done / seconds, 1), **columns}
 
 
-def run_one(arch: str, precision: str, work: Path, n_train: int, size: dict[str, Any], device: str) -> dict[str, Any]:
+def run_one(arch: str, precision: str, work: Path, size: dict[str, Any], device: str) -> dict[str, Any]:
+    real, n_train = real_images(work, image_size(arch, size), size["per_class"])
     params = train_params(arch, precision, n_train, size, device)
     model, report = work / f"{arch}_{precision}" / "model", work / f"{arch}_{precision}" / "train_report"
     started = time.perf_counter()
-    record = train(params, work / "real", work / "real", model, report)
+    record = train(params, real, real, model, report)
     train_wall = time.perf_counter() - started
     metrics = json.loads((report / "metrics.json").read_text())
     steps = params.epochs * (n_train // params.batch_size)
     out: dict[str, Any] = {
-        "arch": arch, "precision": precision, "family": record.get("family"), "batch_size": params.batch_size,
+        "arch": arch, "precision": precision, "family": record.get("family"), "image_size": record["image_size"],
+        "n_train_images": n_train, "batch_size": params.batch_size,
         "width": record.get("width", record.get("params", {}).get("width")), "train_steps": steps,
         "train_images_per_s": metrics.get("images_per_s"), "train_wall_s": round(train_wall, 1),
         "device": metrics.get("device"), "feature_network": record.get("feature_network"), "sampling": {},
@@ -130,15 +150,15 @@ def run_one(arch: str, precision: str, work: Path, n_train: int, size: dict[str,
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [f"Device: {results['device_name']} (torch {m['torch']}, CUDA {results['cuda']}); {m['date']}; code "
-             f"{results['code']['commit']}. {results['image_size']} px builtin:ihc tiles, {results['train_steps']} "
+             f"{results['code']['commit']}. builtin:ihc tiles (px per run below), {results['train_steps']} "
              f"training steps per arch at its recipe's batch and width; sampling {results['sample_images']} images "
              f"in batches of {results['sample_batch']}. Command: `{results['command']}`.", "",
-             "| arch | precision | batch | width | train img/s | train wall s | sampler | sample img/s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| arch | px | precision | batch | width | train img/s | train wall s | sampler | sample img/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         for sampler, s in r["sampling"].items():
             detail = f"{sampler} ({s['steps']} steps, guidance {s['guidance']})" if "steps" in s else sampler
-            lines.append(f"| {r['arch']} | {r['precision']} | {r['batch_size']} | {r['width']} "
+            lines.append(f"| {r['arch']} | {r['image_size']} | {r['precision']} | {r['batch_size']} | {r['width']} "
                          f"| {r['train_images_per_s']} | {r['train_wall_s']} | {detail} | {s['images_per_s']} |")
     if results["skipped"]:
         lines += ["", "Skipped (deadline): " + ", ".join(results["skipped"])]
@@ -163,17 +183,13 @@ def main() -> None:
         raise SystemExit(2)
     with tempfile.TemporaryDirectory(prefix="histosynth-gpu-bench-") as tmp:
         work = Path(tmp)
-        data = params_from_mapping({"data": {"source": "builtin:ihc", "image_size": size["image_size"],
-                                             "max_per_class": size["per_class"]}}, source="bench/gpu.py").data
-        ingest(data, work / "real")
-        n_train = len(load_image_set(work / "real", split="train"))
         runs, skipped = [], []
         for arch in args.archs:
             for precision in PRECISIONS:
                 if size["deadline_s"] and time.perf_counter() - started > size["deadline_s"]:
                     skipped.append(f"{arch} {precision}")
                     continue
-                runs.append(run_one(arch, precision, work, n_train, size, device))
+                runs.append(run_one(arch, precision, work, size, device))
                 print(json.dumps({k: runs[-1][k] for k in ("arch", "precision", "train_images_per_s")}
                                  | {"sampling": {s: v["images_per_s"] for s, v in runs[-1]["sampling"].items()}}),
                       flush=True)
@@ -183,7 +199,7 @@ def main() -> None:
             "device_name": torch.cuda.get_device_name(0) if device != "cpu" else "cpu (dry run)",
             "cuda": torch.version.cuda, "dry_run": args.dry_run, "image_size": size["image_size"],
             "train_steps": size["train_steps"], "sample_images": size["sample_images"],
-            "sample_batch": size["sample_batch"], "n_train_images": n_train,
+            "sample_batch": size["sample_batch"],
             "command": "python " + " ".join(["bench/gpu.py", *sys.argv[1:]]),
             "runs": runs, "skipped": skipped, "seconds_total": round(time.perf_counter() - started, 1),
         }

@@ -29,4 +29,5 @@ def test_dry_run_trains_and_samples_every_arch_in_both_precisions(tmp_path):
         assert all(s["images_per_s"] > 0 and s["images"] == results["sample_images"] for s in run["sampling"].values())
     assert runs[("projected", "bf16")]["feature_network"]["name"] == "efficientnet-lite0"
     table = (tmp_path / "gpu.md").read_text()
-    assert "| projected | bf16 |" in table and "ddim" in table and "dpm" in table
+    assert "| projected | 32 | bf16 |" in table and "ddim" in table and "dpm" in table
+    assert runs[("cwgan128", "fp32")]["image_size"] == 64  # its smallest size
