@@ -68,8 +68,10 @@ G_STEPS = 3600
 RECIPES: dict[str, dict[str, Any]] = {
     "dcgan": {"arch": "dcgan"},
     "projected": {"arch": "projected"},  # recipe: batch 32, frozen-network input 64 px
+    # vision-aided ensemble: dcgan's pixel discriminator beside the frozen network (colour, fine texture)
+    "projected_pixel": {"arch": "projected", "pixel_discriminator": True},
+    # sample from the generator's moving average, as Projected GAN and StyleGAN do
     "projected_ema": {"arch": "projected", "ema": 0.999},
-    "projected_fs48_b64": {"arch": "projected", "feature_size": 48, "batch_size": 64},
 }
 QUICK_G_STEPS = 4
 

@@ -85,6 +85,21 @@ def test_frozen_network_is_no_parameter_and_not_saved_but_passes_gradients_to_th
     assert not any(p.requires_grad for p in D.features.parameters())
 
 
+def test_pixel_discriminator_joins_the_ensemble_with_equal_weight():
+    torch.manual_seed(0)
+    D = build_discriminator("projected", N_CLASSES, 28, 4, feature_size=32, pixel_discriminator=True)
+    initial = {k: v.clone() for k, v in D.state_dict().items()}
+    x, y = torch.rand(4, 3, 28, 28) * 2 - 1, torch.arange(4) % N_CLASSES
+    scores = D(x, y)
+    assert scores.shape == (4, 128)  # 64 patch logits, then the pixel score 64 times
+    assert torch.equal(scores[:, 64:], scores[:, 64:65].expand(4, 64))
+    scores.mean().backward()
+    assert all(p.grad is not None for p in D.pixel.parameters())
+    torch.manual_seed(0)
+    plain = build_discriminator("projected", N_CLASSES, 28, 4, feature_size=32)
+    assert all(torch.equal(v, initial[k]) for k, v in plain.state_dict().items())  # the heads start as without it
+
+
 def test_fixed_mixing_is_seeded_and_not_trained():
     _, first = build_pair(seed=1)
     _, again = build_pair(seed=1)
@@ -115,6 +130,7 @@ def test_training_is_deterministic_and_records_the_feature_network(tmp_path, tin
 def test_other_archs_record_no_feature_size(tmp_path, tiny_real_dir):
     record, _, _ = run(tmp_path, tiny_real_dir, epochs=1)
     assert "feature_size" not in record["params"] and "feature_network" not in record
+    assert "pixel_discriminator" not in record["params"]
 
 
 def test_missing_weights_package_is_one_config_error(monkeypatch):

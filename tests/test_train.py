@@ -243,6 +243,8 @@ def test_epoch_batches_are_seeded_and_shard_without_overlap():
         ({"perceptual_weights": "vgg.pth"}, "only used by arch ascgan"),
         ({"feature_size": 64}, "feature_size is only used by arch projected (arch is 'dcgan')"),
         ({"arch": "projected", "feature_size": 16}, "gan.feature_size = 16"),
+        ({"pixel_discriminator": True}, "pixel_discriminator is only used by arch projected (arch is 'dcgan')"),
+        ({"arch": "ddpm", "pixel_discriminator": True}, "pixel_discriminator only apply to GAN archs"),
         ({"ema": 1.0}, "gan.ema = 1.0"),
         ({"precision": "fp16"}, "gan.precision = 'fp16'"),
         ({"checkpoint_every": 0}, "gan.checkpoint_every = 0"),

@@ -68,6 +68,9 @@ class GanParams(Section):
     # projected only: the size images are resized to before the frozen ImageNet network
     # (null = twice the image size, at least 64). CPU cost grows with its square.
     feature_size: int | None = Field(None, ge=32, le=512)
+    # projected only: also judge the pixels with dcgan's discriminator, its loss weighing as much as
+    # the frozen network's four scales together (vision-aided GAN's ensemble, Kumari et al. 2022).
+    pixel_discriminator: bool = False
     # WGAN-GP gradient-penalty weight (used by wgan-gp archs only).
     gp_weight: float = Field(10.0, ge=0.0)
     # Generator (diffusion: UNet) EMA decay, reached after a warm-up (update n uses min(ema, (1+n)/(10+n)));
@@ -109,9 +112,10 @@ class GanParams(Section):
     def _keys_fit_the_family(self) -> "GanParams":
         if self.arch in DIFFUSION_ARCHS:
             wrong = [key for key in GAN_ONLY_KEYS if getattr(self, key) is not None]
+            wrong += ["pixel_discriminator"] if self.pixel_discriminator else []
             if wrong:
                 raise ValueError(f"{', '.join(wrong)} only apply to GAN archs (arch is {self.arch!r}, a diffusion "
-                                 "model); set them to null or switch arch")
+                                 "model); set them to null (pixel_discriminator: false) or switch arch")
         elif self.diffusion.is_set():
             raise ValueError(f"diffusion.{', diffusion.'.join(self.diffusion.is_set())} only apply to diffusion "
                              f"archs ({', '.join(DIFFUSION_ARCHS)}; arch is {self.arch!r}); set them to null or "
@@ -119,10 +123,15 @@ class GanParams(Section):
         return self
 
     @model_validator(mode="after")
-    def _feature_size_needs_projected(self) -> "GanParams":
-        if self.feature_size is not None and self.arch != "projected" and self.arch not in DIFFUSION_ARCHS:
+    def _projected_keys_need_projected(self) -> "GanParams":
+        if self.arch == "projected" or self.arch in DIFFUSION_ARCHS:
+            return self
+        if self.feature_size is not None:
             raise ValueError(f"feature_size is only used by arch projected (arch is {self.arch!r}); set it to null "
                              "or switch arch")
+        if self.pixel_discriminator:
+            raise ValueError(f"pixel_discriminator is only used by arch projected (arch is {self.arch!r}); set it "
+                             "to false or switch arch")
         return self
 
     @model_validator(mode="after")

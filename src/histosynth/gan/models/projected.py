@@ -17,6 +17,11 @@ The frozen network is not a submodule: it is not in ``parameters()`` (the optimi
 weights are identified by MD5 in the training record), and ``train()`` leaves it in eval mode.
 ``to()``/``cuda()`` move it along. Gradients flow through it to the generator's images.
 
+With ``pixel_discriminator`` dcgan's discriminator also judges the (augmented) pixels, its score
+weighing as much as the four feature scales together: the ensemble of vision-aided GAN (Kumari et
+al. 2022), which keeps the original discriminator beside the pretrained one. ImageNet features
+are partly blind to what a pixel discriminator sees at once, such as stain colour.
+
 G: dcgan's conditional-BatchNorm generator (:mod:`histosynth.gan.models.dcgan`).
 """
 
@@ -111,7 +116,8 @@ def _feature_map_size(size: int, stage: int) -> int:
 
 
 class Discriminator(nn.Module):
-    def __init__(self, n_classes: int, image_size: int, width: int, feature_size: int | None = None) -> None:
+    def __init__(self, n_classes: int, image_size: int, width: int, feature_size: int | None = None,
+                 pixel_discriminator: bool = False) -> None:
         super().__init__()
         self.image_size = image_size
         self.feature_size = feature_size or default_feature_size(image_size)
@@ -122,6 +128,9 @@ class Discriminator(nn.Module):
         self.projection = RandomProjection(in_channels, channels)
         self.heads = nn.ModuleList(
             ScaleHead(c, _feature_map_size(self.feature_size, s), n_classes) for c, s in zip(channels, FEATURE_STAGES))
+        # vision-aided ensemble: dcgan's discriminator on the pixels themselves (built after the heads,
+        # so the heads' initial weights do not depend on whether it is there)
+        self.pixel = dcgan.Discriminator(n_classes, image_size, width) if pixel_discriminator else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -136,7 +145,11 @@ class Discriminator(nn.Module):
         return ((x + 1) / 2 - self.mean) / self.std
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Patch logits ``[B, 4 * 16]`` (four scales, a 4x4 map each)."""
+        """Patch logits ``[B, 4 * 16]`` (four scales, a 4x4 map each); with the pixel discriminator its
+        score follows, repeated 64 times, so that it weighs as much as the four scales in the loss's mean."""
         features = self.features.stage_outputs(self.imagenet_input(x), FEATURE_STAGES)
         mixed = self.projection(features)
-        return torch.cat([head(h, y) for head, h in zip(self.heads, mixed)], dim=1)
+        scores = torch.cat([head(h, y) for head, h in zip(self.heads, mixed)], dim=1)
+        if self.pixel is None:
+            return scores
+        return torch.cat([scores, self.pixel(x, y)[:, None].expand_as(scores)], dim=1)

@@ -112,12 +112,13 @@ def build_generator(arch: str, n_classes: int, image_size: int, latent_dim: int,
 
 
 def build_discriminator(arch: str, n_classes: int, image_size: int, width: int,
-                        feature_size: int | None = None) -> nn.Module:
+                        feature_size: int | None = None, pixel_discriminator: bool = False) -> nn.Module:
     """``D(x [B, 3, S, S], y [B]) -> [B]`` raw scores (logits for BCE; no sigmoid), or ``[B, N]`` patch
     logits (projected; the losses average over all of them). ``feature_size``: projected only, the
-    size images are resized to before the frozen network (None = ``projected.default_feature_size``)."""
+    size images are resized to before the frozen network (None = ``projected.default_feature_size``);
+    ``pixel_discriminator``: projected only, add dcgan's pixel discriminator to the ensemble."""
     check_image_size(arch, image_size)
     _check_counts(n_classes, width)
     if arch == "projected":
-        return projected.Discriminator(n_classes, image_size, width, feature_size)
+        return projected.Discriminator(n_classes, image_size, width, feature_size, pixel_discriminator)
     return _MODULES[arch].Discriminator(n_classes, image_size, width)

@@ -50,11 +50,14 @@ class TrainSettings:
     # projected only (None for the other archs, and then left out of the record and the fingerprint):
     # the frozen network's input size, resolved against the image size by :func:`for_images`.
     feature_size: int | None = None
+    pixel_discriminator: bool = False  # projected only; left out of the record and fingerprint when false
 
     def as_dict(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
         if fields["feature_size"] is None:
             del fields["feature_size"]
+        if not fields["pixel_discriminator"]:
+            del fields["pixel_discriminator"]
         return json.loads(json.dumps(fields))  # tuples -> lists, as in record.json
 
     def for_images(self, image_size: int) -> "TrainSettings":
@@ -106,6 +109,7 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         standing_stats=params.standing_stats,
         perceptual_weights=params.perceptual_weights,
         feature_size=params.feature_size,
+        pixel_discriminator=params.pixel_discriminator,
         **run_fields(params),
     )
 
