@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
+import regex
 from pydantic import Field, field_validator, model_validator
 
 from histosynth.config.base import Section
@@ -36,8 +36,8 @@ class GroupParams(Section):
         if not value:
             return value
         try:
-            compiled = re.compile(value)
-        except re.error as err:
+            compiled = regex.compile(value)  # the regex package: data.group matches with a time budget
+        except (regex.error, ValueError, OverflowError) as err:
             raise ValueError(f"not a valid regular expression ({err})") from None
         if GROUP_PATTERN_NAME not in compiled.groupindex:
             raise ValueError(f"needs a named group (?P<{GROUP_PATTERN_NAME}>...) that captures the group,"
