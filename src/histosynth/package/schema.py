@@ -1,8 +1,10 @@
 """The package's ``metadata.csv`` / ``metadata.parquet``: one row per image, validated with pandera.
 
 Both files hold the same rows in the same order (sorted by label, real before synthetic, then
-id). The CSV is for people and spreadsheets, the Parquet file keeps the column types; readers
-here parse the CSV with explicit types so that a class called ``NA`` or ``null`` stays a string.
+id). The CSV is for people and spreadsheets, the Parquet file keeps the column types and the
+exact text; readers here parse the CSV with explicit types so that a class called ``NA`` or
+``null`` stays a string, and undo its formula neutralisation (a class ``=1+1`` is ``'=1+1`` in
+the CSV, see histosynth.neutralise).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from histosynth import schema_errors
 from histosynth.errors import DataError
 from histosynth.fsutil import open_plain_file
 from histosynth.manifest import SPLITS
+from histosynth.neutralise import csv_frame, restore_csv_frame
 
 # The package's layout (DESIGN.md "Package layout").
 METADATA_CSV = "metadata.csv"
@@ -128,7 +131,9 @@ def validate_metadata(df: pd.DataFrame, where: str = "metadata") -> pd.DataFrame
 
 
 def metadata_csv_bytes(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    """The CSV for people: text cells a spreadsheet would run as a formula get a leading ``'``
+    (histosynth.neutralise); :func:`read_metadata_csv` takes it off again."""
+    return csv_frame(df).to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
 def metadata_parquet_bytes(df: pd.DataFrame) -> bytes:
@@ -158,4 +163,5 @@ def read_metadata_csv(path: Path, validate: bool = True) -> pd.DataFrame:
                              na_values={column: [""] for column in NULLABLE_COLUMNS}, encoding="utf-8")
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: not a readable metadata CSV ({err})".replace("\n", " ")) from None
+    df = restore_csv_frame(df)
     return validate_metadata(df, where=str(path)) if validate else df

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from histosynth.errors import DataError
 from histosynth.fsutil import entry_kind, md5_plain_file
 from histosynth.generate.md5sums import MD5SUMS_NAME
+from histosynth.neutralise import for_terminal
 from histosynth.package.schema import (
     CARD_NAME, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, SQL_DIR, read_metadata_csv, read_metadata_parquet,
 )
@@ -58,13 +59,15 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         """What ``histosynth verify`` prints: one line per finding, then a summary line."""
-        out = [f"{kind}: {path}" for kind, paths in
+        # File names come from the package: escaped, so that a name cannot forge a line (or an OK)
+        out = [f"{kind}: {for_terminal(path)}" for kind, paths in
                (("missing", self.missing), ("extra", self.extra), ("modified", self.modified)) for path in paths]
-        out += [f"problem: {problem}" for problem in self.problems]
+        out += [f"problem: {for_terminal(problem)}" for problem in self.problems]
+        root = for_terminal(self.root)
         if self.ok:
-            out.append(f"OK: {self.root}: {self.files_checked} files intact")
+            out.append(f"OK: {root}: {self.files_checked} files intact")
         else:
-            out.append(f"FAILED: {self.root}: {len(self.missing)} missing, {len(self.extra)} extra, "
+            out.append(f"FAILED: {root}: {len(self.missing)} missing, {len(self.extra)} extra, "
                        f"{len(self.modified)} modified file(s), {len(self.problems)} other problem(s)")
         return out
 
