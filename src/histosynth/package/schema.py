@@ -10,9 +10,12 @@ the CSV, see histosynth.neutralise).
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
@@ -61,6 +64,16 @@ COLUMN_TYPES: dict[str, str] = {
     "curation": "str",
 }
 COLUMNS = tuple(COLUMN_TYPES)
+
+# What package metadata from elsewhere may cost, checked before its rows are read. A real
+# metadata.parquet takes about 44 bytes per row on disk and 140 unpacked (100k rows, measured),
+# about 350 in memory; the CSV about 250 bytes per row.
+MAX_METADATA_ROWS = 5_000_000
+MIN_BYTES_PER_ROW = 8
+MAX_UNPACKED_BYTES_PER_ROW = 4096
+MAX_METADATA_BYTES = MAX_METADATA_ROWS * 256
+MAX_METADATA_CSV_BYTES = MAX_METADATA_ROWS * 1024
+REFETCH = "; fetch the package again or rebuild it (`dvc repro package`)"
 
 
 def _one_per_label(column: str) -> pa.Check:
@@ -143,10 +156,37 @@ def metadata_parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def _check_parquet_footer(file: BinaryIO, path: Path) -> None:
+    """Refuse, from the footer alone, metadata that would unpack into far more than a package holds."""
+    size = os.fstat(file.fileno()).st_size
+    if size > MAX_METADATA_BYTES:
+        raise DataError(f"{path}: {size:,} bytes, more than the {MAX_METADATA_BYTES:,} that {MAX_METADATA_ROWS:,} "
+                        f"images' metadata take; refused unread{REFETCH}")
+    footer = pq.ParquetFile(file).metadata
+    rows, columns = footer.num_rows, footer.num_columns
+    unpacked = sum(footer.row_group(g).column(c).total_uncompressed_size
+                   for g in range(footer.num_row_groups) for c in range(columns))
+    problem = None
+    if rows > MAX_METADATA_ROWS:
+        problem = f"declares {rows:,} rows, more than the {MAX_METADATA_ROWS:,} images a package may hold"
+    elif columns > len(COLUMNS):
+        problem = f"declares {columns:,} columns; package metadata has {len(COLUMNS)}"
+    elif rows * MIN_BYTES_PER_ROW > size:
+        problem = (f"declares {rows:,} rows in {size:,} bytes ({size / rows:.1f} bytes per row; real metadata takes "
+                   "about 40: each row holds an id and an MD5 of its own)")
+    elif unpacked > MAX_UNPACKED_BYTES_PER_ROW * rows + (1 << 20):
+        problem = (f"unpacks to {unpacked:,} bytes for {rows:,} rows; real metadata takes about 140 bytes per row")
+    if problem:
+        raise DataError(f"{path}: its Parquet footer {problem}; refused unread{REFETCH}")
+
+
 def read_metadata_parquet(path: Path) -> pd.DataFrame:
-    """The Parquet metadata of a package, validated; it must be a plain file (no link, FIFO or device)."""
+    """The Parquet metadata of a package, validated; it must be a plain file (no link, FIFO or device)
+    whose footer declares no more rows and bytes than a package holds (checked before reading the rows)."""
     try:
         with open_plain_file(path) as file:
+            _check_parquet_footer(file, path)
+            file.seek(0)
             df = pd.read_parquet(file)
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(err).split())})") from None
@@ -159,6 +199,10 @@ def read_metadata_csv(path: Path, validate: bool = True) -> pd.DataFrame:
     ``validate`` false skips the schema check, for a reader that compares it with validated rows."""
     try:
         with open_plain_file(path) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_METADATA_CSV_BYTES:
+                raise DataError(f"{path}: {size:,} bytes, more than the {MAX_METADATA_CSV_BYTES:,} that "
+                                f"{MAX_METADATA_ROWS:,} images' metadata take; refused unread{REFETCH}")
             df = pd.read_csv(file, dtype=COLUMN_TYPES, keep_default_na=False,
                              na_values={column: [""] for column in NULLABLE_COLUMNS}, encoding="utf-8")
     except (OSError, ValueError, pd.errors.ParserError) as err:
