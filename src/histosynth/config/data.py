@@ -7,7 +7,7 @@ from typing import Literal
 import regex
 from pydantic import Field, field_validator, model_validator
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_SEED, Section
 
 SOURCE_KINDS = ("builtin", "medmnist", "folder")
 IMAGE_SIZES = (28, 32, 64, 128, 224)
@@ -86,7 +86,7 @@ class DataParams(Section):
     # Only for sources without official splits (folder:): stratified fractions.
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     group: GroupParams = GroupParams()
     duplicates: DuplicateParams = DuplicateParams()
 
