@@ -60,8 +60,9 @@ def test_metadata_that_unpacks_to_millions_of_rows_is_refused_from_its_footer(pa
     assert len(data) < 2_000_000  # about 1.4 bytes per row; a real package's take about 40
     (package / "metadata.parquet").write_bytes(data)
     started = time.perf_counter()
-    with pytest.raises(DataError, match=r"its Parquet footer declares 1,000,000 rows in [0-9,]+ bytes \(1\.\d bytes per "
-                                        r"row; real metadata takes about 40.*refused unread"):
+    refused = r"its Parquet footer declares 1,000,000 rows in [0-9,]+ bytes \(1\.\d bytes per row; real metadata " \
+              r"takes about 40.*refused unread"
+    with pytest.raises(DataError, match=refused):
         load_package(package)
     code, output = invoke("verify", str(package))
     assert code == EXIT_VERIFY_FINDINGS and "refused unread" in output

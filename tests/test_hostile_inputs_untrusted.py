@@ -75,14 +75,16 @@ def test_an_eps_or_gif_in_a_package_is_refused_by_every_reader(ghostscript: Path
                                                                tmp_path: Path) -> None:
     eps_image = first_image(package)
     eps_image.write_bytes(EPS)
-    refused = rf"^{eps_image}: not a readable image \(no PNG image in its bytes.*check the package with `histosynth verify`"
+    refused = rf"^{eps_image}: not a readable image \(no PNG image in its bytes.*check the package with `histosynth " \
+              r"verify`"
     with pytest.raises(DataError, match=refused):
         load_package(package).image_set(split="train")
     params = tmp_path / "params.yaml"
     params.write_text("benchmark: {seeds: [0], steps: 1, eval_every: 1}\naugment: {}\n")
     code, output = invoke("benchmark", "--params", str(params), "--package", str(package), "--augmented",
                           str(tmp_path / "nowhere"), "--out", str(tmp_path / "bench"))
-    assert code == EXIT_INPUT and one_error(output).startswith(f"error: {eps_image}: not a readable image (no PNG image")
+    assert code == EXIT_INPUT
+    assert one_error(output).startswith(f"error: {eps_image}: not a readable image (no PNG image")
     assert not ghostscript.exists() and not (tmp_path / "bench").exists()
 
     gif_image = first_image(package, kind="syn_")
@@ -142,3 +144,11 @@ def test_a_catastrophic_group_pattern_is_stopped(tmp_path: Path, monkeypatch: py
     assert line.startswith(r"error: data.group.pattern = '^P\\d_(?P<group>(a|a)+)$': stopped after ")
     assert "backtracks without end" in line
     assert not (tmp_path / "real").exists()
+
+
+def test_every_image_reader_names_its_formats() -> None:
+    """A new `Image.open` without `formats=` would let PIL try every decoder (Ghostscript included)."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    calls = [(path, line) for path in src.rglob("*.py") for line in path.read_text(encoding="utf-8").splitlines()
+             if "Image.open(" in line]
+    assert calls and all("formats=" in line for _, line in calls), calls
