@@ -64,6 +64,15 @@ def broken_links(paths: list[Path]) -> list[str]:
     return problems
 
 
+def nav_pages(nav: list) -> list[str]:
+    """The Markdown files of a MkDocs nav, sections included."""
+    pages = []
+    for entry in nav:
+        for value in (entry.values() if isinstance(entry, dict) else [entry]):
+            pages += nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
 def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config),
                            "--site-dir", str(site)], cwd=config.parent, capture_output=True, text=True, timeout=120)
@@ -93,8 +102,7 @@ def test_the_link_check_finds_missing_files_and_headings(tmp_path: Path) -> None
 def test_the_site_builds_strict_with_every_page(tmp_path: Path) -> None:
     done = mkdocs_build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert done.returncode == 0, done.stderr[-3000:]
-    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]
-    pages = [page for entry in nav for page in entry.values()]
+    pages = nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"])
     assert sorted(pages) == sorted(str(path.relative_to(ROOT / "docs")) for path in (ROOT / "docs").rglob("*.md"))
     for page in pages:
         assert (tmp_path / "site" / page).with_suffix(".html").is_file()
