@@ -25,10 +25,11 @@ test: $(STAMP)
 	scripts/install_test_services.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Speed and memory benchmarks (minutes each; results under bench/results/, see bench/README.md).
-BENCHES ?= generation qa training package sql_dump
+# Speed and memory benchmarks of bench/speed/ (minutes each; results under bench/results/, see
+# bench/README.md). The studies of bench/studies/ take hours and are run one by one by hand.
+BENCHES ?= generation training package sql_dump
 bench: $(STAMP)
-	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in $(BENCHES); do $(BIN)/python bench/speed/$$b.py || exit 1; done
 
 publish: $(STAMP)
 	$(BIN)/histosynth publish $(if $(VERSION),--version $(VERSION))

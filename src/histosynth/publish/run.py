@@ -80,7 +80,7 @@ def _check_ready(root: Path, tag: str) -> str:
     remote = commands.default_remote(root)
     if remote is None:
         raise PublishRefused("no default DVC remote: add one, e.g. a local folder for a try: "
-                             "`dvc remote add -d store /path/to/dvc-store` (README: Publishing)")
+                             "`dvc remote add -d store /path/to/dvc-store` (docs/publishing.md)")
     if commands.tag_exists(root, tag):
         raise PublishRefused(f"tag {tag} already exists: published versions are immutable; set another "
                              "version (`histosynth publish --version X.Y.Z`)")
