@@ -19,7 +19,7 @@ install: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-# The tests start their own MariaDB, PostgreSQL and Chromium; the script installs them from
+# The tests start their own MariaDB, PostgreSQL, sshd and Chromium; the script installs them from
 # Debian's packages where it can and otherwise says why (those tests then skip with the reason).
 test: $(STAMP)
 	scripts/install_test_services.sh

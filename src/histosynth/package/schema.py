@@ -1,13 +1,17 @@
-"""The package's ``metadata.csv`` / ``metadata.parquet``: one row per image, validated with pandera.
+"""The package's ``metadata.csv`` / ``metadata.parquet`` / ``metadata.jsonl``: one row per image,
+validated with pandera.
 
-Both files hold the same rows in the same order (sorted by label, real before synthetic, then
+All three hold the same rows in the same order (sorted by label, real before synthetic, then
 id). The CSV is for people and spreadsheets, the Parquet file keeps the column types; readers
 here parse the CSV with explicit types so that a class called ``NA`` or ``null`` stays a string.
+The JSON Lines file is for Hugging Face ``datasets``' imagefolder builder: each row starts with
+``file_name`` (= ``file_path``), the column that builder reads an image from.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -16,12 +20,15 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from histosynth import schema_errors
 from histosynth.errors import DataError
-from histosynth.fsutil import open_plain_file
+from histosynth.fsutil import open_plain_file, read_plain_bytes
 from histosynth.manifest import SPLITS
 
 # The package's layout (DESIGN.md "Package layout").
 METADATA_CSV = "metadata.csv"
 METADATA_PARQUET = "metadata.parquet"
+METADATA_JSONL = "metadata.jsonl"
+JSONL_FILE_COLUMN = "file_name"  # Hugging Face imagefolder's name for the image's path
+CROISSANT_NAME = "croissant.json"
 IMAGES_DIR = "images"
 CARD_NAME = "README.md"
 SQL_DIR = "sql"
@@ -136,6 +143,40 @@ def metadata_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
     return buf.getvalue()
+
+
+def _plain(value: object) -> object:
+    """A JSON value: None for a missing one (NaN, pd.NA), Python int/float/str otherwise."""
+    return None if pd.isna(value) else value
+
+
+def metadata_jsonl_bytes(df: pd.DataFrame) -> bytes:
+    """One JSON object per row: ``file_name`` then every column; missing values are null.
+
+    Floats are written as Python's repr (the shortest text that reads back to the same float)."""
+    columns = {column: [_plain(v) for v in df[column].tolist()] for column in df.columns}
+    lines = []
+    for i, file_path in enumerate(columns["file_path"]):
+        row = {JSONL_FILE_COLUMN: file_path, **{column: values[i] for column, values in columns.items()}}
+        lines.append(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+    return "".join(lines).encode("utf-8")
+
+
+def read_metadata_jsonl(path: Path) -> pd.DataFrame:
+    """The JSON Lines metadata with the schema's column types (not validated: a reader compares it with
+    validated rows); a row whose ``file_name`` is not its ``file_path`` is a DataError."""
+    try:
+        rows = [json.loads(line) for line in read_plain_bytes(path).decode("utf-8").splitlines()]
+        if not all(isinstance(row, dict) for row in rows):
+            raise ValueError("a line is not a JSON object")
+        df = pd.DataFrame.from_records(rows, columns=[JSONL_FILE_COLUMN, *COLUMNS])
+        named = df.pop(JSONL_FILE_COLUMN)
+        df = df.astype(COLUMN_TYPES)
+    except (OSError, ValueError, TypeError) as err:
+        raise DataError(f"{path}: not a readable JSON Lines metadata file ({err})".replace("\n", " ")) from None
+    if not (named.astype("str") == df["file_path"]).all():
+        raise DataError(f"{path}: {JSONL_FILE_COLUMN} differs from file_path in some rows")
+    return df
 
 
 def read_metadata_parquet(path: Path) -> pd.DataFrame:

@@ -67,7 +67,7 @@ def publish(root: Path = Path("."), version: str | None = None, repro: bool = Tr
         commands.git(root, "commit", "-q", "-m", f"dataset {version}: publish data/package ({n_images} images)",
                      what="committing the release")
     log.info("dvc push to %s", remote)
-    commands.dvc_streaming(root, "push", what=f"pushing the data to the DVC remote {remote}")
+    commands.dvc_push(root, remote)
     commands.git(root, "tag", "-a", tag, "-m", f"histosynth dataset {version}", what=f"tagging {tag}")
     commit = commands.git(root, "rev-parse", "HEAD", what="reading the commit").strip()
     return PublishResult(version, tag, commit, remote, n_images)
