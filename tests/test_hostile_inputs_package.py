@@ -104,3 +104,10 @@ def test_a_dump_cannot_fill_temp_storage(package: Path, filler: str) -> None:
     assert "creates views, triggers or temp tables, calls functions" in one_error(output)
     code, output = invoke("verify", "--deep", str(package))
     assert code == EXIT_VERIFY_FINDINGS and "calls functions" in output and "(refused)" in output
+
+
+def test_a_croissant_file_nested_without_end_is_a_problem_not_a_traceback(package: Path) -> None:
+    (package / "croissant.json").write_text("[" * 100_000 + "]" * 100_000)
+    code, output = invoke("verify", str(package))
+    assert code == EXIT_VERIFY_FINDINGS
+    assert "problem: croissant.json: not a readable Croissant file (nested too deeply)" in output.splitlines()

@@ -1,6 +1,6 @@
 """Shared entry-point behaviour for the CLI and the DVC stage scripts: logging and exit statuses.
 
-Exit statuses (the README's "Errors and exit statuses" lists them for users):
+Exit statuses (docs/cli.md, "Errors and exit statuses", lists them for users):
 
 ====  =====================================================================================
 0     success

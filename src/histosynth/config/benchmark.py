@@ -35,7 +35,7 @@ class BenchmarkParams(Section):
     width: int = Field(16, ge=4, le=256)  # small_cnn only
     dihedral_augment: bool = True
     # How the arms with real and synthetic images use them (chosen on real val, never on test:
-    # bench/recipes.py mixing, bench/results/recipes_mixing.md). mixed: every batch holds this share of
+    # bench/studies/recipes.py mixing, bench/results/recipes_mixing.md). mixed: every batch holds this share of
     # synthetic images, their losses multiplied by synthetic_weight. pretrain: the first
     # pretrain_share of the steps on synthetic images only, the rest on real images only.
     mode: Literal["mixed", "pretrain"] = "mixed"

@@ -67,7 +67,7 @@ class DuplicateParams(Section):
     # difference of the images standardised per channel (mean 0, sd 1), under the flip or
     # 90-degree rotation that matches best; about sqrt(2 * (1 - correlation)). Re-encoded, resampled or
     # brightness-shifted copies score below 0.1; on BloodMNIST one copy of a cell scores 0.17 and
-    # the closest distinct cells 0.40 (README "Splits"). 0 = exact copies only.
+    # the closest distinct cells 0.40 (docs/data.md, "Splits"). 0 = exact copies only.
     near_max_distance: float = Field(0.25, ge=0.0, le=1.0)
 
 

@@ -59,7 +59,7 @@ class FidParams(Section):
     # FID(val half A, val half B), at equal sample sizes.
     floor_factor: float = Field(3.0, ge=1.0)
     # Optional local Inception-V3 weights file (torch-fidelity's
-    # weights-inception-2015-12-05-6726825d.pth, see README) for an overall Inception FID
+    # weights-inception-2015-12-05-6726825d.pth, see docs/quality-gates.md) for an overall Inception FID
     # reported beside the domain FID (not gated). Relative paths are relative to the project root.
     inception_weights: Path | None = Field(None, strict=False)  # YAML gives a string
 

@@ -22,7 +22,7 @@ from histosynth.manifest import SPLITS
 from histosynth.neutralise import csv_frame
 from histosynth.package.markdown import Markup, code, code_block, paragraphs, text
 from histosynth.package.provenance import Provenance
-from histosynth.package.schema import IMAGES_DIR, METADATA_CSV, METADATA_PARQUET
+from histosynth.package.schema import CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET
 
 # (metrics.json key, column title, its real-vs-real floor key or None)
 QA_FIGURES = (
@@ -133,16 +133,21 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
     ])
 
 
-def citation(params: Params) -> str:
+def citation_text(params: Params) -> str:
+    """``package.citation``, or a BibTeX entry made from the package's name and version."""
     if params.package.citation:
-        return code_block(params.package.citation)
+        return params.package.citation
     key = "".join(ch if ch.isalnum() else "_" for ch in params.package.name)
-    return code_block("\n".join([
+    return "\n".join([
         f"@misc{{{key}_{params.package.version.replace('.', '_')},",
         f"  title = {{{params.package.name}: real and GAN-synthesised microscopy images}},",
         f"  note = {{Version {params.package.version}, made with histosynth {__version__}}},",
         "}",
-    ]), info="bibtex")
+    ])
+
+
+def citation(params: Params) -> str:
+    return code_block(citation_text(params), info="" if params.package.citation else "bibtex")
 
 
 def source_section(params: Params, provenance: Provenance) -> str:
@@ -190,8 +195,12 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "classifiers' probability of its class), realism, copy_ratio (nearest / second-nearest training image) and "
         "curation (kept: passed every test; filled: kept to fill a class short of passers).",
         *_neutralised_note(metadata),
+        f"- `{METADATA_JSONL}`: the same rows as JSON Lines, each with `file_name` (its `file_path`) for Hugging "
+        "Face `datasets`' imagefolder builder.",
         *sql_lines,
-        "- `MD5SUMS`: the MD5 of this card, the metadata files and the dumps.",
+        f"- `{CROISSANT_NAME}`: Croissant 1.0 metadata (MLCommons, JSON-LD): the dataset, its files with MD5 and "
+        "SHA-256, and the `images` record set (each PNG with its metadata row); `mlcroissant` reads it.",
+        "- `MD5SUMS`: the MD5 of this card, the metadata files, the dumps and the Croissant file.",
         "",
         "## Source data and licence",
         "",
@@ -230,6 +239,11 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "",
         "`package.image_set(split=\"test\", source=\"real\")` gives the images as one uint8 array with labels; "
         "`package.metadata` is the metadata table.",
+        "",
+        "Without histosynth: `torchvision.datasets.ImageFolder(\"images\")` (filter a split with `is_valid_file` "
+        f"and the metadata's `file_path`), `datasets.load_dataset(\"imagefolder\", data_files=\"{METADATA_JSONL}\", "
+        f"split=\"train\", filters=[(\"split\", \"==\", \"train\")])`, `pandas.read_parquet(\"{METADATA_PARQUET}\")`, "
+        f"`mlcroissant.Dataset(\"{CROISSANT_NAME}\").records(\"images\")`.",
         "",
         "## Cite",
         "",

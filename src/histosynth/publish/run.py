@@ -79,7 +79,7 @@ def publish(root: Path = Path("."), version: str | None = None, repro: bool = Tr
             commands.dvc_streaming(root, "repro", what="rebuilding the pipeline")
         n_images = _check_package(root)
         log.info("dvc push to %s", remote)
-        commands.dvc_streaming(root, "push", what=f"pushing the data to the DVC remote {remote}")
+        commands.dvc_push(root, remote)
         _check_remote(root, remote)
         commands.git(root, "add", "--", *_release_paths(root), what="staging the release files")
         if commands.git(root, "diff", "--cached", "--name-only", what="reading staged changes").strip():
@@ -150,7 +150,7 @@ def _check_ready(root: Path, tag: str) -> str:
     remote = commands.default_remote(root)
     if remote is None:
         raise PublishRefused("no default DVC remote: add one, e.g. a local folder for a try: "
-                             "`dvc remote add -d store /path/to/dvc-store` (README: Publishing)")
+                             "`dvc remote add -d store /path/to/dvc-store` (docs/publishing.md)")
     if commands.tag_exists(root, tag):
         raise PublishRefused(f"tag {tag} already exists: published versions are immutable; set another "
                              "version (`histosynth publish --version X.Y.Z`)")
