@@ -152,3 +152,13 @@ def test_every_image_reader_names_its_formats() -> None:
     calls = [(path, line) for path in src.rglob("*.py") for line in path.read_text(encoding="utf-8").splitlines()
              if "Image.open(" in line]
     assert calls and all("formats=" in line for _, line in calls), calls
+
+
+def test_a_manifest_that_is_no_parquet_file_is_one_error_line(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "manifest.parquet").write_text("not parquet")  # was an ArrowInvalid traceback (exit 70)
+    code, output = invoke("augment", "--real", str(real), "--out", str(tmp_path / "out"), "--preview",
+                          str(tmp_path / "preview"))
+    assert code == EXIT_INPUT
+    assert one_error(output).startswith(f"error: {real / 'manifest.parquet'}: not a readable manifest (")
