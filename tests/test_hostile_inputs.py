@@ -82,7 +82,8 @@ def test_qa_reports_a_text_file_named_png_in_one_line(qa_work: Path, tmp_path: P
     notes.write_text("these are not pixels\n")
     code, output = qa_cli(qa_work, synthetic, tmp_path / "qa")
     assert code == EXIT_INPUT
-    assert one_error(output) == f"error: {notes}: not an image (no image format recognised in its bytes)"
+    assert one_error(output) == f"error: {notes}: not a readable image (no PNG, JPEG, TIFF or BMP image in its " \
+                                "bytes, whatever its name says; other formats are not opened)"
     assert not (tmp_path / "qa").exists()
 
 

@@ -28,7 +28,7 @@ from typing import TypeVar
 import click
 
 from histosynth.errors import ConfigError, GateFailed, HistosynthError, TrainingDiverged
-from histosynth.fsutil import readable
+from histosynth.neutralise import NeutralFormatter, lines_for_terminal
 from histosynth.progress import BarSafeHandler
 
 T = TypeVar("T")
@@ -59,19 +59,16 @@ def exit_code_of(err: HistosynthError) -> int:
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr; a record logged while a progress bar is open gets its own line above the bar."""
     level = logging.DEBUG if verbose or os.environ.get("HISTOSYNTH_DEBUG") else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[BarSafeHandler()],
-        force=True,
-    )
+    handler = BarSafeHandler()
+    # names and paths in a record are escaped (histosynth.neutralise): a file name cannot forge a line
+    handler.setFormatter(NeutralFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def error_text(message: str) -> str:
     """``error: <first line>``; further lines (a verdict table, more bad values) indented under it,
     so that a script finds exactly one line starting with ``error:`` whatever the message holds."""
-    first, *rest = readable(message).splitlines() or [""]
+    first, *rest = lines_for_terminal(message).splitlines() or [""]
     return "\n".join([f"error: {first}", *(f"  {line}" for line in rest)])
 
 

@@ -37,6 +37,7 @@ from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import read_png_rgb
 from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.neutralise import csv_frame
 
 log = logging.getLogger(__name__)
 
@@ -203,5 +204,5 @@ def _report(params: CurateParams, scores: pd.DataFrame, outcome: pd.Series, refe
     metrics = {"enabled": params.enabled, "params": params.model_dump(),
                "realism_thresholds": [t for _, t in references.realism], "classes": per_class}
     with atomic_output_dir(report_dir) as tmp:
-        table.to_csv(tmp / SCORES_FILE, index=False, lineterminator="\n", float_format="%.6g")
+        csv_frame(table).to_csv(tmp / SCORES_FILE, index=False, lineterminator="\n", float_format="%.6g")
         atomic_write_text(tmp / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")

@@ -34,6 +34,7 @@ from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, unique_safe_names
 from histosynth.images import write_pngs
 from histosynth.manifest import SPLITS, write_manifest
+from histosynth.neutralise import Block, for_terminal
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def ingest(params: DataParams, out_dir: Path | str, report_dir: Path | str | Non
         log_findings(check)
         if report_dir is not None:
             write_ingest_report(check, int(manifest["group"].nunique()), report_dir)
-    log.info("images per class and split:\n%s", count_table(manifest, source.class_names).to_string())
+    table = count_table(manifest, source.class_names).rename(index=for_terminal)  # names as log lines show them
+    log.info("images per class and split:\n%s", Block(table.to_string()))
     log.info("ingest: wrote %d images of %d px from %s to %s in %.1f s", len(manifest), params.image_size,
              params.source, out_dir, time.perf_counter() - started)
     return manifest

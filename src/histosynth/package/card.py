@@ -19,6 +19,7 @@ import pandas as pd
 from histosynth import __version__
 from histosynth.config import Params
 from histosynth.manifest import SPLITS
+from histosynth.neutralise import csv_frame
 from histosynth.package.markdown import Markup, code, code_block, paragraphs, text
 from histosynth.package.provenance import Provenance
 from histosynth.package.schema import CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET
@@ -162,6 +163,15 @@ def source_section(params: Params, provenance: Provenance) -> str:
     ])
 
 
+def _neutralised_note(metadata: pd.DataFrame) -> list[str]:
+    """A line for packages whose CSV has text that a spreadsheet would run, so got a leading ``'``."""
+    if csv_frame(metadata).equals(metadata):
+        return []
+    return [f"  In `{METADATA_CSV}` text that starts with `=`, `+`, `-`, `@`, a tab or a carriage return has an "
+            f"extra `'` in front, so that a spreadsheet does not run it as a formula; `{METADATA_PARQUET}` and the "
+            "dumps hold the exact text."]
+
+
 def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params, gan_record: dict[str, Any],
                  qa_metrics: dict[str, Any], revision: str, sql_files: list[str], provenance: Provenance) -> str:
     p = params.package
@@ -184,6 +194,7 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "seed, latent_index, and curation's scores of each synthetic image: confidence (the real-trained "
         "classifiers' probability of its class), realism, copy_ratio (nearest / second-nearest training image) and "
         "curation (kept: passed every test; filled: kept to fill a class short of passers).",
+        *_neutralised_note(metadata),
         f"- `{METADATA_JSONL}`: the same rows as JSON Lines, each with `file_name` (its `file_path`) for Hugging "
         "Face `datasets`' imagefolder builder.",
         *sql_lines,

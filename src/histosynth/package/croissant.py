@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from histosynth.fsutil import read_plain_bytes
+from histosynth.fsutil import open_plain_file, read_plain_bytes
 from histosynth.package.schema import (
     CARD_NAME, COLUMN_TYPES, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SOURCES,
 )
@@ -73,6 +73,7 @@ CONTEXT: dict[str, Any] = {
     "transform": "cr:transform",
 }
 IMAGE_FILES = "image-files"  # the FileSet of the package's PNGs
+MAX_BYTES = 16 << 20  # the largest croissant.json read back (histosynth's take a few kB)
 IMAGES, CLASSES = "images", "classes"  # the record sets
 ENCODINGS = {".md": "text/markdown", ".csv": "text/csv", ".parquet": "application/x-parquet",
              ".jsonl": "application/jsonlines", ".sql": "application/sql"}
@@ -192,8 +193,16 @@ def croissant_bytes(document: dict[str, Any]) -> bytes:
 
 
 def listed_checksums(path: Path) -> dict[str, str]:
-    """``{contentUrl: md5}`` of the FileObjects a croissant.json lists; ValueError if it is not one."""
-    document = json.loads(read_plain_bytes(path).decode("utf-8"))
+    """``{contentUrl: md5}`` of the FileObjects a croissant.json lists; ValueError if it is not one
+    (also when it is larger than any croissant.json histosynth writes, or nested without end)."""
+    with open_plain_file(path) as file:
+        data = file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"larger than {MAX_BYTES >> 20} MiB; histosynth's take a few kB")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     if not isinstance(document, dict) or not isinstance(document.get("distribution"), list):
         raise ValueError("no distribution list")
     return {str(item.get("contentUrl")): str(item.get("md5")) for item in document["distribution"]

@@ -27,8 +27,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from histosynth.errors import DataError
-from histosynth.fsutil import entry_kind, md5_plain_file
+from histosynth.fsutil import entry_kind, md5_plain_file, open_plain_file
 from histosynth.generate.md5sums import MD5SUMS_NAME
+from histosynth.neutralise import for_terminal
 from histosynth.package.croissant import listed_checksums
 from histosynth.package.schema import (
     CARD_NAME, CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SQL_DIR,
@@ -43,6 +44,8 @@ DUMPS = tuple(f"{SQL_DIR}/{name}.sql" for name in ("mysql", "postgresql", "sqlit
 REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET, METADATA_JSONL, *DUMPS, CROISSANT_NAME)
 # "<md5>  <name>" (text mode) or "<md5> *<name>" (binary mode), as md5sum writes them.
 MD5SUMS_LINE = re.compile(r"^([0-9a-f]{32}) [ *](.+)$")
+# An MD5SUMS line is about 50 bytes: 64 MiB would list over a million files.
+MAX_MD5SUMS_BYTES = 64 << 20
 
 
 @dataclass
@@ -61,26 +64,52 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         """What ``histosynth verify`` prints: one line per finding, then a summary line."""
-        out = [f"{kind}: {path}" for kind, paths in
+        # File names come from the package: escaped, so that a name cannot forge a line (or an OK)
+        out = [f"{kind}: {for_terminal(path)}" for kind, paths in
                (("missing", self.missing), ("extra", self.extra), ("modified", self.modified)) for path in paths]
-        out += [f"problem: {problem}" for problem in self.problems]
+        out += [f"problem: {for_terminal(problem)}" for problem in self.problems]
+        root = for_terminal(self.root)
         if self.ok:
-            out.append(f"OK: {self.root}: {self.files_checked} files intact")
+            out.append(f"OK: {root}: {self.files_checked} files intact")
         else:
-            out.append(f"FAILED: {self.root}: {len(self.missing)} missing, {len(self.extra)} extra, "
+            out.append(f"FAILED: {root}: {len(self.missing)} missing, {len(self.extra)} extra, "
                        f"{len(self.modified)} modified file(s), {len(self.problems)} other problem(s)")
         return out
 
 
 def parse_md5sums(path: Path, report: VerifyReport) -> dict[str, str]:
-    """``{file name: md5}`` of an MD5SUMS file; malformed lines are reported as problems."""
+    """``{file name: md5}`` of an MD5SUMS file. Malformed lines are problems, and so is a file listed
+    twice, whatever its sums (``md5sum -c`` checks every line: one wrong entry fails it)."""
+    where = _rel(path, report.root)
+    try:
+        with open_plain_file(path) as file:
+            data = file.read(MAX_MD5SUMS_BYTES + 1)
+    except (OSError, DataError) as err:
+        report.problems.append(f"{where}: cannot be read ({err})")
+        return {}
+    if len(data) > MAX_MD5SUMS_BYTES:
+        report.problems.append(f"{where}: larger than {MAX_MD5SUMS_BYTES >> 20} MiB, far more than a package's "
+                               "checksums need; not read")
+        return {}
     entries: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    first_line: dict[str, int] = {}
+    lines = data.decode("utf-8", errors="replace").split("\n")  # as md5sum reads it: only \n ends a line
+    if lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
         match = MD5SUMS_LINE.match(line)
         if match is None:
-            report.problems.append(f"{_rel(path, report.root)} line {number}: not '<md5>  <file>'")
+            report.problems.append(f"{where} line {number}: not '<md5>  <file>'")
             continue
-        entries[match.group(2)] = match.group(1)
+        name = match.group(2)
+        if name in first_line:
+            report.problems.append(f"{where} line {number}: lists {name} a second time (first at line "
+                                   f"{first_line[name]}); each file must be listed once")
+            if entries[name] != match.group(1):
+                report.modified.append(where)
+            continue
+        first_line[name] = number
+        entries[name] = match.group(1)
     return entries
 
 

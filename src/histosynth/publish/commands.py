@@ -6,6 +6,7 @@ installed beside histosynth, whatever ``dvc`` is first on PATH.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -50,6 +51,12 @@ def dvc_streaming(root: Path, *args: str, what: str) -> None:
                             "see its output above")
 
 
+def head_commit(root: Path) -> str:
+    """The commit HEAD names; "" in a repository without commits."""
+    proc = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=root, capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def dvc_push(root: Path, remote: str) -> None:
     """``dvc push``, its output shown as it comes (progress bars too on a terminal); a failure is
     one CommandFailed saying why (:func:`histosynth.publish.remote_errors.push_failure`)."""
@@ -87,6 +94,26 @@ def changed_tracked_files(root: Path) -> list[str]:
     """Tracked files with uncommitted changes (staged or not)."""
     out = git(root, "status", "--porcelain", "--untracked-files=no", what="reading git status")
     return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def untracked_files(root: Path, paths: list[str]) -> list[str]:
+    """Files under ``paths`` that git does not track and does not ignore (a release would leave them out)."""
+    out = git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths,
+              what="reading git status")
+    return sorted(entry[3:] for entry in out.split("\0") if entry.startswith("?? "))
+
+
+def valid_tag_name(root: Path, tag: str) -> bool:
+    return subprocess.run(["git", "check-ref-format", f"refs/tags/{tag}"], cwd=root,
+                          capture_output=True).returncode == 0
+
+
+def not_on_remote(root: Path) -> dict[str, str]:
+    """``{output: state}`` of every DVC-tracked output the default remote lacks (``dvc status --cloud``);
+    {} when the remote holds everything the workspace's dvc.lock names."""
+    out = dvc(root, "status", "--cloud", "--json", what="checking the DVC remote")
+    status = json.loads(out.strip() or "{}")
+    return status if isinstance(status, dict) else {"?": str(status)}
 
 
 def default_remote(root: Path) -> str | None:
