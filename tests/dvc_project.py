@@ -55,7 +55,7 @@ def tree_md5s(root: Path) -> dict[str, str]:
 
 def make_project(root: Path, params: dict) -> Path:
     """Copy the pipeline into ``root`` with params.yaml overridden by ``params``; git + DVC init, no repro."""
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     for folder in ("stages", "src"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

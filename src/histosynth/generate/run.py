@@ -18,6 +18,7 @@ import torch
 from histosynth.config.generate import DiffusionSampling, GenerateParams
 from histosynth.errors import ConfigError, DataError
 from histosynth.fsutil import atomic_output_dir, replace_dir
+from histosynth.output_policy import check_outputs, mark_as_output
 from histosynth.gan.checkpoint import GENERATOR_FILE, checkpoint_hash
 from histosynth.generate.sampler import BlockSampler, resolve_device, resolve_precision
 from histosynth.generate.shards import Shard, process_shard
@@ -35,6 +36,7 @@ def generate(params: GenerateParams, model_dir: Path, out_dir: Path) -> pd.DataF
     others None.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    check_outputs({"output folder": out_dir}, {"model folder": model_dir})
     with process_shard() as shard:
         device = resolve_device(params.device)
         precision = resolve_precision(params.precision, device)
@@ -82,6 +84,7 @@ def _generate_sharded(shard: Shard, out_dir: Path,
     if shard.is_main:
         _remove_stale_shards(out_dir)
         tmp.mkdir(parents=True)
+        mark_as_output(tmp)
     try:
         manifest = write(tmp)
         if shard.is_main:
