@@ -223,6 +223,11 @@ else:
 """
 
 
+def default_sigint() -> None:
+    """As in a terminal: a test run started in the background (``&``) inherits SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum, status, says", [(signal.SIGTERM, EXIT_TERMINATED, "terminated"),
                                                   (signal.SIGINT, EXIT_INTERRUPTED, "interrupted")])
 def test_a_signal_mid_write_removes_the_temporary_and_keeps_the_last_output(tmp_path: Path, signum: int, status: int,
@@ -232,7 +237,7 @@ def test_a_signal_mid_write_removes_the_temporary_and_keeps_the_last_output(tmp_
     assert cli(tmp_path, "ingest", "--out", "real").returncode == EXIT_OK
     before = tree(tmp_path / "real")
     proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITES, "ingest", "--out", "real"], cwd=tmp_path, env=env(),
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         wait_for(lambda: any(len(list(t.rglob("*.png"))) >= 4 for t in tmp_path.glob(".real.tmp-*")), 120,
                  "the first images")
@@ -280,7 +285,8 @@ def test_a_signal_to_dvc_repro_leaves_no_temporary_folder(tmp_path: Path, signum
     dvc_yaml.write_text(dvc_yaml.read_text().replace("cmd: python stages/ingest.py",
                                                      "cmd: python slow_writes.py stages/ingest.py", 1))
     repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "ingest"], cwd=project, env=env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             preexec_fn=default_sigint)
     try:
         wait_for(lambda: any(len(list(t.rglob("*.png"))) >= 4 for t in (project / "data").glob(".real.tmp-*")), 240,
                  "the first images")

@@ -57,10 +57,12 @@ def test_ingest_out_dot_leaves_the_current_folder_as_it_was(work: Path) -> None:
 def test_ingest_out_the_source_folder_leaves_every_source_image(work: Path) -> None:
     source = work.parent / "cells"
     before = tree(work.parent)
-    for out in (source, source / "cells a", source / "cells a" / "new"):
-        proc = cli(work, "ingest", "--out", str(out))
-        assert proc.returncode == EXIT_INPUT, proc.stderr
-        assert "data.source folder" in one_error(proc.stderr)
+    proc = cli(work, "ingest", "--out", str(source))
+    assert proc.returncode == EXIT_INPUT, proc.stderr
+    assert "is " + str(source) in one_error(proc.stderr) and "(data.source folder)" in proc.stderr
+    for out in (source / "cells a", source / "cells a" / "new"):  # inside it: the next ingest would read them
+        code, output = invoke_in(work, "ingest", "--out", str(out))
+        assert code == EXIT_INPUT and "lies inside" in one_error(output)
     assert tree(work.parent) == before
 
 
@@ -70,11 +72,12 @@ def test_package_out_data_real_leaves_the_real_images(tmp_path: Path) -> None:
     args = ["package", "--real", "data/real", "--synthetic", "data/synthetic", "--gan", "data/gan",
             "--qa-metrics", "data/qa/metrics.json"]
     before = tree(tmp_path)
-    for out, says in (("data/real", "is data/real"), ("data", "holds data/real"), ("data/real/package", "lies inside"),
+    proc = cli(tmp_path, *args, "--out", "data/real")
+    assert proc.returncode == EXIT_INPUT and "is data/real" in one_error(proc.stderr)
+    for out, says in (("data", "holds data/real"), ("data/real/package", "lies inside"),
                       ("data/qa", "holds data/qa/metrics.json")):
-        proc = cli(tmp_path, *args, "--out", out)
-        assert proc.returncode == EXIT_INPUT, proc.stderr
-        assert says in one_error(proc.stderr)
+        code, output = invoke_in(tmp_path, *args, "--out", out)
+        assert code == EXIT_INPUT and says in one_error(output)
     assert tree(tmp_path) == before
     assert inputs.real.is_dir()
 

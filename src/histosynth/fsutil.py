@@ -188,10 +188,17 @@ def atomic_output_dir(final: Path | str, label: str = "output folder") -> Iterat
         (tmp / output_policy.MARKER).write_text(output_policy.MARKER_TEXT, encoding="utf-8")
         yield tmp
         _swap_in(tmp, final, label)
-    except BaseException:
+    except BaseException as err:
         parallel.stop_pools()
         shutil.rmtree(tmp, ignore_errors=True)
+        _name_the_output(err, final)
         raise
+
+
+def _name_the_output(err: BaseException, output: Path) -> None:
+    """A write that failed on a full disk names no file: say which output it was writing."""
+    if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+        err.filename = str(output)
 
 
 def _swap_in(complete: Path, final: Path, label: str) -> None:
@@ -228,9 +235,10 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        _name_the_output(err, path)
         raise
 
 
