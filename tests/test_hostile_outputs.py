@@ -105,6 +105,20 @@ def test_the_current_and_home_folders_and_their_parents_are_refused(work: Path, 
     assert tree(work.parent) == before
 
 
+@pytest.mark.parametrize("command", [
+    ["augment", "--out", "."], ["augment", "--preview", "."], ["train", "--out", "."], ["train", "--report", "."],
+    ["generate", "--out", "."], ["featurenet", "--out", "."], ["featurenet", "--report", "."], ["curate", "--out", "."],
+    ["curate", "--report", "."], ["qa", "--out", "."], ["package", "--out", "."], ["benchmark", "--out", "."],
+])
+def test_every_command_refuses_the_current_folder_as_an_output(tmp_path: Path, command: list[str]) -> None:
+    project_params(tmp_path)
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    before = tree(tmp_path)
+    code, output = invoke_in(tmp_path, *command)
+    assert code == EXIT_INPUT and "is the current folder" in one_error(output)
+    assert tree(tmp_path) == before
+
+
 def test_the_root_folder_is_refused_before_anything_happens() -> None:
     # Only the check: a regression must not get to write anything there.
     with pytest.raises(OutputRefused, match="root folder"):

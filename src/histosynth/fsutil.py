@@ -191,13 +191,17 @@ def atomic_output_dir(final: Path | str, label: str = "output folder") -> Iterat
     except BaseException as err:
         parallel.stop_pools()
         shutil.rmtree(tmp, ignore_errors=True)
-        _name_the_output(err, final)
+        _name_the_output(err, final, tmp)
         raise
 
 
-def _name_the_output(err: BaseException, output: Path) -> None:
-    """A write that failed on a full disk names no file: say which output it was writing."""
-    if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+def _name_the_output(err: BaseException, output: Path, temporary: Path | None = None) -> None:
+    """Name the output a failed write was for: a write on a full disk names no file, and the
+    temporary's name means nothing to the user."""
+    if not isinstance(err, OSError) or err.errno is None:
+        return
+    named = None if err.filename is None else str(err.filename)
+    if named is None or (temporary is not None and (named == str(temporary) or named.startswith(f"{temporary}/"))):
         err.filename = str(output)
 
 
@@ -238,7 +242,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        _name_the_output(err, path)
+        _name_the_output(err, path, tmp)
         raise
 
 
