@@ -269,14 +269,14 @@ def test_a_signal_mid_write_removes_the_temporary_and_keeps_the_last_output(tmp_
 
 def test_a_pool_still_writing_is_stopped_before_its_temporary_folder_goes(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    writes_after: list[Path] = []
+    calls_after: list[Path] = []
     gone = threading.Event()
 
     def write(i: int) -> int:
         time.sleep(0.02)
         target = tmp_path / f".out.probe-{i}"  # beside, so that a write after the removal shows
         if gone.is_set():
-            writes_after.append(target)
+            calls_after.append(target)
         return i
 
     with pytest.raises(KeyboardInterrupt):
@@ -286,7 +286,7 @@ def test_a_pool_still_writing_is_stopped_before_its_temporary_folder_goes(tmp_pa
             raise KeyboardInterrupt
     gone.set()
     time.sleep(0.3)
-    assert writes_after == [] and not tmp.exists() and temporaries(tmp_path) == []
+    assert calls_after == [] and not tmp.exists() and temporaries(tmp_path) == []
     del results
 
 

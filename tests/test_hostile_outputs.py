@@ -25,12 +25,16 @@ from dvc_project import dvc
 from hostile_outputs_helpers import (
     cli, folder_source, ingest_params, one_error, project_params, run_in_progress, temporaries, tree,
 )
+from histosynth.config.data import DataParams
+from histosynth.data.ingest import ingest
 from histosynth.entry import EXIT_INPUT, EXIT_OK
 from histosynth.fsutil import atomic_output_dir
 from histosynth.gan.checkpoint import write_record
 from histosynth.output_policy import MARKER, OutputRefused, check_outputs, check_replaceable_folder
+from histosynth.package.collect import LOCAL_PATH
 from histosynth.package.stage import build_package
 from package_inputs import package_params, qa_metrics, write_package_inputs, write_synthetic_folder
+from test_ingest_medmnist import write_medmnist_npz
 
 
 @pytest.fixture
@@ -376,3 +380,19 @@ def test_the_marker_leaves_dvcs_hash_of_an_output_as_it_was(tmp_path: Path) -> N
     plain = dvc_hash()
     (out / MARKER).write_text("marked")
     assert dvc_hash() == plain
+
+
+@pytest.mark.parametrize("source", ["builtin", "medmnist", "folder"])
+def test_no_source_records_a_local_path_as_origin(tmp_path: Path, source: str) -> None:
+    raw = tmp_path / "private" / "raw"
+    if source == "builtin":
+        data = DataParams(source="builtin:ihc", root=str(raw), max_per_class=5, max_eval_per_class=2)
+    elif source == "medmnist":
+        write_medmnist_npz(raw / "bloodmnist.npz", n_classes=8, size=28)
+        data = DataParams(source="medmnist:bloodmnist", root=str(raw), image_size=28)
+    else:
+        data = DataParams(source=f"folder:{folder_source(tmp_path / 'private' / 'cells')}", image_size=28,
+                          val_fraction=0.25, test_fraction=0.25)
+    manifest = ingest(data, tmp_path / "real")
+    assert not manifest["origin"].str.contains(str(tmp_path / "private"), regex=False).any()
+    assert not manifest["origin"].str.match(LOCAL_PATH).any()
