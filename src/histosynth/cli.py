@@ -276,10 +276,13 @@ def verify(
     """Re-hash every file of a package; exit 0 when intact, 1 listing every missing, extra or modified file."""
     from histosynth.package.verify import verify_package
 
-    report = run_guarded(lambda: verify_package(package_dir, deep=deep))
-    for line in report.lines():
-        typer.echo(line)
-    raise typer.Exit(0 if report.ok else 1)
+    def job() -> bool:
+        report = verify_package(package_dir, deep=deep)
+        for line in report.lines():
+            typer.echo(line)
+        return report.ok
+
+    raise typer.Exit(0 if run_guarded(job) else 1)
 
 
 
@@ -308,11 +311,14 @@ def publish(
     """Stamp package.version, check QA and verify, commit dvc.lock, push the data, tag dataset-v<version>."""
     from histosynth.publish import publish as run
 
-    result = run_guarded(lambda: run(root, version, repro))
-    typer.echo(f"published {result.n_images} images as {result.tag} (commit {result.commit[:10]}, "
-               f"data pushed to {result.remote})")
-    typer.echo("consumers: dvc get <repo-url> data/package --rev " + result.tag)
-    typer.echo(f"share the tag: git push <git-remote> HEAD {result.tag}")
+    def job() -> None:
+        result = run(root, version, repro)
+        typer.echo(f"published {result.n_images} images as {result.tag} (commit {result.commit[:10]}, "
+                   f"data pushed to {result.remote})")
+        typer.echo("consumers: dvc get <repo-url> data/package --rev " + result.tag)
+        typer.echo(f"share the tag: git push <git-remote> HEAD {result.tag}")
+
+    run_guarded(job)
 
 
 

@@ -29,12 +29,13 @@ from histosynth.config.data import DataParams
 from histosynth.data.duplicate_check import DuplicateCheck
 from histosynth.data.ingest_report import log_findings, write_ingest_report
 from histosynth.data.source_images import SourceImages
-from histosynth.data.sources import load_source
+from histosynth.data.sources import load_source, source_paths
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, unique_safe_names
 from histosynth.images import write_pngs
 from histosynth.manifest import SPLITS, write_manifest
 from histosynth.neutralise import Block, for_terminal
+from histosynth.output_policy import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def ingest(params: DataParams, out_dir: Path | str, report_dir: Path | str | Non
     ``report_dir``, when given); return the manifest."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    check_outputs({"output folder": out_dir, "report folder": report_dir}, source_paths(params),
+                  roots={"data.root": params.root})  # MedMNIST files live there
     source = load_source(params)
     folders = unique_safe_names(source.class_names)
     check = DuplicateCheck(params.duplicate_action, params.duplicates.near_max_distance, params.image_size)

@@ -21,7 +21,7 @@ from histosynth.config import Params
 from histosynth.manifest import SPLITS
 from histosynth.neutralise import csv_frame
 from histosynth.package.markdown import Markup, code, code_block, paragraphs, text
-from histosynth.package.provenance import Provenance
+from histosynth.package.provenance import Provenance, public_source
 from histosynth.package.schema import CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET
 
 # (metrics.json key, column title, its real-vs-real floor key or None)
@@ -34,6 +34,9 @@ QA_FIGURES = (
     ("memorised_share_pixel", "near-copies (pixels)", None),
     ("memorised_share_feature", "near-copies (features)", None),
 )
+# What `origin` holds where a reader may wonder whether it names a place on the maker's machine.
+ORIGIN_NOTE = {"folder": " A real image's `origin` is its path inside the source folder; where that folder lay (its "
+                         "absolute path) is recorded nowhere in the package."}
 # Not in the card's parameter table: licence, citation and source have their own sections, and
 # link changes no byte of the package (so a linked and a copied package are identical).
 UNTABULATED_PARAMS = {"licence", "citation", "link", "source_description", "source_licence", "source_citation"}
@@ -111,7 +114,8 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
     n_trained = train_data.get("n_images", "?") if isinstance(train_data, dict) else "?"
     return "\n".join([
         f"- histosynth {__version__}, git revision {code(revision)}.",
-        f"- Real images: `data.source` = {code(params.data.source)}, splits {', '.join(params.package.real_splits)}.",
+        f"- Real images: `data.source` = {code(public_source(params))}, splits "
+        f"{', '.join(params.package.real_splits)}.",
         f"- Generator: {code(gan_record.get('arch'))} ({text(gan_record.get('family', 'gan'))}), "
         f"{text(gan_record.get('epoch', '?'))} epochs, "
         f"{text(gan_record.get('image_size'))} px, latent {text(gan_record.get('latent_dim'))}, trained on "
@@ -193,7 +197,8 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "class_folder, label, source (real or synthetic), split, group, md5, width, height, origin, generator_run, arch, "
         "seed, latent_index, and curation's scores of each synthetic image: confidence (the real-trained "
         "classifiers' probability of its class), realism, copy_ratio (nearest / second-nearest training image) and "
-        "curation (kept: passed every test; filled: kept to fill a class short of passers).",
+        "curation (kept: passed every test; filled: kept to fill a class short of passers)." + ORIGIN_NOTE.get(
+            params.data.source_kind, ""),
         *_neutralised_note(metadata),
         f"- `{METADATA_JSONL}`: the same rows as JSON Lines, each with `file_name` (its `file_path`) for Hugging "
         "Face `datasets`' imagefolder builder.",

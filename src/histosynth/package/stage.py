@@ -17,6 +17,7 @@ from histosynth.gan.checkpoint import read_record
 from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import md5_file
 from histosynth.manifest import class_names_of
+from histosynth.output_policy import check_outputs
 from histosynth.package.assemble import Job, place_files
 from histosynth.package.card import citation_text, dataset_card
 from histosynth.package.croissant import croissant_bytes, croissant_metadata
@@ -95,6 +96,8 @@ def build_package(params: Params, real_dir: Path, synthetic_dir: Path, gan_dir: 
     ``revision`` is recorded in the dataset card; None = the current git revision.
     """
     started = time.perf_counter()
+    check_outputs({"package folder": out_dir}, {"real images": real_dir, "synthetic images": synthetic_dir,
+                                               "model folder": gan_dir, "QA verdict": qa_metrics_file})
     qa_metrics = read_qa_verdict(Path(qa_metrics_file), params.qa.enforce, Path(synthetic_dir))
     gan_record = read_record(Path(gan_dir))
     provenance = source_provenance(params)

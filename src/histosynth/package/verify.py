@@ -31,6 +31,7 @@ from histosynth.fsutil import entry_kind, md5_plain_file, open_plain_file
 from histosynth.generate.md5sums import MD5SUMS_NAME
 from histosynth.neutralise import for_terminal
 from histosynth.package.croissant import listed_checksums
+from histosynth.output_policy import MARKER
 from histosynth.package.schema import (
     CARD_NAME, CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SQL_DIR,
     read_metadata_csv, read_metadata_jsonl, read_metadata_parquet,
@@ -139,6 +140,7 @@ def _present_files(root: Path, report: VerifyReport) -> set[str]:
                 target = f" to {os.readlink(entry.path)}" if entry.is_symlink() else ""
                 report.problems.append(f"{rel}: {entry_kind(entry.path)}{target}; a package holds plain files only "
                                        "(not followed, not read)")
+    found.discard(MARKER)  # says that histosynth made the folder; not part of the package (.dvcignore)
     return found
 
 

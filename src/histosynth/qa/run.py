@@ -23,6 +23,7 @@ from histosynth.classifier.embed import embed
 from histosynth.config.qa import QaParams
 from histosynth.errors import DataError
 from histosynth.neutralise import Block
+from histosynth.output_policy import check_outputs
 from histosynth.qa import evaluate
 from histosynth.qa.evaluate import FeatureSpace
 from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, smallest_margin, verdict_table
@@ -56,6 +57,8 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     ``augmented_dir``: the affine children of the real train images (data/augmented), searched by
     the memorisation gate too when present: a copy of a child is a copy of a patient's image.
     """
+    check_outputs({"report folder": report_dir}, {"real images": real_dir, "synthetic images": synthetic_dir,
+                                                  "feature net": featurenet_dir, "augmented images": augmented_dir})
     timings = _Timings()
     model, record = load_classifier(featurenet_dir)  # before the images: a missing net fails fast
     with timings.step("load images"):
