@@ -1,4 +1,4 @@
-"""bench/gpu.py --dry-run: the GPU throughput script, end to end on CPU at tiny size."""
+"""bench/speed/gpu.py --dry-run: the GPU throughput script, end to end on CPU at tiny size."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_dry_run_trains_and_samples_every_arch_in_both_precisions(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu.py"), "--dry-run", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "speed" / "gpu.py"), "--dry-run", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "gpu.json").read_text())

@@ -1,7 +1,7 @@
 """Throughput of every generator arch on one GPU: training and sampling images/s, fp32 and bf16.
 
-    .venv/bin/python bench/gpu.py              # on a GPU machine: about 5 minutes, at most ~8
-    .venv/bin/python bench/gpu.py --dry-run    # the same run on CPU at tiny size (seconds); writes to a temp folder
+    .venv/bin/python bench/speed/gpu.py              # on a GPU machine: about 5 minutes, at most ~8
+    .venv/bin/python bench/speed/gpu.py --dry-run    # the same run on CPU at tiny size (seconds); writes to a temp folder
 
 Data: the pipeline's own ``builtin:ihc`` tiles (scikit-image's immunohistochemistry image, offline),
 ingested at 64 px. Per arch (every GAN arch, the projected one included, and the diffusion arch) and
@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info
 
 from histosynth.config import params_from_mapping
@@ -69,7 +70,7 @@ def real_images(work: Path, pixels: int, per_class: int) -> tuple[Path, int]:
     folder = work / f"real_{pixels}"
     if not folder.is_dir():
         data = params_from_mapping({"data": {"source": "builtin:ihc", "image_size": pixels,
-                                             "max_per_class": per_class}}, source="bench/gpu.py").data
+                                             "max_per_class": per_class}}, source="bench/speed/gpu.py").data
         ingest(data, folder)
     return folder, len(load_image_set(folder, split="train"))
 
@@ -88,7 +89,7 @@ def train_params(arch: str, precision: str, n_train: int, size: dict[str, Any], 
         gan["width"] = 2  # the smallest that builds every layer of these
     if arch == "projected" and size["width"] is not None:
         gan["feature_size"] = 32
-    return params_from_mapping({"gan": gan}, source="bench/gpu.py").gan
+    return params_from_mapping({"gan": gan}, source="bench/speed/gpu.py").gan
 
 
 def synchronise(device: torch.device) -> None:
@@ -200,7 +201,7 @@ def main() -> None:
             "cuda": torch.version.cuda, "dry_run": args.dry_run, "image_size": size["image_size"],
             "train_steps": size["train_steps"], "sample_images": size["sample_images"],
             "sample_batch": size["sample_batch"],
-            "command": "python " + " ".join(["bench/gpu.py", *sys.argv[1:]]),
+            "command": "python " + " ".join(["bench/speed/gpu.py", *sys.argv[1:]]),
             "runs": runs, "skipped": skipped, "seconds_total": round(time.perf_counter() - started, 1),
         }
         out_dir.mkdir(parents=True, exist_ok=True)

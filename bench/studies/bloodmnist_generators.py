@@ -1,11 +1,11 @@
 """Which generator should histosynth default to? BloodMNIST at 100 real train images per class, per
 recipe: train, generate + curate, QA (report only) with the Classification Accuracy Score.
 
-    .venv/bin/python bench/bloodmnist_generators.py                          # every recipe, generator seed 0
-    .venv/bin/python bench/bloodmnist_generators.py --recipes dcgan projected  # some recipes
-    .venv/bin/python bench/bloodmnist_generators.py --seeds 0 1               # more generator seeds
-    .venv/bin/python bench/bloodmnist_generators.py --train-only              # only train (resumed later)
-    .venv/bin/python bench/bloodmnist_generators.py --quick --work /tmp/q    # tiny smoke run, writes no results
+    .venv/bin/python bench/studies/bloodmnist_generators.py                          # every recipe, generator seed 0
+    .venv/bin/python bench/studies/bloodmnist_generators.py --recipes dcgan projected  # some recipes
+    .venv/bin/python bench/studies/bloodmnist_generators.py --seeds 0 1               # more generator seeds
+    .venv/bin/python bench/studies/bloodmnist_generators.py --train-only              # only train (resumed later)
+    .venv/bin/python bench/studies/bloodmnist_generators.py --quick --work /tmp/q    # tiny smoke run, writes no results
 
 The pipeline's own functions, in ``--work`` (default /tmp/histosynth-bloodmnist-generators; kept, so
 that an interrupted run resumes: a trained model is resumed, not retrained): ingest
@@ -18,7 +18,7 @@ synthetic images only, scored on real val, beside the same recipe trained on the
 Nothing reads the test split. Every other param is params.yaml's.
 
 Equal compute: every recipe trains for the same number of generator steps (``G_STEPS``, dcgan's
-300 epochs of 12 batches in bench/bloodmnist_benchmark.py); a recipe's epochs follow from its batch
+300 epochs of 12 batches in bench/studies/bloodmnist_benchmark.py); a recipe's epochs follow from its batch
 size. The recipe chosen (``chosen: true``) is the one with the highest CAS on real val among those
 run with generator seed 0. Every recipe tried stays in the results.
 
@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info
 
 from histosynth.augment import augment
@@ -55,13 +56,14 @@ from histosynth.generators import train
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import run_qa
 
+REPO = Path(__file__).resolve().parents[2]
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 DEFAULT_WORK = Path("/tmp/histosynth-bloodmnist-generators")
 RESULTS_STEM = "bloodmnist_generators"
 REAL_PER_CLASS = 100
 SYNTHETIC_PER_CLASS = 400
 # Generator steps of every recipe: dcgan's 300 epochs x 12 batches of 64 (800 real images) in
-# bench/bloodmnist_benchmark.py, the budget today's recipe was chosen with.
+# bench/studies/bloodmnist_benchmark.py, the budget today's recipe was chosen with.
 G_STEPS = 3600
 # gan.* overrides of params.yaml per recipe. dcgan is today's default; the projected variants were
 # chosen for the CPU budget (about 30 CPU-minutes of training at 28 px) and differ in one thing each.
@@ -89,7 +91,7 @@ def measured(fn) -> tuple[Any, float, float]:
 
 
 def base_params(quick: bool) -> dict[str, Any]:
-    recipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump(mode="json")
+    recipe = load_params(REPO / "params.yaml").model_dump(mode="json")
     recipe["data"] = {"source": "medmnist:bloodmnist", "root": str(DATA_ROOT), "image_size": 28,
                       "max_per_class": 10 if quick else REAL_PER_CLASS, "max_eval_per_class": 10 if quick else 0}
     recipe["generate"].update(n_per_class=5 if quick else SYNTHETIC_PER_CLASS, device="cpu")
@@ -116,12 +118,12 @@ def recipe_params(name: str, seed: int, n_train: int, quick: bool) -> Params:
     gan.update(epochs=epochs, checkpoint_every=max(1, epochs // 10), probe={"every": epochs, "max_images": probe_images})
     recipe["gan"] = gan
     recipe["generate"]["seed"] = seed
-    return params_from_mapping(recipe, source=f"bench/bloodmnist_generators.py ({name}, seed {seed})")
+    return params_from_mapping(recipe, source=f"bench/studies/bloodmnist_generators.py ({name}, seed {seed})")
 
 
 def prepare(work: Path, quick: bool) -> dict[str, Any]:
     """Real data, the augmented set and the QA feature net (deterministic; reused when already there)."""
-    params = params_from_mapping(base_params(quick), source="bench/bloodmnist_generators.py")
+    params = params_from_mapping(base_params(quick), source="bench/studies/bloodmnist_generators.py")
     record_file = work / "featurenet" / "record.json"
     if not record_file.is_file():
         ingest(params.data, work / "real")
@@ -270,7 +272,7 @@ def main() -> None:
                         help="where the results go (default bench/results; e.g. the checkout's when running a copy)")
     args = parser.parse_args()
     setup_logging()
-    command = "python " + shlex.join(["bench/bloodmnist_generators.py", *sys.argv[1:]])
+    command = "python " + shlex.join(["bench/studies/bloodmnist_generators.py", *sys.argv[1:]])
     revision = code_revision()  # the code imported at start is what runs
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
