@@ -20,7 +20,7 @@ TINY_PARAMS = {
     "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "probe": {"every": 1, "max_images": 40}},
     "generate": {"n_per_class": 12},
     "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2},
-           "cas": {"steps": 10}},
+           "cas": {"enabled": True, "steps": 10}},
     "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100}},
 }
 

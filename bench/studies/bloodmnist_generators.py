@@ -98,7 +98,7 @@ def base_params(quick: bool) -> dict[str, Any]:
     recipe["qa"]["enforce"] = False
     # CAS at the benchmark's training budget (benchmark.steps), so real_only compares with bench/results/
     # bloodmnist_benchmark.md's real_only (there: best of 15 val scores, on test; here: final weights, on val)
-    recipe["qa"]["cas"].update(steps=20 if quick else recipe["benchmark"]["steps"])
+    recipe["qa"]["cas"].update(enabled=True, steps=20 if quick else recipe["benchmark"]["steps"])
     if quick:
         recipe["qa"]["featurenet"].update(epochs=2, folds=2)
         recipe["qa"]["draws"] = 5
