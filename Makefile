@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `dvc repro` brings the pipeline up to date (REPRO_ARGS: e.g. --force); the last lines are the summary
+# (QA per class, whether the synthetic images helped, the report, the package, what to run next), also when
+# DVC had nothing to rerun. The report stage prints the same block under plain `dvc repro`; here it waits.
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	HISTOSYNTH_SUMMARY_LATER=1 $(BIN)/dvc repro $(REPRO_ARGS)
+	@$(BIN)/histosynth summary
 
 # The tests start their own MariaDB, PostgreSQL and Chromium; the script installs them from
 # Debian's packages where it can and otherwise says why (those tests then skip with the reason).
