@@ -25,9 +25,14 @@ repro: $(STAMP)
 
 # The tests start their own MariaDB, PostgreSQL and Chromium; the script installs them from
 # Debian's packages where it can and otherwise says why (those tests then skip with the reason).
+# pytest-xdist runs one worker per core; --dist loadfile keeps each file's tests, and the module
+# fixtures they share (a tiny pipeline run, a trained model), on one worker, and hands out the files
+# of slow tests first (tests/conftest.py orders them). The slowest tests are listed at the end.
+# PYTEST_WORKERS= (empty) runs everything in one process.
+PYTEST_WORKERS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	scripts/install_test_services.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 # Speed and memory benchmarks (minutes each; results under bench/results/, see bench/README.md).
 BENCHES ?= generation qa training package sql_dump

@@ -111,9 +111,15 @@ def repro_qa(root: Path, env: dict[str, str], reported: str) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
+    if any("@" in key for key in result["runs"]):
+        rows = ("Each row `<capability>@<epochs>`: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` with "
+                "`gan.epochs: <epochs>` and the project's other params, one project per capability brought from "
+                "one epoch count to the next (the train stage resumes).")
+    else:
+        rows = ("Each row: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` in a fresh copy of the project (the "
+                "demo's default params).")
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}; {machine['date']}; code "
-             f"{result['code']['commit']}. Each row: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` in a fresh copy "
-             "of the project (the demo's default params).", "",
+             f"{result['code']['commit']}. {rows}" + (f" {result['note']}" if result.get("note") else ""), "",
              "| capability | torch reports | QA passed | smallest margin (class, gate) | generator.pt MD5 | seconds "
              "| CPU s |", "|---|---|---|---|---|---|---|"]
     for capability, r in result["runs"].items():

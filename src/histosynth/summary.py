@@ -81,7 +81,8 @@ def benchmark_line(root: Path) -> str:
     answer = synthetic_answer({key: value for key, value in metrics.gains.items() if key == _HEADLINE_GAIN})
     if answer is None:
         return "Benchmark: no real + synthetic vs real only comparison in reports/benchmark/metrics.json"
-    scope = ", ".join(part for part in (f"{len(metrics.seeds)} seeds" if metrics.seeds else "",
+    seeds = len(metrics.seeds)
+    scope = ", ".join(part for part in (f"{seeds} seed{'' if seeds == 1 else 's'}" if seeds else "",
                                         f"{metrics.n_test} real test images" if metrics.n_test else "") if part)
     return f"Benchmark ({scope}): {answer}" if scope else f"Benchmark: {answer}"
 
