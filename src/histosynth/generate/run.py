@@ -23,6 +23,7 @@ from histosynth.generate.sampler import BlockSampler, resolve_device, resolve_pr
 from histosynth.generate.shards import Shard, process_shard
 from histosynth.generate.writer import write_synthetic_set
 from histosynth.generators import family_name, load_sampling_model
+from histosynth.output_policy import check_outputs, mark_as_output
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def generate(params: GenerateParams, model_dir: Path, out_dir: Path) -> pd.DataF
     others None.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    check_outputs({"output folder": out_dir}, {"model folder": model_dir})
     with process_shard() as shard:
         device = resolve_device(params.device)
         precision = resolve_precision(params.precision, device)
@@ -82,6 +84,7 @@ def _generate_sharded(shard: Shard, out_dir: Path,
     if shard.is_main:
         _remove_stale_shards(out_dir)
         tmp.mkdir(parents=True)
+        mark_as_output(tmp)
     try:
         manifest = write(tmp)
         if shard.is_main:

@@ -1,10 +1,10 @@
 """The first ten minutes of a new user: `make repro` and `make test` in a fresh clone, timed.
 
-    python3 bench/newcomer.py                 # make repro, a no-op make repro, then make test (each clone fresh)
-    python3 bench/newcomer.py --force         # make repro REPRO_ARGS=--force: every stage runs, none matches dvc.lock
-    python3 bench/newcomer.py --only repro    # or --only test
-    python3 bench/newcomer.py --venv .venv    # reuse an installed environment (the install is then not timed)
-    python3 bench/newcomer.py --venv .venv --make REPRO_ARGS=augment --make PYTEST_ARGS=tests/test_summary.py
+    python3 bench/speed/newcomer.py                 # make repro, a no-op make repro, then make test (each clone fresh)
+    python3 bench/speed/newcomer.py --force         # make repro REPRO_ARGS=--force: every stage runs, none matches dvc.lock
+    python3 bench/speed/newcomer.py --only repro    # or --only test
+    python3 bench/speed/newcomer.py --venv .venv    # reuse an installed environment (the install is then not timed)
+    python3 bench/speed/newcomer.py --venv .venv --make REPRO_ARGS=augment --make PYTEST_ARGS=tests/test_summary.py
                                               # a quick check of this script itself (make variables passed on)
 
 Clones this repository at HEAD (committed work only) into a temporary folder, as a newcomer
@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from machine import code_revision, host_info, save_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
+from machine import code_revision, host_info, save_results  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAGE_SCRIPT = re.compile(r"(?:^|/)stages/([A-Za-z0-9_]+)\.py$")
 RUNNING = re.compile(r"Running stage '([^']+)'")
 SKIPPED = re.compile(r"Stage '([^']+)' didn't change, skipping")

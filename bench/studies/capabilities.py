@@ -1,8 +1,8 @@
 """Does the demo pass QA whatever kernels torch picks? The pipeline under each CPU capability.
 
-    .venv/bin/python bench/capabilities.py                   # default, avx2 and (where the CPU has it) avx512
-    .venv/bin/python bench/capabilities.py --only default    # one capability
-    .venv/bin/python bench/capabilities.py --epochs 150 200 300   # margins after each number of GAN epochs
+    .venv/bin/python bench/studies/capabilities.py                   # default, avx2 and (where the CPU has it) avx512
+    .venv/bin/python bench/studies/capabilities.py --only default    # one capability
+    .venv/bin/python bench/studies/capabilities.py --epochs 150 200 300   # margins after each number of GAN epochs
 
 torch chooses its CPU kernels by instruction set (``torch.backends.cpu.get_cpu_capability()``),
 and other kernels round differently: the same params train other weights on another CPU. For
@@ -34,9 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import code_revision, machine_info, save_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
+from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAPABILITIES = ("default", "avx2", "avx512")
 
 
@@ -157,7 +158,7 @@ def main() -> None:
         runs |= run(capability, sorted(args.epochs) if args.epochs else [None])
     result = {"machine": machine_info(), "code": code_revision(), "load_average_end": os.getloadavg(), "runs": runs}
     stem = "capabilities_epochs" if args.epochs else "capabilities"
-    path = Path(__file__).parent / "results" / f"{stem}.json"
+    path = RESULTS_DIR / f"{stem}.json"
     if args.only and path.is_file():
         result["runs"] = {**json.loads(path.read_text()).get("runs", {}), **runs}
     save_results(stem, markdown(result), result)
