@@ -17,8 +17,6 @@ figure does not give; the per-class gates already decide what ships.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,7 @@ from histosynth.classifier.train import Phase, Schedule, Stream, train_classifie
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.config.qa import CasParams
 from histosynth.dataset import ImageSet
-from histosynth.parallel import usable_cores
+from histosynth.parallel import process_map, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +53,8 @@ def classification_accuracy_score(params: CasParams, recipe: ClassifierRecipe, r
     log.info("classification accuracy score: %s, %d steps on %d synthetic / %d real train images, scored on %d "
              "real val images, %d training(s) at once", ARCH, params.steps, len(synthetic), len(real_train),
              len(val), workers)
-    if workers > 1:
-        # spawn: a fresh interpreter per worker, safe whatever threads torch has started here.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {arm: pool.submit(_val_predictions, images, val, params.steps, recipe)
-                       for arm, images in sets.items()}
-            predicted = {arm: future.result() for arm, future in futures.items()}
-    else:
-        predicted = {arm: _val_predictions(images, val, params.steps, recipe) for arm, images in sets.items()}
+    runs = process_map(_val_predictions, [(images, val, params.steps, recipe) for images in sets.values()], workers)
+    predicted = dict(zip(sets, runs))
     return _scores(predicted, val, {arm: len(images) for arm, images in sets.items()}, params)
 
 
