@@ -130,22 +130,35 @@ def generate(
                                      "(default: generate.diffusion.steps, else the model's)."),
     guidance: float | None = typer.Option(None, min=0.0, max=20.0, help="Diffusion checkpoints: classifier-free "
                                           "guidance scale (default: generate.diffusion.guidance, else the model's)."),
+    mode: Literal["sample", "edit"] | None = typer.Option(
+        None, help="sample: from noise; edit: diffusion checkpoints edit the real train images (default: generate.mode)."),
+    strength: float | None = typer.Option(None, min=0.0, max=1.0, help="Edits: t0 as a fraction of the noise "
+                                          "schedule, above 0 (default: generate.edit.strength)."),
+    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest`: its train images are edited "
+                              "(edit mode only)."),
 ) -> None:
-    """Sample N images per class from a trained generator, with MD5SUMS per class and a manifest (the pipeline's
-    `generate` stage writes n_per_class x overgenerate candidates to data/candidates for `curate`)."""
+    """Sample N images per class from a trained generator, or edit the real train images with a diffusion one, with
+    MD5SUMS per class and a manifest (the pipeline's `generate` stage writes n_per_class x overgenerate candidates
+    to data/candidates for `curate`)."""
     from histosynth.generate import generate as run
 
     def job() -> None:
         options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device,
                        precision=precision)
         sampling = dict(sampler=sampler, steps=steps, guidance=guidance)
+        if strength == 0:
+            from histosynth.errors import ConfigError
+
+            raise ConfigError("--strength 0 would copy the real images; give a strength above 0 (at most 1)")
         params = load_params(params_file, "generate").generate
         params = params.model_copy(update={
             **{key: value for key, value in options.items() if value is not None},
             "diffusion": params.diffusion.model_copy(
                 update={key: value for key, value in sampling.items() if value is not None}),
+            "mode": mode or params.mode,
+            "edit": params.edit.model_copy(update={} if strength is None else {"strength": strength}),
         })
-        run(params, checkpoint, out)
+        run(params, checkpoint, out, real)
 
     run_guarded(job)
 

@@ -9,7 +9,8 @@
   images scored against the others.
 - near-copy ratio: nearest / second-nearest distance to an original among real train images and
   their affine children, in pixels, flips and turns included (histosynth.qa.metrics.memorisation);
-  real reference: the val images' ratios.
+  real reference: the val images' ratios. An edit's own source is left out of its ratio and
+  tested with QA's own-source rule instead.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ class CopyReference:
         thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_labels, n_classes, percentile)
         return cls(vectors, originals, labels, thresholds)
 
-    def ratios(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(near-copy ratio, flagged) of each image."""
-        found = memorisation.nearest_originals([pixel_vectors(v) for v in dihedral_variants(images)], self.vectors,
-                                               self.originals)
-        ratios = found.ratios
-        return ratios, memorisation.near_copies(ratios, self.labels[found.index], self.thresholds)
+    def ratios(self, images: np.ndarray, sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(near-copy ratio, flagged) of each image; ``sources``: the original each edit was made from
+        ("" = none), left out of its ratio and tested with the own-source rule (qa.metrics.memorisation)."""
+        check = memorisation.check_copies([pixel_vectors(v) for v in dihedral_variants(images)], self.vectors,
+                                          self.originals, self.labels, self.thresholds, sources)
+        return check.ratios, check.flagged

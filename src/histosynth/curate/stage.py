@@ -36,7 +36,7 @@ from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import read_png_rgb
-from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.manifest import EDIT_OF, MANIFEST_NAME, class_names_of, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,8 @@ def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models:
         thresholds = np.array([t for _, t in references.realism])[:, None]
         columns["realism"].append(realism.mean(axis=0))
         columns["realism_votes"].append((realism >= thresholds).mean(axis=0))
-        ratio, flagged = references.copies.ratios(images)
+        sources = rows[EDIT_OF].fillna("").to_numpy(str) if EDIT_OF in rows else None
+        ratio, flagged = references.copies.ratios(images, sources)
         columns["copy_ratio"].append(ratio)
         columns["near_copy"].append(flagged)
     scores = candidates[["id", "class_name", "label"]].reset_index(drop=True)
