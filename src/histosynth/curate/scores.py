@@ -1,7 +1,8 @@
 """Per-image scores of synthetic candidates, and what real images score on the same scales.
 
 - confidence: the cross-fitted classifiers' mean probability of the class the image was made
-  for; real reference: each real train image's out-of-fold probability of its own class.
+  for (an edit of a real image: the probability under the one classifier that never saw it);
+  real reference: each real train image's out-of-fold probability of its own class.
 - realism: the k-NN realism score of Kynkaanniemi et al. (2019) in each cross-fitted model's
   feature space, against the train images that model never saw: max_i r_i / |x - y_i| over
   reference images y_i with k-NN radius r_i (the half with the largest radii pruned, as the
@@ -40,9 +41,15 @@ def embed_all(models: list[nn.Module], images: np.ndarray) -> list[Embedding]:
         return [embed(model, images) for model in models]
 
 
-def confidence(embeddings: list[Embedding], labels: np.ndarray) -> np.ndarray:
-    """Mean probability, over the models, of each image's intended class."""
-    probabilities = np.mean([softmax(e.logits) for e in embeddings], axis=0)
+def confidence(embeddings: list[Embedding], labels: np.ndarray, source_folds: np.ndarray | None = None) -> np.ndarray:
+    """Mean probability, over the models, of each image's intended class; ``source_folds`` (-1 = none):
+    an edit's is that of the one model that never saw its source (as the real images' out-of-fold
+    reference is)."""
+    each = np.stack([softmax(e.logits) for e in embeddings])
+    probabilities = each.mean(axis=0)
+    if source_folds is not None:
+        edits = np.flatnonzero(source_folds >= 0)
+        probabilities[edits] = each[source_folds[edits], edits]
     return probabilities[np.arange(len(labels)), labels]
 
 
