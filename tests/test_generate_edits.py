@@ -146,3 +146,19 @@ def test_edit_mode_with_a_gan_checkpoint_is_one_error_line(work, tmp_path):
     assert not (tmp_path / "data").exists()
     with pytest.raises(ConfigError, match="pass the real image folder"):
         generate(edit_params(2), work / "model", tmp_path / "out")
+
+
+def test_cli_edit_options_reach_the_editor(work, tmp_path):
+    from typer.testing import CliRunner
+
+    from histosynth.cli import app
+
+    (tmp_path / "params.yaml").write_text("generate:\n  n_per_class: 2\n  device: cpu\n  diffusion: {steps: 4}\n")
+    args = ["generate", "--params", str(tmp_path / "params.yaml"), "--checkpoint", str(work / "model"),
+            "--out", str(tmp_path / "out"), "--real", str(work / "real"), "--mode", "edit"]
+    result = CliRunner().invoke(app, [*args, "--strength", "0.3"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(tmp_path / "out")
+    assert (manifest["edit_strength"] == 0.3).all() and manifest["edit_of"].notna().all()
+    refused = CliRunner().invoke(app, [*args, "--strength", "0"])
+    assert refused.exit_code == EXIT_CONFIG and "--strength 0 would copy the real images" in refused.output
