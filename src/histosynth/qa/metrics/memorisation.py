@@ -94,9 +94,10 @@ def nearest_originals(query_variants: Sequence[np.ndarray], reference: np.ndarra
 
 def _codes_of(wanted: np.ndarray, names: np.ndarray) -> np.ndarray:
     """Position of each wanted original in the sorted ``names``; -1 where it is not one ("" included)."""
-    position = np.clip(np.searchsorted(names, wanted), 0, max(len(names) - 1, 0))
-    found = (len(names) > 0) & (names[position] == wanted) if len(names) else np.zeros(len(wanted), bool)
-    return np.where(found, position, -1)
+    if len(names) == 0:
+        return np.full(len(wanted), -1)
+    position = np.minimum(np.searchsorted(names, wanted), len(names) - 1)
+    return np.where(names[position] == wanted, position, -1)
 
 
 def distances_to_originals(query_variants: Sequence[np.ndarray], reference: np.ndarray,
