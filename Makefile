@@ -19,16 +19,17 @@ install: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-# The tests start their own MariaDB, PostgreSQL and Chromium; the script installs them from
+# The tests start their own MariaDB, PostgreSQL, sshd and Chromium; the script installs them from
 # Debian's packages where it can and otherwise says why (those tests then skip with the reason).
 test: $(STAMP)
 	scripts/install_test_services.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Speed and memory benchmarks (minutes each; results under bench/results/, see bench/README.md).
-BENCHES ?= generation qa training package sql_dump
+# Speed and memory benchmarks of bench/speed/ (minutes each; results under bench/results/, see
+# bench/README.md). The studies of bench/studies/ take hours and are run one by one by hand.
+BENCHES ?= generation training package sql_dump
 bench: $(STAMP)
-	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in $(BENCHES); do $(BIN)/python bench/speed/$$b.py || exit 1; done
 
 publish: $(STAMP)
 	$(BIN)/histosynth publish $(if $(VERSION),--version $(VERSION))

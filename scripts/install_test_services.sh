@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Install the database servers (and the headless browser) that the test suite starts for itself.
+# Install the servers (databases, SSH) and the headless browser that the test suite starts for itself.
 #
 #   scripts/install_test_services.sh
 #
 # Debian packages: MariaDB and PostgreSQL servers and clients (tests/sql_servers.py starts
-# throwaway instances on a private socket and loads the package's SQL dumps into them), and
-# Chromium with its WebDriver (the HTML report's browser test). Idempotent: returns at once when
+# throwaway instances on a private socket and loads the package's SQL dumps into them),
+# OpenSSH's server and client (tests/ssh_server.py starts a throwaway sshd on a free localhost
+# port, the DVC remote of the SSH publishing tests), and Chromium with its WebDriver (the HTML
+# report's browser test). Idempotent: returns at once when
 # everything is installed. It never fails the build: where it cannot install (no apt-get, not
 # root and no password-less sudo, no registry) it says why and exits 0, and the tests that need
 # the missing programs skip with that reason. The system services themselves are not started.
 set -uo pipefail
 
-PACKAGES=(mariadb-server mariadb-client postgresql postgresql-client chromium chromium-driver)
+PACKAGES=(mariadb-server mariadb-client postgresql postgresql-client openssh-server openssh-client
+          chromium chromium-driver)
 
 say() { echo "install_test_services: $*"; }
 

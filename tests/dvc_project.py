@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from histosynth.output_policy import MARKER
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -49,13 +51,15 @@ def deep_update(base: dict, extra: dict) -> dict:
 
 
 def tree_md5s(root: Path) -> dict[str, str]:
+    """MD5 of every file under ``root`` but histosynth's output marker, which is no data (DVC ignores
+    it: a `dvc get` copy has none)."""
     return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
 def make_project(root: Path, params: dict) -> Path:
     """Copy the pipeline into ``root`` with params.yaml overridden by ``params``; git + DVC init, no repro."""
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     for folder in ("stages", "src"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -24,6 +24,7 @@ from histosynth.generate import generate, regenerate
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler
 from histosynth.images import encode_png, md5_file, read_png_rgb
 from histosynth.manifest import class_names_of, read_manifest
+from histosynth.output_policy import MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("tumour", "stroma", "background")
@@ -59,7 +60,7 @@ def test_generate_writes_the_synthetic_set_of_the_checkpoint(model_dir, tmp_path
 
     manifest = read_manifest(out)
     assert manifest.equals(returned)
-    assert sorted(p.name for p in out.iterdir()) == ["background", "manifest.parquet", "stroma", "tumour"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "background", "manifest.parquet", "stroma", "tumour"]
     assert manifest.groupby("class_name").size().to_dict() == {name: 4 for name in CLASSES}
     assert (manifest["checkpoint_md5"] == checkpoint_hash(model_dir)).all()
     assert (manifest["origin"] == f"gan:{checkpoint_hash(model_dir)}").all()

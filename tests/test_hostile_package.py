@@ -7,6 +7,8 @@ linked to elsewhere). The hang tests carry a timeout: on failure they stop inste
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -40,8 +42,16 @@ def first_image(package: Path, folder: str = "na", kind: str = "train_") -> Path
 
 
 def restamp_top_md5sums(package: Path) -> None:
-    """Make the top-level MD5SUMS agree with the files, as an attacker who edits a dump would."""
-    names = ["README.md", "metadata.csv", "metadata.parquet", "sql/mysql.sql", "sql/postgresql.sql", "sql/sqlite.sql"]
+    """Make croissant.json's checksums and the top-level MD5SUMS agree with the files, as an attacker
+    who edits a dump would."""
+    croissant = json.loads((package / "croissant.json").read_text(encoding="utf-8"))
+    for item in croissant["distribution"]:
+        if item["@type"] == "cr:FileObject":
+            data = (package / item["contentUrl"]).read_bytes()
+            item.update(md5=hashlib.md5(data).hexdigest(), sha256=hashlib.sha256(data).hexdigest())
+    (package / "croissant.json").write_text(json.dumps(croissant), encoding="utf-8")
+    names = ["README.md", "metadata.csv", "metadata.parquet", "metadata.jsonl", "sql/mysql.sql", "sql/postgresql.sql",
+             "sql/sqlite.sql", "croissant.json"]
     write_md5sums(package, [(name, md5_file(package / name)) for name in names])
 
 

@@ -164,7 +164,7 @@ def test_flipped_and_rotated_copies_of_an_original_never_straddle_a_split(tmp_pa
     params = DataParams(source=f"folder:{tmp_path / 'cells'}", image_size=32)  # duplicates.action: auto = group
     df = ingest(params, tmp_path / "real", tmp_path / "report")
 
-    original = df["origin"].str.extract(r"/(\w+)/orig(\d\d)_")[[0, 1]].agg("/".join, axis=1)
+    original = df["origin"].str.extract(r"^(\w+)/orig(\d\d)_")[[0, 1]].agg("/".join, axis=1)
     assert original.nunique() == 16
     assert pd.Series(df["split"].to_numpy(), index=original).groupby(level=0).nunique().eq(1).all()
     assert df.groupby(original.to_numpy())["group"].nunique().eq(1).all()  # the copies joined one group

@@ -13,6 +13,7 @@ from histosynth.data.ingest import ingest
 from histosynth.errors import ConfigError, DataError
 from histosynth.images import read_png_rgb
 from histosynth.manifest import read_manifest
+from histosynth.output_policy import MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BLOODMNIST = REPO.parent / "shared" / "data" / "bloodmnist.npz"
@@ -78,6 +79,7 @@ def test_caps_apply_to_train_and_to_val_test_separately(tmp_path):
 
 def test_missing_file_names_file_folder_and_the_download_switch(tmp_path):
     (tmp_path / "real").mkdir()
+    (tmp_path / "real" / MARKER).write_text("")  # an output of an earlier run
     (tmp_path / "real" / "keep.txt").write_text("previous output")
     with pytest.raises(DataError) as err:
         ingest(params(tmp_path / "raw", size=128), tmp_path / "real")
@@ -86,7 +88,7 @@ def test_missing_file_names_file_folder_and_the_download_switch(tmp_path):
     assert str((tmp_path / "raw").resolve()) in message
     assert "data.download: true" in message
     assert "\n" not in message
-    assert [p.name for p in (tmp_path / "real").iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == [MARKER, "keep.txt"]
 
 
 def test_unknown_flag_lists_the_known_ones(tmp_path):

@@ -50,8 +50,8 @@ def test_md5sum_checks_every_class_folder_and_the_top_level(inputs: PackageInput
     metadata = build(inputs, out)
     folders = sorted(p for p in (out / "images").iterdir())
     assert [p.name for p in folders] == sorted(metadata["class_folder"].unique())
-    top_files = ["README.md", "metadata.csv", "metadata.parquet", "sql/mysql.sql", "sql/postgresql.sql",
-                 "sql/sqlite.sql"]
+    top_files = ["README.md", "metadata.csv", "metadata.parquet", "metadata.jsonl", "sql/mysql.sql",
+                 "sql/postgresql.sql", "sql/sqlite.sql", "croissant.json"]
     for folder, listed in [*((f, sorted(p.name for p in f.glob("*.png"))) for f in folders), (out, top_files)]:
         result = subprocess.run(["md5sum", "--check", "--strict", "MD5SUMS"], cwd=folder, capture_output=True,
                                 text=True)

@@ -28,6 +28,7 @@ from histosynth.entry import EXIT_GATE
 from histosynth.errors import ConfigError, DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import encode_png
+from histosynth.output_policy import MARKER
 from histosynth.qa.gates import GATES, QaGateFailed
 from histosynth.qa.run import run_qa
 
@@ -177,7 +178,7 @@ def test_report_files_are_complete_and_deterministic(work):
     for out in (first, second):
         qa(work, synthetic, out.name)
     files = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
-    assert files == ["histograms.csv", "histograms/blue_noise.csv", "histograms/green_stripes.csv",
+    assert files == [MARKER, "histograms.csv", "histograms/blue_noise.csv", "histograms/green_stripes.csv",
                                        "histograms/red_blobs.csv", "memorisation.csv", "metrics.json"]
     for f in files:
         assert (first / f).read_bytes() == (second / f).read_bytes(), f

@@ -14,6 +14,7 @@ import typer
 
 from histosynth import __version__, paths
 from histosynth.config import PARAMS_FILE, load_params
+from histosynth.config.loader import with_options
 from histosynth.entry import run_guarded, setup_logging
 
 app = typer.Typer(
@@ -101,9 +102,7 @@ def train(
     from histosynth.generators import train as run
 
     def job() -> None:
-        options = dict(epochs=epochs, device=device)
-        params = load_params(params_file, "train").gan.model_copy(
-            update={key: value for key, value in options.items() if value is not None})
+        params = with_options(load_params(params_file, "train").gan, "gan", epochs=epochs, device=device)
         run(params, data or default_train_dir(params), real, out, report)
 
     run_guarded(job)
@@ -143,21 +142,17 @@ def generate(
     from histosynth.generate import generate as run
 
     def job() -> None:
-        options = dict(n_per_class=n_per_class, seed=seed, batch_size=batch_size, device=device,
-                       precision=precision)
-        sampling = dict(sampler=sampler, steps=steps, guidance=guidance)
+        params = load_params(params_file, "generate").generate
         if strength == 0:
             from histosynth.errors import ConfigError
 
             raise ConfigError("--strength 0 would copy the real images; give a strength above 0 (at most 1)")
-        params = load_params(params_file, "generate").generate
-        params = params.model_copy(update={
-            **{key: value for key, value in options.items() if value is not None},
-            "diffusion": params.diffusion.model_copy(
-                update={key: value for key, value in sampling.items() if value is not None}),
-            "mode": mode or params.mode,
-            "edit": params.edit.model_copy(update={} if strength is None else {"strength": strength}),
-        })
+        diffusion = with_options(params.diffusion, "generate.diffusion", sampler=sampler, steps=steps,
+                                 guidance=guidance)
+        edit = with_options(params.edit, "generate.edit", strength=strength)
+        params = with_options(params, "generate", n_per_class=n_per_class, seed=seed, batch_size=batch_size,
+                              device=device, precision=precision, diffusion=diffusion.model_dump(), mode=mode,
+                              edit=edit.model_dump())
         run(params, checkpoint, out, real)
 
     run_guarded(job)
@@ -224,9 +219,7 @@ def qa(
     from histosynth.qa.run import run_qa
 
     def job() -> None:
-        params = load_params(params_file, "qa").qa
-        if enforce is not None:
-            params = params.model_copy(update={"enforce": enforce})
+        params = with_options(load_params(params_file, "qa").qa, "qa", enforce=enforce)
         run_qa(params, real, synthetic, featurenet_dir, out)
 
     run_guarded(job)
@@ -267,9 +260,7 @@ def benchmark(
 
     def job() -> None:
         all_params = load_params(params_file, "benchmark")
-        params = all_params.benchmark
-        if threads is not None:
-            params = params.model_copy(update={"threads": threads})
+        params = with_options(all_params.benchmark, "benchmark", threads=threads)
         run_benchmark(params, all_params.augment, package_dir, augmented, out)
 
     run_guarded(job)
@@ -298,10 +289,13 @@ def verify(
     """Re-hash every file of a package; exit 0 when intact, 1 listing every missing, extra or modified file."""
     from histosynth.package.verify import verify_package
 
-    report = run_guarded(lambda: verify_package(package_dir, deep=deep))
-    for line in report.lines():
-        typer.echo(line)
-    raise typer.Exit(0 if report.ok else 1)
+    def job() -> bool:
+        report = verify_package(package_dir, deep=deep)
+        for line in report.lines():
+            typer.echo(line)
+        return report.ok
+
+    raise typer.Exit(0 if run_guarded(job) else 1)
 
 
 
@@ -330,11 +324,14 @@ def publish(
     """Stamp package.version, check QA and verify, commit dvc.lock, push the data, tag dataset-v<version>."""
     from histosynth.publish import publish as run
 
-    result = run_guarded(lambda: run(root, version, repro))
-    typer.echo(f"published {result.n_images} images as {result.tag} (commit {result.commit[:10]}, "
-               f"data pushed to {result.remote})")
-    typer.echo("consumers: dvc get <repo-url> data/package --rev " + result.tag)
-    typer.echo(f"share the tag: git push <git-remote> HEAD {result.tag}")
+    def job() -> None:
+        result = run(root, version, repro)
+        typer.echo(f"published {result.n_images} images as {result.tag} (commit {result.commit[:10]}, "
+                   f"data pushed to {result.remote})")
+        typer.echo("consumers: dvc get <repo-url> data/package --rev " + result.tag)
+        typer.echo(f"share the tag: git push <git-remote> HEAD {result.tag}")
+
+    run_guarded(job)
 
 
 

@@ -22,6 +22,14 @@ from histosynth.fsutil import open_plain_file
 from histosynth.parallel import ordered_map
 
 PNG_COMPRESS_LEVEL = 6
+# The image formats (PIL's names) each reader opens; PIL tries no other decoder. Images from
+# elsewhere are untrusted: without such a list PIL hands an EPS/PostScript file (whatever its
+# name) to Ghostscript, and every further decoder is attack surface.
+PNG_ONLY = ("PNG",)
+# Images a user brings: folder: sources, synthetic sets made by another tool (README "Data sources").
+USER_IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
+# The largest image file read whole into memory (a package PNG is at most a few hundred kB).
+MAX_IMAGE_FILE_BYTES = 64 << 20
 # What PIL raises for files it cannot identify or decode (truncated, corrupt, not an image, a bomb).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
                  Image.DecompressionBombError, Image.DecompressionBombWarning)
@@ -53,23 +61,33 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def read_png_rgb(path: Path | str, size: tuple[int, int] | None = None, follow_symlinks: bool = True) -> np.ndarray:
-    """Read an image written by this library as (H, W, 3) RGB uint8.
+def not_in_formats(path: Path | str, formats: Iterable[str]) -> str:
+    """What to say of a file that PIL recognised as none of ``formats``."""
+    names = list(formats)
+    shown = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"{path}: not a readable image (no {shown} image in its bytes, whatever its name says; other formats " \
+           "are not opened)"
+
+
+def read_png_rgb(path: Path | str, size: tuple[int, int] | None = None, follow_symlinks: bool = True,
+                 formats: tuple[str, ...] = PNG_ONLY) -> np.ndarray:
+    """Read an image written by this library (or, with ``formats``, a user's image) as (H, W, 3) RGB uint8.
 
     A file that is not a regular file (a FIFO, a device; with ``follow_symlinks`` false also a
-    symbolic link), not a readable image, over PIL's decompression-bomb limit or, when ``size``
-    (width, height) is given, of another size, is a DataError naming it; nothing is decoded first.
+    symbolic link), not an image in one of ``formats`` (whatever its name says), over PIL's
+    decompression-bomb limit or, when ``size`` (width, height) is given, of another size, is a
+    DataError naming it; nothing is decoded first.
     """
     try:
         with open_plain_file(path, follow_symlinks) as file, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as im:
+            with Image.open(file, formats=formats) as im:
                 if size is not None and im.size != tuple(size):
                     raise DataError(f"{path}: {im.width}x{im.height} px, not the {size[0]}x{size[1]} px "
                                     "its metadata gives")
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except Image.UnidentifiedImageError:
-        raise DataError(f"{path}: not an image (no image format recognised in its bytes)") from None
+        raise DataError(not_in_formats(path, formats)) from None
     except DECODE_ERRORS as err:
         raise DataError(f"{path}: not a readable image ({first_line(err)})") from None
 

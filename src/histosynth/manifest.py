@@ -15,7 +15,7 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from histosynth import schema_errors
 from histosynth.errors import DataError
-from histosynth.fsutil import atomic_write_bytes
+from histosynth.fsutil import atomic_write_bytes, open_plain_file
 
 MANIFEST_NAME = "manifest.parquet"
 SPLITS = ("train", "val", "test")
@@ -78,7 +78,13 @@ def read_manifest(folder: Path | str) -> pd.DataFrame:
     path = folder / MANIFEST_NAME if folder.is_dir() or not folder.suffix else folder
     if not path.is_file():
         raise DataError(f"{path}: manifest not found; run the stage that writes it first (e.g. `dvc repro`)")
-    return validate_manifest(pd.read_parquet(path), where=str(path))
+    try:
+        with open_plain_file(path, follow_symlinks=True) as file:  # (DVC's cache may link it) never a FIFO
+            df = pd.read_parquet(file)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable manifest ({' '.join(str(err).split())}); rerun the stage that "
+                        "writes it (`dvc repro`)") from None
+    return validate_manifest(df, where=str(path))
 
 
 def class_names_of(df: pd.DataFrame) -> list[str]:

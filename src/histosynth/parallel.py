@@ -4,11 +4,16 @@
 File IO, hashlib and zlib release the GIL, so threads keep every core busy. Items travel in
 chunks (one task per chunk keeps the pool's bookkeeping small next to the work on small files),
 and at most ``4 * workers`` chunks are in flight, so memory does not grow with the number of files.
+
+A pool stops when its map ends, fails or is closed, and :func:`stop_pools` stops the pools a
+thread opened at once: the queued work is cancelled and the running tasks are waited for, so
+that nothing writes into a temporary folder any more when it is removed.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +24,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CHUNK = 64
+
+_OPEN_LOCK = threading.Lock()
+_OPEN: dict[int, set[ThreadPoolExecutor]] = {}  # the running pools, by the thread that opened them
 
 
 def usable_cores() -> int:
@@ -36,7 +44,11 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
     yielded in input order. An exception in ``fn`` is raised here, at that item's turn."""
     workers = max(1, workers or usable_cores())
     source = iter(items)
-    with ThreadPoolExecutor(workers, thread_name_prefix="histosynth-io") as pool:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="histosynth-io")
+    owner = threading.get_ident()
+    with _OPEN_LOCK:
+        _OPEN.setdefault(owner, set()).add(pool)
+    try:
         pending: deque[Future[list[R]]] = deque()
 
         def submit() -> bool:
@@ -51,3 +63,25 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
             results = pending.popleft().result()
             submit()
             yield from results
+    finally:
+        _stop(pool, owner)
+
+
+def _stop(pool: ThreadPoolExecutor, owner: int) -> None:
+    pool.shutdown(wait=True, cancel_futures=True)
+    with _OPEN_LOCK:
+        pools = _OPEN.get(owner, set())
+        pools.discard(pool)
+        if not pools:
+            _OPEN.pop(owner, None)
+
+
+def stop_pools() -> None:
+    """Stop every pool that :func:`ordered_map` opened in this thread and that still runs (a map
+    its caller left mid-way, e.g. on an error or Ctrl-C): cancel the queued chunks, wait for the
+    running ones."""
+    owner = threading.get_ident()
+    with _OPEN_LOCK:
+        pools = list(_OPEN.get(owner, ()))
+    for pool in pools:
+        _stop(pool, owner)

@@ -19,3 +19,9 @@ CURATE_REPORT_DIR = REPORTS_DIR / "curate"
 QA_REPORT_DIR = REPORTS_DIR / "qa"
 BENCHMARK_REPORT_DIR = REPORTS_DIR / "benchmark"
 REPORT_HTML = REPORTS_DIR / "index.html"
+
+# What the stages replace whole (histosynth.fsutil.atomic_output_dir, atomic_write_text): the
+# places where a stage killed outright can leave a temporary beside its output.
+REPLACED_OUTPUTS = (REAL_DIR, AUGMENTED_DIR, CANDIDATES_DIR, SYNTHETIC_DIR, PACKAGE_DIR, FEATURENET_DIR,
+                    INGEST_REPORT_DIR, AUGMENT_REPORT_DIR, FEATURENET_REPORT_DIR, CURATE_REPORT_DIR, QA_REPORT_DIR,
+                    BENCHMARK_REPORT_DIR, REPORT_HTML)

@@ -25,6 +25,7 @@ from histosynth.config.augment import AugmentParams
 from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir
+from histosynth.output_policy import check_outputs
 from histosynth.images import encode_png, md5_file, write_pngs
 from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
 
@@ -67,12 +68,13 @@ def augment(
     """
     started = time.perf_counter()
     real_dir, out_dir, preview_dir = Path(real_dir), Path(out_dir), Path(preview_dir)
+    check_outputs({"output folder": out_dir, "preview folder": preview_dir}, {"real images": real_dir})
     classes = read_real_train(real_dir)
     workers = workers or os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
     with (
         atomic_output_dir(out_dir) as out,
-        atomic_output_dir(preview_dir) as previews,
+        atomic_output_dir(preview_dir, "preview folder") as previews,
         _single_threaded_torch(),
         tqdm(total=params.per_class * len(classes), unit="img", desc="augment") as bar,
     ):

@@ -22,6 +22,7 @@ import pandas as pd
 from histosynth.benchmark.scores import roc_curves
 from histosynth.benchmark.training import ArmRuns
 from histosynth.fsutil import atomic_output_dir
+from histosynth.neutralise import csv_frame
 
 METRICS_FILE = "metrics.json"
 SWEEP_FILE = "sweep.csv"
@@ -55,4 +56,4 @@ def history_rows(runs: ArmRuns, seeds: Sequence[int]) -> pd.DataFrame:
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:
-    path.write_text(frame.to_csv(index=False, lineterminator="\n", float_format="%.6g"), encoding="utf-8")
+    path.write_text(csv_frame(frame).to_csv(index=False, lineterminator="\n", float_format="%.6g"), encoding="utf-8")

@@ -23,6 +23,7 @@ from histosynth.benchmark.training import ArmRuns, run_all
 from histosynth.classifier.train import Schedule
 from histosynth.config.augment import AugmentParams
 from histosynth.config.benchmark import BenchmarkParams
+from histosynth.output_policy import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def run_benchmark(params: BenchmarkParams, augment: AugmentParams, package_dir: 
     With ``params.threads`` other than 1 the trainings run in spawned worker processes: a script
     calling this must do so under ``if __name__ == "__main__":``, as the stage script and CLI do.
     """
+    check_outputs({"report folder": out_dir}, {"package": package_dir, "augmented images": augmented_dir})
     data = load_benchmark_data(package_dir, augmented_dir, augment)
     return benchmark(params, data, out_dir)
 

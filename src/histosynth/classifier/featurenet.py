@@ -28,6 +28,7 @@ from histosynth.classifier.train import train_classifier
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
+from histosynth.output_policy import check_outputs
 from histosynth.images import md5_file
 from histosynth.manifest import MANIFEST_NAME, read_manifest
 
@@ -49,6 +50,7 @@ def train_featurenet(recipe: FeaturenetParams, real_dir: Path, out_dir: Path,
     ``history.csv`` (loss and validation accuracy per epoch) there for ``dvc metrics``/``plots``.
     """
     real_dir, out_dir = Path(real_dir), Path(out_dir)
+    check_outputs({"output folder": out_dir, "report folder": report_dir}, {"real images": real_dir})
     train, val = (load_image_set(real_dir, split) for split in ("train", "val"))
     if len(train) == 0:
         raise DataError(f"{real_dir}: the real train split is empty; the feature net needs training images")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_IMAGES_PER_CLASS, MAX_SEED, Section
 
 Probability = Field(0.5, ge=0.0, le=1.0)
 
@@ -46,8 +46,8 @@ class DistortionParams(Section):
 
 class AugmentParams(Section):
     # Images per class written, originals included (thesis: 200 per class).
-    per_class: int = Field(200, ge=1)
-    seed: int = Field(0, ge=0)
+    per_class: int = Field(200, ge=1, le=MAX_IMAGES_PER_CLASS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     rotate: RotateParams = RotateParams()
     flip: FlipParams = FlipParams()
     zoom: ZoomParams = ZoomParams()

@@ -6,36 +6,36 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_BATCH, MAX_SEED, Section
 from histosynth.config.classifier import Arch, ClassifierRecipe
 
 
 class BootstrapParams(Section):
     # Paired, class-stratified bootstrap over the real test images (confidence intervals).
-    resamples: int = Field(2000, ge=100)
+    resamples: int = Field(2000, ge=100, le=1_000_000)
     confidence: float = Field(0.95, gt=0.0, lt=1.0)
     # Also draw the seeds with replacement in every resample: the intervals then cover retraining
     # with other seeds, not only another test set (false: resample the test images only).
     resample_seeds: bool = True
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 class BenchmarkParams(Section):
     # small_cnn (fast on CPU) | resnet18 (torchvision, random init, 3x3 stem for small tiles; needs a GPU's speed)
     classifier: Arch = "small_cnn"
     # Every arm is trained once per seed with the same recipe; figures are mean and std over seeds.
-    seeds: list[int] = Field([0, 1, 2], min_length=1)
+    seeds: list[int] = Field([0, 1, 2], min_length=1, max_length=1000)
     # Optimisation steps of every training, whatever its number of images: arms compare at equal
     # compute. The weights of the best real-val accuracy (scored every eval_every steps) are kept.
     steps: int = Field(1500, ge=1)
     eval_every: int = Field(100, ge=1)
-    batch_size: int = Field(64, ge=2)
+    batch_size: int = Field(64, ge=2, le=MAX_BATCH)
     lr: float = Field(2e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     width: int = Field(16, ge=4, le=256)  # small_cnn only
     dihedral_augment: bool = True
     # How the arms with real and synthetic images use them (chosen on real val, never on test:
-    # bench/recipes.py mixing, bench/results/recipes_mixing.md). mixed: every batch holds this share of
+    # bench/studies/recipes.py mixing, bench/results/recipes_mixing.md). mixed: every batch holds this share of
     # synthetic images, their losses multiplied by synthetic_weight. pretrain: the first
     # pretrain_share of the steps on synthetic images only, the rest on real images only.
     mode: Literal["mixed", "pretrain"] = "mixed"
@@ -44,7 +44,7 @@ class BenchmarkParams(Section):
     pretrain_share: float = Field(0.5, gt=0.0, lt=1.0)
     bootstrap: BootstrapParams = BootstrapParams()
     # Synthetic images per class for extra runs of the augmented arm ([] = only 0 and all of them).
-    sweep: list[int] = []
+    sweep: list[int] = Field([], max_length=1000)
     # Trainings run at once, each on one torch thread (0 = one per core); results do not depend on it.
     threads: int = Field(2, ge=0)
 
@@ -53,8 +53,8 @@ class BenchmarkParams(Section):
     def _distinct(cls, values: list[int]) -> list[int]:
         if len(set(values)) != len(values):
             raise ValueError("values must be distinct")
-        if any(v < 0 for v in values):
-            raise ValueError("values must be >= 0")
+        if any(v < 0 or v > MAX_SEED for v in values):
+            raise ValueError(f"values must be between 0 and {MAX_SEED}")
         return values
 
     def recipe(self, seed: int) -> ClassifierRecipe:

@@ -6,7 +6,7 @@ from typing import Literal, get_args
 
 from pydantic import Field
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_BATCH, MAX_SEED, Section
 
 # The architectures histosynth.classifier can train (histosynth.classifier.architectures).
 Arch = Literal["small_cnn", "resnet18"]
@@ -15,7 +15,7 @@ ARCHS: tuple[str, ...] = get_args(Arch)
 
 class ClassifierRecipe(Section):
     epochs: int = Field(40, ge=1)
-    batch_size: int = Field(64, ge=2)
+    batch_size: int = Field(64, ge=2, le=MAX_BATCH)
     lr: float = Field(2e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     # Base channel count; the feature vector (penultimate layer) has 4 * width values.
@@ -25,7 +25,7 @@ class ClassifierRecipe(Section):
     patience: int = Field(10, ge=0)
     # Random flips and 90-degree rotations of training batches: tissue tiles have no up or left.
     dihedral_augment: bool = True
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 class FeaturenetParams(ClassifierRecipe):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_NEIGHBOURS, Section
 
 
 class CurateParams(Section):
@@ -25,6 +25,6 @@ class CurateParams(Section):
     confidence_quantile: float = Field(0.3, ge=0.0, lt=1.0)
     realism_quantile: float = Field(0.05, ge=0.0, lt=1.0)
     # Neighbours behind the realism score's radii (the authors use 3).
-    realism_k: int = Field(3, ge=1)
+    realism_k: int = Field(3, ge=1, le=MAX_NEIGHBOURS)
     reject_near_copies: bool = True
     near_copy_percentile: float = Field(1.0, gt=0.0, lt=100.0)

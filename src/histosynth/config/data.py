@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
+import regex
 from pydantic import Field, field_validator, model_validator
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_SEED, Section
 
 SOURCE_KINDS = ("builtin", "medmnist", "folder")
 IMAGE_SIZES = (28, 32, 64, 128, 224)
@@ -36,8 +36,8 @@ class GroupParams(Section):
         if not value:
             return value
         try:
-            compiled = re.compile(value)
-        except re.error as err:
+            compiled = regex.compile(value)  # the regex package: data.group matches with a time budget
+        except (regex.error, ValueError, OverflowError) as err:
             raise ValueError(f"not a valid regular expression ({err})") from None
         if GROUP_PATTERN_NAME not in compiled.groupindex:
             raise ValueError(f"needs a named group (?P<{GROUP_PATTERN_NAME}>...) that captures the group,"
@@ -67,7 +67,7 @@ class DuplicateParams(Section):
     # difference of the images standardised per channel (mean 0, sd 1), under the flip or
     # 90-degree rotation that matches best; about sqrt(2 * (1 - correlation)). Re-encoded, resampled or
     # brightness-shifted copies score below 0.1; on BloodMNIST one copy of a cell scores 0.17 and
-    # the closest distinct cells 0.40 (README "Splits"). 0 = exact copies only.
+    # the closest distinct cells 0.40 (docs/data.md, "Splits"). 0 = exact copies only.
     near_max_distance: float = Field(0.25, ge=0.0, le=1.0)
 
 
@@ -86,7 +86,7 @@ class DataParams(Section):
     # Only for sources without official splits (folder:): stratified fractions.
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     group: GroupParams = GroupParams()
     duplicates: DuplicateParams = DuplicateParams()
 

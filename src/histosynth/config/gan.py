@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_BATCH, MAX_IMAGES_PER_CLASS, MAX_NETWORK_WIDTH, MAX_SEED, Section
 
 GAN_ARCHS = ("dcgan", "sagan", "ascgan", "cwgan128")
 DIFFUSION_ARCHS = ("ddpm",)
@@ -28,7 +28,7 @@ class ProbeParams(Section):
     # Run it every this many epochs (and after the last one); 0 = off.
     every: int = Field(1, ge=0)
     # At most this many real validation images (half to fit, half to score); fakes match in number.
-    max_images: int = Field(400, ge=4)
+    max_images: int = Field(400, ge=4, le=MAX_IMAGES_PER_CLASS)
 
 
 class DiffusionParams(Section):
@@ -56,9 +56,9 @@ class GanParams(Section):
     train_on: Literal["augmented", "real"] = "augmented"
     epochs: int = Field(30, ge=1)
     # Recipe values (null = the arch's recipe). batch_size is global: split across DDP processes.
-    batch_size: int | None = Field(None, ge=2)
-    latent_dim: int | None = Field(None, ge=1)
-    width: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=2, le=MAX_BATCH)
+    latent_dim: int | None = Field(None, ge=1, le=MAX_NETWORK_WIDTH)
+    width: int | None = Field(None, ge=1, le=MAX_NETWORK_WIDTH)
     # The generator's learning rate (diffusion: the UNet's).
     g_lr: float | None = Field(None, gt=0.0)
     d_lr: float | None = Field(None, gt=0.0)
@@ -87,7 +87,7 @@ class GanParams(Section):
     perceptual_weights: str = ""
     probe: ProbeParams = ProbeParams()
     diffusion: DiffusionParams = DiffusionParams()
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @field_validator("diffaugment")
     @classmethod

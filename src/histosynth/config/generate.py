@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_BATCH, MAX_CANDIDATES_PER_CLASS, MAX_IMAGES_PER_CLASS, MAX_SEED, Section
 
 
 class DiffusionSampling(Section):
@@ -36,20 +36,21 @@ class EditParams(Section):
     # t0 as a fraction of the noise schedule: the edit runs the last round(strength x steps) of the
     # sampler's steps (at least one), starting from the real image noised to timestep ~ strength x T.
     # Near 0 the edit returns its source (QA counts that as a copy); 1 = sampling from noise.
-    strength: float = Field(0.5, gt=0.0, le=1.0)
+    # 0.2: chosen on BloodMNIST's real val split (bench/results/diffusion_edits.md).
+    strength: float = Field(0.2, gt=0.0, le=1.0)
 
 
 class GenerateParams(Section):
     # Images per class that ship (data/synthetic) after curation.
-    n_per_class: int = Field(200, ge=1)
+    n_per_class: int = Field(200, ge=1, le=MAX_IMAGES_PER_CLASS)
     # Candidates generated per shipped image (data/candidates holds n_per_class x this per class);
     # the `curate` stage keeps the first n_per_class of each class that pass its tests.
     overgenerate: int = Field(3, ge=1, le=100)
     # Images generated ahead of the PNG writers (memory bound). The generator always runs on
     # fixed blocks of latents, so this changes no image: see histosynth.generate.sampler.
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH)
     # With the class index and the image index, picks each image's latent vector.
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     # auto: CUDA when present, CPU otherwise. Byte-identical outputs for the same params are
     # guaranteed on CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -63,6 +64,14 @@ class GenerateParams(Section):
     # image gets about n_per_class x overgenerate / n candidates; each records its source (edit_of).
     mode: Literal["sample", "edit"] = "sample"
     edit: EditParams = EditParams()
+
+    @model_validator(mode="after")
+    def _candidates_fit(self) -> "GenerateParams":
+        if self.candidates_per_class > MAX_CANDIDATES_PER_CLASS:
+            raise ValueError(f"n_per_class x overgenerate = {self.n_per_class} x {self.overgenerate} = "
+                             f"{self.candidates_per_class:,} candidates per class; at most "
+                             f"{MAX_CANDIDATES_PER_CLASS:,}")
+        return self
 
     @property
     def candidates_per_class(self) -> int:

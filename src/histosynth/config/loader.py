@@ -1,18 +1,24 @@
 """The one place that reads params.yaml.
 
-It is read as strictly as DVC reads it: an empty file, a duplicate key at any level, a file that
-is not UTF-8 and a missing section that the stage (or CLI command) reads are errors, never a
-silent fall-back to the defaults in the code (which are not params.yaml's).
+It is read as DVC reads it: with ruamel.yaml's safe loader, i.e. the YAML 1.2 core schema
+(``seed: 010`` is 10, ``epochs: 1:00`` and ``yes`` are strings, ``true``/``false`` the only
+booleans), and as strictly: an empty file, a duplicate key at any level, a file that is not UTF-8
+and a missing section that the stage (or CLI command) reads are errors, never a silent fall-back
+to the defaults in the code (which are not params.yaml's). Values are then validated strictly
+(histosynth.config.base): a bool or a string is no number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from histosynth.config.schema import Params
 from histosynth.errors import ConfigError
@@ -23,6 +29,7 @@ MAX_BYTES = 1 << 20
 MAX_VALUES = 100_000  # YAML nodes after expanding aliases (a "billion laughs" file has 10**9)
 SHOWN_PROBLEMS = 20
 SHOWN_VALUE_CHARS = 60
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 # The sections each stage reads. dvc.yaml lists these (or keys inside them) as the stage's params,
 # so DVC refuses a params.yaml without them; the stage scripts and the CLI refuse it too.
@@ -39,34 +46,8 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, line: int, first_line: int) -> None:
-        super().__init__(f"line {line}: the key {key!r} is given twice in one mapping (first at line {first_line}); "
-                         "DVC refuses that too: keep one")
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key repeated in one mapping is an error (as in DVC)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first_line: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                if key in first_line:
-                    raise _DuplicateKey(key, key_node.start_mark.line + 1, first_line[key])
-                first_line[key] = key_node.start_mark.line + 1
-            except TypeError:  # an unhashable key: the base class reports it
-                continue
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(err: yaml.YAMLError, source: str) -> str:
-    """PyYAML's error as one line: where (line), what, and in which construct."""
-    if isinstance(err, _DuplicateKey):
-        return f"{source} {err}"
+def _yaml_problem(err: YAMLError, source: str) -> str:
+    """ruamel's error as one line: where (line), what, and in which construct."""
     mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
     if mark is None or problem is None:
         return f"{source}: not valid YAML: {' '.join(str(err).split())}"
@@ -75,17 +56,17 @@ def _yaml_problem(err: yaml.YAMLError, source: str) -> str:
             + (f" ({' '.join(context.split())})" if context else ""))
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+def _expanded_size(node: Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
     """Nodes under ``node`` with every alias expanded (memoised: aliases share node objects)."""
     if id(node) in sizes:
         return sizes[id(node)]
     if id(node) in open_nodes:
         raise ConfigError("a value contains itself (a YAML alias inside its own anchor)")
     open_nodes.add(id(node))
-    children: Iterable[yaml.Node] = ()
-    if isinstance(node, yaml.MappingNode):
+    children: Iterable[Node] = ()
+    if isinstance(node, MappingNode):
         children = (child for pair in node.value for child in pair)
-    elif isinstance(node, yaml.SequenceNode):
+    elif isinstance(node, SequenceNode):
         children = node.value
     total = 1
     for child in children:
@@ -98,26 +79,52 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     return total
 
 
+def _refuse_duplicate_keys(node: Node, constructor: SafeConstructor, seen: set[int]) -> None:
+    """A key given twice in one mapping, at any level, is an error (as in DVC), in words a user reads."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, MappingNode):
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG or not isinstance(key_node, ScalarNode):
+                continue
+            key = constructor.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise ConfigError(f"line {line}: the key {key!r} is given twice in one mapping (first at line "
+                                  f"{first_line[key]}); DVC refuses that too: keep one")
+            first_line[key] = line
+        children: Iterable[Node] = (value for _, value in node.value)
+    else:
+        children = node.value if isinstance(node, SequenceNode) else ()
+    for child in children:
+        _refuse_duplicate_keys(child, constructor, seen)
+
+
+def compose_params(text: str) -> Node | None:
+    """The node graph of the YAML document in ``text`` (None when it holds none), as DVC's reader
+    (ruamel.yaml, safe, YAML 1.2) parses it; each node knows where it sits in ``text``."""
+    return YAML(typ="safe", pure=True).compose(text)
+
+
 def parse_params_text(text: str, source: str) -> Any:
-    """The YAML document in ``text`` (None when it holds none), read strictly (module docstring)."""
-    loader = None
+    """The YAML document in ``text`` (None when it holds none), read as DVC reads it (module docstring)."""
+    yaml = YAML(typ="safe", pure=True)
     try:
-        loader = _StrictLoader(text)  # checks the characters already
-        node = loader.get_single_node()
+        node = yaml.compose(text)
         if node is None:
             return None
         try:
             _expanded_size(node, {}, set())
+            _refuse_duplicate_keys(node, yaml.constructor, set())
         except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
-        return loader.construct_document(node)
-    except yaml.YAMLError as err:
+            raise ConfigError(f"{source}{'' if str(err).startswith('line ') else ':'} {err}") from None
+        return yaml.constructor.construct_document(node)
+    except YAMLError as err:
         raise ConfigError(_yaml_problem(err, source)) from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to be a params file") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
 
 
 def read_params_file(path: Path) -> Any:
@@ -174,6 +181,22 @@ def params_from_mapping(raw: Any, source: str = "params") -> Params:
         if len(problems) > SHOWN_PROBLEMS:
             problems = problems[:SHOWN_PROBLEMS] + [f"{source}: and {len(problems) - SHOWN_PROBLEMS} more"]
         raise ConfigError("\n".join(problems)) from None
+
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def with_options(section: SectionT, prefix: str, **options: Any) -> SectionT:
+    """``section`` with the command-line ``options`` that were given (not None), validated as params.yaml
+    values are: a bad one is a ConfigError naming ``<prefix>.<key>``, the value and what is allowed."""
+    given = {key: value for key, value in options.items() if value is not None}
+    if not given:
+        return section
+    try:
+        return type(section).model_validate({**section.model_dump(), **given})
+    except ValidationError as err:
+        raise ConfigError("\n".join(_describe("command line", {**e, "loc": (prefix, *e["loc"])})
+                                     for e in err.errors())) from None
 
 
 def _shown(value: Any) -> str:

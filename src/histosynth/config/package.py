@@ -9,7 +9,22 @@ from pydantic import Field, field_validator
 
 from histosynth.config.base import Section
 
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+# semver.org's own pattern (identifiers non-empty, no leading zeros in numeric ones). Every version it
+# accepts also makes a valid git tag name (no "..", no trailing ".", only [0-9A-Za-z.+-]).
+_IDENTIFIER = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+SEMVER = re.compile(rf"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-{_IDENTIFIER}(?:\.{_IDENTIFIER})*)?"
+                    r"(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?")
+
+
+def check_version(value: str) -> str:
+    """``value`` if it is a semantic version, else ValueError saying what is allowed."""
+    if SEMVER.fullmatch(value):
+        return value
+    if SEMVER.fullmatch(value.strip()):
+        raise ValueError("has a line break or spaces around it (a folded or literal block, `>` or `|`, keeps "
+                         "the line break): write it on the key's line, e.g. version: 1.0.0")
+    raise ValueError("must be a semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0 or 1.1.0-rc.1 (semver.org: "
+                     "dot-separated identifiers, none empty)")
 
 
 class PackageParams(Section):
@@ -36,9 +51,7 @@ class PackageParams(Section):
     @field_validator("version")
     @classmethod
     def _semver(cls, value: str) -> str:
-        if not SEMVER.match(value):
-            raise ValueError("must be a semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0 or 1.1.0-rc.1 (semver.org)")
-        return value
+        return check_version(value)
 
     @field_validator("real_splits")
     @classmethod

@@ -31,7 +31,7 @@ from pathlib import Path
 from pydantic import Field
 
 from histosynth.config.classifier import FeaturenetParams
-from histosynth.config.base import Section
+from histosynth.config.base import MAX_IMAGES_PER_CLASS, MAX_NEIGHBOURS, MAX_SEED, Section
 
 
 class KlParams(Section):
@@ -39,7 +39,7 @@ class KlParams(Section):
     # train split (pixel histograms involve no learned model). Fewer are used when a class has
     # fewer than 2 * n real train images (the floor needs two disjoint sets) or fewer than n
     # synthetic ones.
-    n_per_class: int = Field(150, ge=2)
+    n_per_class: int = Field(150, ge=2, le=MAX_IMAGES_PER_CLASS)
     # Equal-width bins per RGB channel over 0..255.
     bins: int = Field(32, ge=2, le=256)
     # Pseudo-count added to every bin before normalising, so an empty synthetic bin gives a
@@ -59,9 +59,9 @@ class FidParams(Section):
     # FID(val half A, val half B), at equal sample sizes.
     floor_factor: float = Field(3.0, ge=1.0)
     # Optional local Inception-V3 weights file (torch-fidelity's
-    # weights-inception-2015-12-05-6726825d.pth, see README) for an overall Inception FID
+    # weights-inception-2015-12-05-6726825d.pth, see docs/quality-gates.md) for an overall Inception FID
     # reported beside the domain FID (not gated). Relative paths are relative to the project root.
-    inception_weights: Path | None = None
+    inception_weights: Path | None = Field(None, strict=False)  # YAML gives a string
 
 
 class LabelParams(Section):
@@ -77,7 +77,7 @@ class LabelParams(Section):
 
 class DiversityParams(Section):
     # Nearest neighbours for precision/recall/density/coverage (Naeem et al. 2020 use 5).
-    k: int = Field(5, ge=1)
+    k: int = Field(5, ge=1, le=MAX_NEIGHBOURS)
     # Coverage: share of the real val half's k-NN balls that hold a synthetic image. Identical
     # distributions cover about 1 - 2**-k (0.97 for k = 5); a generator that drops modes covers
     # less. Absolute limit and tolerance over the floor's lower quantile.
@@ -103,9 +103,9 @@ class MemorisationParams(Section):
 class QaParams(Section):
     # false: report only; true: the qa stage fails when a gate fails.
     enforce: bool = True
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     # At most this many synthetic images per class are examined (drawn with `seed`).
-    max_per_class: int = Field(5000, ge=2)
+    max_per_class: int = Field(5000, ge=2, le=MAX_IMAGES_PER_CLASS)
     # Repeated random draws behind every floor (and every drawn value): more draws, steadier
     # quantiles; each costs one more KL, FID and coverage per class.
     draws: int = Field(50, ge=5, le=1000)

@@ -34,9 +34,11 @@ from histosynth.curate.scores import CopyReference, RealismReference, confidence
 from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
+from histosynth.output_policy import check_outputs
 from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import read_png_rgb
 from histosynth.manifest import EDIT_OF, MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.neutralise import csv_frame
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_di
     return the kept images' manifest."""
     started = time.perf_counter()
     candidates_dir, out_dir, report_dir = Path(candidates_dir), Path(out_dir), Path(report_dir)
+    check_outputs({"output folder": out_dir, "report folder": report_dir},
+                  {"candidates": candidates_dir, "real images": real_dir, "augmented images": augmented_dir,
+                   "feature net": featurenet_dir})
     candidates = read_manifest(candidates_dir)
     models = load_fold_models(featurenet_dir)
     references = _references(params, real_dir, augmented_dir, featurenet_dir, models)
@@ -215,5 +220,5 @@ def _report(params: CurateParams, scores: pd.DataFrame, outcome: pd.Series, refe
     metrics = {"enabled": params.enabled, "params": params.model_dump(),
                "realism_thresholds": [t for _, t in references.realism], "classes": per_class}
     with atomic_output_dir(report_dir) as tmp:
-        table.to_csv(tmp / SCORES_FILE, index=False, lineterminator="\n", float_format="%.6g")
+        csv_frame(table).to_csv(tmp / SCORES_FILE, index=False, lineterminator="\n", float_format="%.6g")
         atomic_write_text(tmp / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")

@@ -20,21 +20,28 @@ whichever image comes first keeps its name.
 from __future__ import annotations
 
 import csv
+import io
 import logging
-import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+import regex
 
 from histosynth.config.data import GROUP_PATTERN_NAME, DataParams, GroupParams
 from histosynth.data.duplicates import find_matches
 from histosynth.data.fingerprint import Fingerprints, fingerprint_all
-from histosynth.errors import DataError
+from histosynth.errors import ConfigError, DataError
+from histosynth.fsutil import NotAPlainFile, open_plain_file
 
 log = logging.getLogger(__name__)
 
 SHOWN = 5  # file names quoted in an error
+# data.group.pattern's time budget for all file names (a sane pattern needs microseconds per name)
+PATTERN_SECONDS = 2.0
+PATTERN_SECONDS_PER_NAME = 0.001
+MAX_GROUP_CSV_BYTES = 64 << 20  # a line per image: about a million images
 
 
 def assign_groups(relpaths: Sequence[str], ids: Sequence[str], image: Callable[[int], np.ndarray],
@@ -69,10 +76,20 @@ def _by_folder(relpaths: Sequence[str], level: int) -> list[str]:
 
 
 def _by_pattern(relpaths: Sequence[str], pattern: str) -> list[str]:
-    compiled = re.compile(pattern)
+    """The pattern's group in each file name, within a time budget: a pattern that backtracks
+    catastrophically (``(a|a)+$`` on a long name) would otherwise run for ever."""
+    compiled = regex.compile(pattern)
+    started = time.monotonic()
+    deadline = started + PATTERN_SECONDS + PATTERN_SECONDS_PER_NAME * len(relpaths)
     groups, unmatched = [], []
     for path in relpaths:
-        found = compiled.search(PurePosixPath(path).name)
+        name = PurePosixPath(path).name
+        try:
+            found = compiled.search(name, timeout=max(deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            raise ConfigError(f"data.group.pattern = {pattern!r}: stopped after {time.monotonic() - started:.0f} s "
+                              f"at the file name {name!r} (nested repetition such as (a+)+ or (a|a)+ backtracks "
+                              r"without end); simplify the pattern, e.g. ^(?P<group>[A-Z]+\d+)_") from None
         group = found.group(GROUP_PATTERN_NAME) if found else None
         if not group:
             unmatched.append(path)
@@ -99,7 +116,12 @@ def read_group_csv(path: Path) -> dict[str, str]:
     """file -> group from a CSV with the header ``file,group``; DataError for anything else."""
     where = f"data.group.csv = {str(path)!r}"
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open_plain_file(path, follow_symlinks=True) as file:  # never a FIFO or device: reading it could hang
+            data = file.read(MAX_GROUP_CSV_BYTES + 1)
+        if len(data) > MAX_GROUP_CSV_BYTES:
+            raise DataError(f"{where}: larger than {MAX_GROUP_CSV_BYTES >> 20} MiB, far more than a line per image "
+                            "needs; point data.group.csv at the CSV with the columns file,group")
+        with io.StringIO(data.decode("utf-8-sig"), newline="") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or not {"file", "group"} <= set(reader.fieldnames):
                 raise DataError(f"{where}: the first line must name the columns file,group"
@@ -115,6 +137,8 @@ def read_group_csv(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         raise DataError(f"{where}: no such file ({path.resolve()}); point data.group.csv at a CSV with the"
                         " columns file,group") from None
+    except NotAPlainFile as err:
+        raise DataError(f"{where}: {err}; point data.group.csv at a CSV file with the columns file,group") from None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{where}: cannot be read as a UTF-8 CSV file ({err})") from None
     return mapping

@@ -8,6 +8,9 @@ Decisions (the README quotes them):
   (PIL already reduces 16-bit RGB PNGs to 8 bit). Transparency (RGBA, LA, palette with a
   transparent colour) is composited on white, the colour of an empty slide. CMYK, YCbCr and
   HSV use PIL's conversion. 32-bit float images are refused: they have no agreed range.
+- Only PNG, JPEG, TIFF and BMP files are opened, whatever the file name says (PIL tries no other
+  decoder: an EPS file named ``.png`` never reaches Ghostscript); only plain files, never a FIFO or
+  a device.
 - The EXIF orientation tag is applied (camera images come out upright); a multi-page TIFF
   gives its first page.
 - Images with more pixels than PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``,
@@ -26,7 +29,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from histosynth.errors import DataError
+from histosynth.fsutil import NotAPlainFile, open_plain_file
 from histosynth.images import DECODE_ERRORS as _DECODE_ERRORS
+from histosynth.images import USER_IMAGE_FORMATS, not_in_formats
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 RESAMPLE = Image.Resampling.LANCZOS
@@ -42,11 +47,15 @@ class UnreadableImageError(DataError):
 def read_image_rgb(path: Path, size: int) -> np.ndarray:
     """Decode ``path`` into a (size, size, 3) uint8 RGB array (module docstring: how)."""
     try:
-        with warnings.catch_warnings():
+        with open_plain_file(path) as file, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(file, formats=USER_IMAGE_FORMATS) as im:
                 im.load()
                 upright = ImageOps.exif_transpose(im)  # a decoded copy that outlives the file
+    except NotAPlainFile as err:  # swapped for a link, FIFO or device since the folder was listed
+        raise UnreadableImageError(str(err)) from None
+    except Image.UnidentifiedImageError:
+        raise UnreadableImageError(not_in_formats(path, USER_IMAGE_FORMATS)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UnreadableImageError(
             f"{path}: larger than the decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels") from None

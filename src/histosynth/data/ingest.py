@@ -29,11 +29,13 @@ from histosynth.config.data import DataParams
 from histosynth.data.duplicate_check import DuplicateCheck
 from histosynth.data.ingest_report import log_findings, write_ingest_report
 from histosynth.data.source_images import SourceImages
-from histosynth.data.sources import load_source
+from histosynth.data.sources import load_source, source_paths
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, unique_safe_names
 from histosynth.images import write_pngs
 from histosynth.manifest import SPLITS, write_manifest
+from histosynth.neutralise import Block, for_terminal
+from histosynth.output_policy import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ def ingest(params: DataParams, out_dir: Path | str, report_dir: Path | str | Non
     ``report_dir``, when given); return the manifest."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    check_outputs({"output folder": out_dir, "report folder": report_dir}, source_paths(params),
+                  roots={"data.root": params.root})  # MedMNIST files live there
     source = load_source(params)
     folders = unique_safe_names(source.class_names)
     check = DuplicateCheck(params.duplicate_action, params.duplicates.near_max_distance, params.image_size)
@@ -61,7 +65,8 @@ def ingest(params: DataParams, out_dir: Path | str, report_dir: Path | str | Non
         log_findings(check)
         if report_dir is not None:
             write_ingest_report(check, int(manifest["group"].nunique()), report_dir)
-    log.info("images per class and split:\n%s", count_table(manifest, source.class_names).to_string())
+    table = count_table(manifest, source.class_names).rename(index=for_terminal)  # names as log lines show them
+    log.info("images per class and split:\n%s", Block(table.to_string()))
     log.info("ingest: wrote %d images of %d px from %s to %s in %.1f s", len(manifest), params.image_size,
              params.source, out_dir, time.perf_counter() - started)
     return manifest

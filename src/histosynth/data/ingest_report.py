@@ -25,6 +25,7 @@ from histosynth.data.duplicate_check import DuplicateCheck, Example, Finding
 from histosynth.fsutil import atomic_output_dir
 from histosynth.images import encode_png
 from histosynth.manifest import SPLITS
+from histosynth.neutralise import csv_frame
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def write_ingest_report(check: DuplicateCheck, groups: int, folder: Path | str) 
     metrics = duplicate_metrics(check, groups)
     with atomic_output_dir(folder) as tmp:
         (tmp / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        pairs_table(check.findings).to_csv(tmp / PAIRS_NAME, sep="\t", index=False, lineterminator="\n")
+        csv_frame(pairs_table(check.findings)).to_csv(tmp / PAIRS_NAME, sep="\t", index=False, lineterminator="\n")
         (tmp / EXAMPLES_NAME).write_bytes(examples_png(check.examples))
     return metrics
 

@@ -25,6 +25,7 @@ from histosynth.generate.sampler import BlockSampler, resolve_device, resolve_pr
 from histosynth.generate.shards import Shard, process_shard
 from histosynth.generate.writer import write_synthetic_set
 from histosynth.generators import family_name, known_archs, load_sampling_model
+from histosynth.output_policy import check_outputs, mark_as_output
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def generate(params: GenerateParams, model_dir: Path, out_dir: Path, real_dir: P
     others None.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    check_outputs({"output folder": out_dir}, {"model folder": model_dir,
+                                               "real images": real_dir if params.mode == "edit" else None})
     edit = _edit_request(params, model_dir, real_dir)
     with process_shard() as shard:
         device = resolve_device(params.device)
@@ -88,6 +91,7 @@ def _generate_sharded(shard: Shard, out_dir: Path,
     if shard.is_main:
         _remove_stale_shards(out_dir)
         tmp.mkdir(parents=True)
+        mark_as_output(tmp)
     try:
         manifest = write(tmp)
         if shard.is_main:

@@ -18,6 +18,7 @@ from histosynth.config.generate import DiffusionSampling
 from histosynth.errors import ConfigError, DataError
 from histosynth.gan import checkpoint
 from histosynth.generators.family import GeneratorFamily
+from histosynth.output_policy import check_outputs, mark_as_output
 
 _MODULES = {"gan": "histosynth.generators.gan_family", "diffusion": "histosynth.generators.diffusion.family"}
 _FAMILY_OF = {**{arch: "gan" for arch in GAN_ARCHS}, **{arch: "diffusion" for arch in DIFFUSION_ARCHS}}
@@ -52,6 +53,10 @@ def default_train_dir(params: GanParams) -> Path:
 
 def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Train (or resume) the generator ``gan.arch`` names; returns its record."""
+    check_outputs({"model folder": model_dir, "report folder": report_dir},
+                  {"training images": train_dir, "real images": holdout_dir})
+    mark_as_output(model_dir)
+    mark_as_output(report_dir)
     return family(params.arch).train(params, train_dir, holdout_dir, model_dir, report_dir)
 
 

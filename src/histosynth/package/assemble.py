@@ -25,7 +25,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from histosynth.errors import DataError
-from histosynth.images import md5_bytes
+from histosynth.fsutil import NotAPlainFile, open_plain_file
+from histosynth.images import MAX_IMAGE_FILE_BYTES, md5_bytes
 from histosynth.parallel import ordered_map
 
 log = logging.getLogger(__name__)
@@ -57,18 +58,21 @@ def png_size(data: bytes, where: Path) -> tuple[int, int]:
 
 
 def place_file(job: Job, link: bool) -> Placed:
-    linked = False
-    if link:
-        try:
-            os.link(job.source, job.target)
-            linked = True
-        except OSError:  # another filesystem, no permission, link count at its limit...: copy instead
-            pass
     try:
-        data = job.target.read_bytes() if linked else job.source.read_bytes()
+        # plain files only (a link is followed: it may be DVC's cache): a FIFO or a device in data/real would hang
+        # the stage, an oversized file fill the memory
+        with open_plain_file(job.source, follow_symlinks=True) as file:
+            read = os.fstat(file.fileno())
+            if read.st_size > MAX_IMAGE_FILE_BYTES:
+                raise DataError(f"{job.source}: larger than {MAX_IMAGE_FILE_BYTES >> 20} MiB, which no image the "
+                                "pipeline writes is; rerun the stage that wrote it (`dvc repro`)")
+            data = file.read()
     except FileNotFoundError:
         raise DataError(f"{job.source}: listed in its manifest but missing; rerun the stage that wrote it "
                         "(`dvc repro`)") from None
+    except NotAPlainFile as err:
+        raise DataError(f"{err}; rerun the stage that wrote it (`dvc repro`)") from None
+    linked = link and _link(job.source, job.target, read)
     if not linked:
         job.target.write_bytes(data)
     md5 = md5_bytes(data)
@@ -76,6 +80,20 @@ def place_file(job: Job, link: bool) -> Placed:
         raise DataError(f"{job.source}: MD5 {md5} differs from its manifest's {job.expected_md5}; the file was "
                         "changed after it was written (rerun the stage that wrote it: `dvc repro`)")
     return Placed(md5, *png_size(data, job.source), linked)
+
+
+def _link(source: Path, target: Path, read: os.stat_result) -> bool:
+    """Hard-link ``target`` to ``source`` if that still is the file just read (the same inode); False where
+    linking is impossible (another filesystem, no permission, link count at its limit...): copy instead."""
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    placed = os.stat(target)
+    if (placed.st_dev, placed.st_ino) != (read.st_dev, read.st_ino):  # replaced meanwhile: copy what was read
+        target.unlink()
+        return False
+    return True
 
 
 def place_files(jobs: Iterable[Job], total: int, link: bool, workers: int | None = None) -> Iterator[Placed]:

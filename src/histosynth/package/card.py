@@ -19,9 +19,12 @@ import pandas as pd
 from histosynth import __version__
 from histosynth.config import Params
 from histosynth.manifest import SPLITS
+from histosynth.neutralise import csv_frame
 from histosynth.package.markdown import Markup, code, code_block, paragraphs, text
-from histosynth.package.provenance import Provenance
-from histosynth.package.schema import EDIT_COLUMN, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET
+from histosynth.package.provenance import Provenance, public_source
+from histosynth.package.schema import (
+    CROISSANT_NAME, EDIT_COLUMN, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET,
+)
 
 # (metrics.json key, column title, its real-vs-real floor key or None)
 QA_FIGURES = (
@@ -33,6 +36,9 @@ QA_FIGURES = (
     ("memorised_share_pixel", "near-copies (pixels)", None),
     ("memorised_share_feature", "near-copies (features)", None),
 )
+# What `origin` holds where a reader may wonder whether it names a place on the maker's machine.
+ORIGIN_NOTE = {"folder": " A real image's `origin` is its path inside the source folder; where that folder lay (its "
+                         "absolute path) is recorded nowhere in the package."}
 # Not in the card's parameter table: licence, citation and source have their own sections, and
 # link changes no byte of the package (so a linked and a copied package are identical).
 UNTABULATED_PARAMS = {"licence", "citation", "link", "source_description", "source_licence", "source_citation"}
@@ -116,7 +122,8 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
     n_trained = train_data.get("n_images", "?") if isinstance(train_data, dict) else "?"
     return "\n".join([
         f"- histosynth {__version__}, git revision {code(revision)}.",
-        f"- Real images: `data.source` = {code(params.data.source)}, splits {', '.join(params.package.real_splits)}.",
+        f"- Real images: `data.source` = {code(public_source(params))}, splits "
+        f"{', '.join(params.package.real_splits)}.",
         f"- Generator: {code(gan_record.get('arch'))} ({text(gan_record.get('family', 'gan'))}), "
         f"{text(gan_record.get('epoch', '?'))} epochs, "
         f"{text(gan_record.get('image_size'))} px, latent {text(gan_record.get('latent_dim'))}, trained on "
@@ -148,16 +155,21 @@ def _edits_line(synthetic: pd.DataFrame) -> list[str]:
             "`regenerate(..., edit=..., real_dir=...)` reproduces one."]
 
 
-def citation(params: Params) -> str:
+def citation_text(params: Params) -> str:
+    """``package.citation``, or a BibTeX entry made from the package's name and version."""
     if params.package.citation:
-        return code_block(params.package.citation)
+        return params.package.citation
     key = "".join(ch if ch.isalnum() else "_" for ch in params.package.name)
-    return code_block("\n".join([
+    return "\n".join([
         f"@misc{{{key}_{params.package.version.replace('.', '_')},",
         f"  title = {{{params.package.name}: real and GAN-synthesised microscopy images}},",
         f"  note = {{Version {params.package.version}, made with histosynth {__version__}}},",
         "}",
-    ]), info="bibtex")
+    ])
+
+
+def citation(params: Params) -> str:
+    return code_block(citation_text(params), info="" if params.package.citation else "bibtex")
 
 
 def source_section(params: Params, provenance: Provenance) -> str:
@@ -171,6 +183,15 @@ def source_section(params: Params, provenance: Provenance) -> str:
         "claimed beyond those of the real images.",
         *terms,
     ])
+
+
+def _neutralised_note(metadata: pd.DataFrame) -> list[str]:
+    """A line for packages whose CSV has text that a spreadsheet would run, so got a leading ``'``."""
+    if csv_frame(metadata).equals(metadata):
+        return []
+    return [f"  In `{METADATA_CSV}` text that starts with `=`, `+`, `-`, `@`, a tab or a carriage return has an "
+            f"extra `'` in front, so that a spreadsheet does not run it as a formula; `{METADATA_PARQUET}` and the "
+            "dumps hold the exact text."]
 
 
 def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params, gan_record: dict[str, Any],
@@ -192,11 +213,18 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         f"- `{IMAGES_DIR}/<class folder>/MD5SUMS`: the MD5 of every image in that folder (`md5sum -c`).",
         f"- `{METADATA_CSV}`, `{METADATA_PARQUET}`: one row per image (the same rows): id, file_path, class_name, "
         "class_folder, label, source (real or synthetic), split, group, md5, width, height, origin, generator_run, arch, "
-        "seed, latent_index, edit_of (an edit's source image), and curation's scores of each synthetic image: confidence (the real-trained "
-        "classifiers' probability of its class), realism, copy_ratio (nearest / second-nearest training image) and "
-        "curation (kept: passed every test; filled: kept to fill a class short of passers).",
+        "seed, latent_index, edit_of (an edit's source image), and curation's scores of each synthetic image: "
+        "confidence (the real-trained classifiers' probability of its class), realism, copy_ratio (nearest / "
+        "second-nearest training image) and "
+        "curation (kept: passed every test; filled: kept to fill a class short of passers)." + ORIGIN_NOTE.get(
+            params.data.source_kind, ""),
+        *_neutralised_note(metadata),
+        f"- `{METADATA_JSONL}`: the same rows as JSON Lines, each with `file_name` (its `file_path`) for Hugging "
+        "Face `datasets`' imagefolder builder.",
         *sql_lines,
-        "- `MD5SUMS`: the MD5 of this card, the metadata files and the dumps.",
+        f"- `{CROISSANT_NAME}`: Croissant 1.0 metadata (MLCommons, JSON-LD): the dataset, its files with MD5 and "
+        "SHA-256, and the `images` record set (each PNG with its metadata row); `mlcroissant` reads it.",
+        "- `MD5SUMS`: the MD5 of this card, the metadata files, the dumps and the Croissant file.",
         "",
         "## Source data and licence",
         "",
@@ -235,6 +263,11 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         "",
         "`package.image_set(split=\"test\", source=\"real\")` gives the images as one uint8 array with labels; "
         "`package.metadata` is the metadata table.",
+        "",
+        "Without histosynth: `torchvision.datasets.ImageFolder(\"images\")` (filter a split with `is_valid_file` "
+        f"and the metadata's `file_path`), `datasets.load_dataset(\"imagefolder\", data_files=\"{METADATA_JSONL}\", "
+        f"split=\"train\", filters=[(\"split\", \"==\", \"train\")])`, `pandas.read_parquet(\"{METADATA_PARQUET}\")`, "
+        f"`mlcroissant.Dataset(\"{CROISSANT_NAME}\").records(\"images\")`.",
         "",
         "## Cite",
         "",

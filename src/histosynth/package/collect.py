@@ -7,6 +7,9 @@ Nothing is read here but the two manifests: each row says where its image comes 
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +22,11 @@ from histosynth.package.schema import (
     COLUMNS, CURATION_COLUMNS, EDIT_COLUMN, GENERATOR_COLUMNS, GROUP_COLUMN, IMAGES_DIR,
 )
 
+log = logging.getLogger(__name__)
+
 SOURCE_FILE = "source_file"  # absolute path of the workspace file a row's image comes from
+# An origin that names a place on the machine that made it: /..., ~..., C:\... or \\server\...
+LOCAL_PATH = re.compile(r"^(?:/|~|[A-Za-z]:[\\/]|\\\\)")
 # The generate manifest's names for the package's generator columns.
 SYNTHETIC_COLUMNS = {"checkpoint_md5": "generator_run", "arch": "arch", "seed": "seed", "latent_index": "latent_index"}
 
@@ -60,6 +67,7 @@ def _missing_columns(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
 
 def _rows(manifest: pd.DataFrame, folder: Path, class_folders: list[str]) -> pd.DataFrame:
     rows = manifest[["id", "class_name", "label", "source", "split", "md5", "origin"]].copy()
+    rows["origin"] = public_origins(rows["origin"], folder)
     rows["class_folder"] = [class_folders[label] for label in manifest["label"]]
     rows["file_path"] = IMAGES_DIR + "/" + rows["class_folder"] + "/" + rows["id"] + ".png"
     rows["width"] = rows["height"] = 0
@@ -69,8 +77,8 @@ def _rows(manifest: pd.DataFrame, folder: Path, class_folders: list[str]) -> pd.
     real = manifest["source"] == "real"
     rows[GROUP_COLUMN] = (manifest[GROUP_COLUMN] if GROUP_COLUMN in manifest.columns else manifest["id"]).where(real)
     rows = rows.astype({"width": "int64", "height": "int64", "seed": "Int64", "latent_index": "Int64",
-                        "generator_run": "str", "arch": "str", GROUP_COLUMN: "str", EDIT_COLUMN: "str", "confidence": "float64",
-                        "realism": "float64", "copy_ratio": "float64", "curation": "str"})
+                        "generator_run": "str", "arch": "str", GROUP_COLUMN: "str", EDIT_COLUMN: "str",
+                        "confidence": "float64", "realism": "float64", "copy_ratio": "float64", "curation": "str"})
     rows[SOURCE_FILE] = [str(folder / path) for path in manifest["path"]]
     return rows
 
@@ -86,6 +94,19 @@ def _check_edit_sources(synthetic: pd.DataFrame, train: pd.DataFrame, synthetic_
         raise DataError(f"{synthetic_dir}: {len(wrong)} edit(s) name no real train image of their class in "
                         f"{real_dir} (e.g. {wrong['id'].iloc[0]!r} edit_of {wrong[EDIT_COLUMN].iloc[0]!r}); "
                         "regenerate them from this data (`dvc repro generate`)")
+
+
+def public_origins(origins: pd.Series, folder: Path) -> pd.Series:
+    """The origins as a package may publish them: ingest records a path inside the source folder, but
+    an older ingest recorded the absolute path (folder names are often patient or slide identifiers,
+    and the path says whose machine it was): such an origin becomes a hash of it."""
+    local = origins.str.match(LOCAL_PATH)
+    if local.any():
+        log.warning("%s: %d image(s) record an absolute source path as origin (an older ingest); the package "
+                    "stores a hash of it instead (rerun ingest to record paths inside the source folder)",
+                    folder, int(local.sum()))
+        origins = origins.mask(local, origins.map(lambda o: f"sha256:{hashlib.sha256(o.encode()).hexdigest()[:16]}"))
+    return origins
 
 
 def _require_unique_ids(rows: pd.DataFrame) -> None:

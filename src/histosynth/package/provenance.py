@@ -64,12 +64,20 @@ def _folder(params: Params) -> Provenance:
                     "%s unknown; set %s in params.yaml", params.data.source_arg, keys, " and ".join(unknown),
                     "is" if len(unknown) == 1 else "are", keys)
     return Provenance(
-        description=given["description"] or f"Images from a local folder ({params.data.source_arg}); who made "
-                                            "them and how is unknown (package.source_description is not set).",
+        description=given["description"] or "Images from a local folder; who made them and how is unknown "
+                                            "(package.source_description is not set).",
         licence=given["licence"] or "Unknown: package.source_licence is not set. Do not redistribute these "
                                     "images before their licence is known.",
         citation=given["citation"] or "unknown (package.source_citation is not set)",
         unknown=unknown)
+
+
+def public_source(params: Params) -> str:
+    """``data.source`` as the card shows it: a folder source without its path (the folders on the
+    way often name a person, a patient or a slide); the image paths inside it are the ``origin``."""
+    if params.data.source_kind == "folder":
+        return "folder:<a local folder; its path is not recorded>"
+    return params.data.source
 
 
 def source_provenance(params: Params) -> Provenance:

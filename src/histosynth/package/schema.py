@@ -1,16 +1,25 @@
-"""The package's ``metadata.csv`` / ``metadata.parquet``: one row per image, validated with pandera.
+"""The package's ``metadata.csv`` / ``metadata.parquet`` / ``metadata.jsonl``: one row per image,
+validated with pandera.
 
-Both files hold the same rows in the same order (sorted by label, real before synthetic, then
-id). The CSV is for people and spreadsheets, the Parquet file keeps the column types; readers
-here parse the CSV with explicit types so that a class called ``NA`` or ``null`` stays a string.
+All three hold the same rows in the same order (sorted by label, real before synthetic, then
+id). The CSV is for people and spreadsheets, the Parquet and JSON Lines files keep the exact
+text and the Parquet file the column types; readers here parse the CSV with explicit types so
+that a class called ``NA`` or ``null`` stays a string, and undo its formula neutralisation (a
+class ``=1+1`` is ``'=1+1`` in the CSV, see histosynth.neutralise). The JSON Lines file is for
+Hugging Face ``datasets``' imagefolder builder: each row starts with ``file_name``
+(= ``file_path``), the column that builder reads an image from.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
@@ -18,10 +27,14 @@ from histosynth import schema_errors
 from histosynth.errors import DataError
 from histosynth.fsutil import open_plain_file
 from histosynth.manifest import SPLITS
+from histosynth.neutralise import csv_frame, restore_csv_frame
 
 # The package's layout (DESIGN.md "Package layout").
 METADATA_CSV = "metadata.csv"
 METADATA_PARQUET = "metadata.parquet"
+METADATA_JSONL = "metadata.jsonl"
+JSONL_FILE_COLUMN = "file_name"  # Hugging Face imagefolder's name for the image's path
+CROISSANT_NAME = "croissant.json"
 IMAGES_DIR = "images"
 CARD_NAME = "README.md"
 SQL_DIR = "sql"
@@ -62,6 +75,16 @@ COLUMN_TYPES: dict[str, str] = {
     "curation": "str",
 }
 COLUMNS = tuple(COLUMN_TYPES)
+
+# What package metadata from elsewhere may cost, checked before its rows are read. A real
+# metadata.parquet takes about 44 bytes per row on disk and 140 unpacked (100k rows, measured),
+# about 350 in memory; the CSV and JSON Lines files about 250 and 600 bytes per row.
+MAX_METADATA_ROWS = 5_000_000
+MIN_BYTES_PER_ROW = 8
+MAX_UNPACKED_BYTES_PER_ROW = 4096
+MAX_METADATA_BYTES = MAX_METADATA_ROWS * 256
+MAX_METADATA_TEXT_BYTES = MAX_METADATA_ROWS * 1024
+REFETCH = "; fetch the package again or rebuild it (`dvc repro package`)"
 
 
 def _one_per_label(column: str) -> pa.Check:
@@ -135,7 +158,9 @@ def validate_metadata(df: pd.DataFrame, where: str = "metadata") -> pd.DataFrame
 
 
 def metadata_csv_bytes(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    """The CSV for people: text cells a spreadsheet would run as a formula get a leading ``'``
+    (histosynth.neutralise); :func:`read_metadata_csv` takes it off again."""
+    return csv_frame(df).to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
 def metadata_parquet_bytes(df: pd.DataFrame) -> bytes:
@@ -145,10 +170,77 @@ def metadata_parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def read_metadata_parquet(path: Path) -> pd.DataFrame:
-    """The Parquet metadata of a package, validated; it must be a plain file (no link, FIFO or device)."""
+def _check_parquet_footer(file: BinaryIO, path: Path) -> None:
+    """Refuse, from the footer alone, metadata that would unpack into far more than a package holds."""
+    size = os.fstat(file.fileno()).st_size
+    if size > MAX_METADATA_BYTES:
+        raise DataError(f"{path}: {size:,} bytes, more than the {MAX_METADATA_BYTES:,} that {MAX_METADATA_ROWS:,} "
+                        f"images' metadata take; refused unread{REFETCH}")
+    footer = pq.ParquetFile(file).metadata
+    rows, columns = footer.num_rows, footer.num_columns
+    unpacked = sum(footer.row_group(g).column(c).total_uncompressed_size
+                   for g in range(footer.num_row_groups) for c in range(columns))
+    problem = None
+    if rows > MAX_METADATA_ROWS:
+        problem = f"declares {rows:,} rows, more than the {MAX_METADATA_ROWS:,} images a package may hold"
+    elif columns > len(COLUMNS):
+        problem = f"declares {columns:,} columns; package metadata has {len(COLUMNS)}"
+    elif rows * MIN_BYTES_PER_ROW > size:
+        problem = (f"declares {rows:,} rows in {size:,} bytes ({size / rows:.1f} bytes per row; real metadata takes "
+                   "about 40: each row holds an id and an MD5 of its own)")
+    elif unpacked > MAX_UNPACKED_BYTES_PER_ROW * rows + (1 << 20):
+        problem = (f"unpacks to {unpacked:,} bytes for {rows:,} rows; real metadata takes about 140 bytes per row")
+    if problem:
+        raise DataError(f"{path}: its Parquet footer {problem}; refused unread{REFETCH}")
+
+
+def _plain(value: object) -> object:
+    """A JSON value: None for a missing one (NaN, pd.NA), Python int/float/str otherwise."""
+    return None if pd.isna(value) else value
+
+
+def metadata_jsonl_bytes(df: pd.DataFrame) -> bytes:
+    """One JSON object per row: ``file_name`` then every column; missing values are null.
+
+    Floats are written as Python's repr (the shortest text that reads back to the same float)."""
+    columns = {column: [_plain(v) for v in df[column].tolist()] for column in df.columns}
+    lines = []
+    for i, file_path in enumerate(columns["file_path"]):
+        row = {JSONL_FILE_COLUMN: file_path, **{column: values[i] for column, values in columns.items()}}
+        lines.append(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+    return "".join(lines).encode("utf-8")
+
+
+def read_metadata_jsonl(path: Path) -> pd.DataFrame:
+    """The JSON Lines metadata with the schema's column types (not validated: a reader compares it with
+    validated rows); a row whose ``file_name`` is not its ``file_path`` is a DataError."""
     try:
         with open_plain_file(path) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_METADATA_TEXT_BYTES:
+                raise DataError(f"{path}: {size:,} bytes, more than the {MAX_METADATA_TEXT_BYTES:,} that "
+                                f"{MAX_METADATA_ROWS:,} images' metadata take; refused unread{REFETCH}")
+            data = file.read()
+        rows = [json.loads(line) for line in data.decode("utf-8").splitlines()]
+        if not all(isinstance(row, dict) for row in rows):
+            raise ValueError("a line is not a JSON object")
+        df = pd.DataFrame.from_records(rows, columns=[JSONL_FILE_COLUMN, *COLUMNS])
+        named = df.pop(JSONL_FILE_COLUMN)
+        df = df.astype(COLUMN_TYPES)
+    except (OSError, ValueError, TypeError, RecursionError) as err:
+        raise DataError(f"{path}: not a readable JSON Lines metadata file ({err})".replace("\n", " ")) from None
+    if not (named.astype("str") == df["file_path"]).all():
+        raise DataError(f"{path}: {JSONL_FILE_COLUMN} differs from file_path in some rows")
+    return df
+
+
+def read_metadata_parquet(path: Path) -> pd.DataFrame:
+    """The Parquet metadata of a package, validated; it must be a plain file (no link, FIFO or device)
+    whose footer declares no more rows and bytes than a package holds (checked before reading the rows)."""
+    try:
+        with open_plain_file(path) as file:
+            _check_parquet_footer(file, path)
+            file.seek(0)
             df = pd.read_parquet(file)
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(err).split())})") from None
@@ -161,8 +253,13 @@ def read_metadata_csv(path: Path, validate: bool = True) -> pd.DataFrame:
     ``validate`` false skips the schema check, for a reader that compares it with validated rows."""
     try:
         with open_plain_file(path) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_METADATA_TEXT_BYTES:
+                raise DataError(f"{path}: {size:,} bytes, more than the {MAX_METADATA_TEXT_BYTES:,} that "
+                                f"{MAX_METADATA_ROWS:,} images' metadata take; refused unread{REFETCH}")
             df = pd.read_csv(file, dtype=COLUMN_TYPES, keep_default_na=False,
                              na_values={column: [""] for column in NULLABLE_COLUMNS}, encoding="utf-8")
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: not a readable metadata CSV ({err})".replace("\n", " ")) from None
+    df = restore_csv_frame(df)
     return validate_metadata(df, where=str(path)) if validate else df

@@ -17,14 +17,16 @@ from histosynth.gan.checkpoint import read_record
 from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import md5_file
 from histosynth.manifest import class_names_of
+from histosynth.output_policy import check_outputs
 from histosynth.package.assemble import Job, place_files
-from histosynth.package.card import dataset_card
+from histosynth.package.card import citation_text, dataset_card
+from histosynth.package.croissant import croissant_bytes, croissant_metadata
 from histosynth.json_record import read_json_record
 from histosynth.package.collect import SOURCE_FILE, plan_rows
 from histosynth.package.provenance import source_provenance
 from histosynth.package.schema import (
-    CARD_NAME, COLUMNS, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, SQL_DIR, metadata_csv_bytes,
-    metadata_parquet_bytes, validate_metadata,
+    CARD_NAME, COLUMNS, CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SQL_DIR,
+    metadata_csv_bytes, metadata_jsonl_bytes, metadata_parquet_bytes, validate_metadata,
 )
 from histosynth.sql import build_database, write_dumps
 from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
@@ -94,6 +96,8 @@ def build_package(params: Params, real_dir: Path, synthetic_dir: Path, gan_dir: 
     ``revision`` is recorded in the dataset card; None = the current git revision.
     """
     started = time.perf_counter()
+    check_outputs({"package folder": out_dir}, {"real images": real_dir, "synthetic images": synthetic_dir,
+                                               "model folder": gan_dir, "QA verdict": qa_metrics_file})
     qa_metrics = read_qa_verdict(Path(qa_metrics_file), params.qa.enforce, Path(synthetic_dir))
     gan_record = read_record(Path(gan_dir))
     provenance = source_provenance(params)
@@ -105,11 +109,14 @@ def build_package(params: Params, real_dir: Path, synthetic_dir: Path, gan_dir: 
         _write_md5sums_per_class(metadata, tmp)
         atomic_write_bytes(tmp / METADATA_CSV, metadata_csv_bytes(metadata))
         atomic_write_bytes(tmp / METADATA_PARQUET, metadata_parquet_bytes(metadata))
+        atomic_write_bytes(tmp / METADATA_JSONL, metadata_jsonl_bytes(metadata))
         sql_files = _write_sql_dumps(metadata, gan_record, qa_metrics, params, tmp)
         card = dataset_card(metadata, class_names, params, gan_record, qa_metrics,
                             revision if revision is not None else git_revision(), sql_files, provenance)
         atomic_write_text(tmp / CARD_NAME, card)
-        _write_top_md5sums(tmp, [CARD_NAME, METADATA_CSV, METADATA_PARQUET, *sql_files])
+        croissant = croissant_metadata(tmp, metadata, class_names, params, provenance, citation_text(params), sql_files)
+        atomic_write_bytes(tmp / CROISSANT_NAME, croissant_bytes(croissant))
+        _write_top_md5sums(tmp, [CARD_NAME, METADATA_CSV, METADATA_PARQUET, METADATA_JSONL, *sql_files, CROISSANT_NAME])
     log.info("packaged %d images (%d real, %d synthetic) of %d classes into %s in %.1f s", len(metadata),
              (metadata["source"] == "real").sum(), (metadata["source"] == "synthetic").sum(), len(class_names),
              out_dir, time.perf_counter() - started)

@@ -2,15 +2,16 @@
 
 Every file is accounted for against three records: the metadata (one row and MD5 per image),
 each class folder's ``MD5SUMS`` (which must list the same files with the same MD5s), and the
-top-level ``MD5SUMS`` (README, metadata and the three SQL dumps). The metadata CSV must hold the
-same rows as the Parquet file. A file nobody lists is *extra*, a listed file that is absent is
+top-level ``MD5SUMS`` (README, the three metadata files, the three SQL dumps and croissant.json).
+The metadata CSV must hold the same rows as the Parquet file, and ``croissant.json`` must give
+the same MD5s as ``MD5SUMS`` for the files it lists. A file nobody lists is *extra*, a listed file that is absent is
 *missing*, a file whose bytes differ from its record is *modified*; anything else inconsistent
 is a *problem*. A package holds plain files and folders only: a symbolic link, device, FIFO or
 socket in it is a problem, and is never followed or read.
 
 ``deep`` also checks the dumps' content: ``sql/sqlite.sql`` is loaded (with a bounded budget)
 and compared with the metadata, and every dump is rendered again and compared byte for byte
-(:func:`histosynth.sql.check_dumps`). Without it the dumps are checked through the top-level
+(:func:`histosynth.sql.check_dumps`); and ``metadata.jsonl`` must hold the Parquet file's rows. Without it the dumps are checked through the top-level
 ``MD5SUMS`` only, which packaging wrote from the same data: 100k images verify in about 2 s
 instead of 35 s (bench/results/verify.md).
 """
@@ -26,10 +27,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from histosynth.errors import DataError
-from histosynth.fsutil import entry_kind, md5_plain_file
+from histosynth.fsutil import entry_kind, md5_plain_file, open_plain_file
 from histosynth.generate.md5sums import MD5SUMS_NAME
+from histosynth.neutralise import for_terminal
+from histosynth.package.croissant import listed_checksums
+from histosynth.output_policy import MARKER
 from histosynth.package.schema import (
-    CARD_NAME, IMAGES_DIR, METADATA_CSV, METADATA_PARQUET, SQL_DIR, read_metadata_csv, read_metadata_parquet,
+    CARD_NAME, CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SQL_DIR,
+    read_metadata_csv, read_metadata_jsonl, read_metadata_parquet,
 )
 from histosynth.parallel import ordered_map
 
@@ -37,9 +42,11 @@ from histosynth.parallel import ordered_map
 # only --deep needs (a test keeps the two the same).
 DUMPS = tuple(f"{SQL_DIR}/{name}.sql" for name in ("mysql", "postgresql", "sqlite"))
 # Top-level files every package has, whatever its MD5SUMS says.
-REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET, *DUMPS)
+REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET, METADATA_JSONL, *DUMPS, CROISSANT_NAME)
 # "<md5>  <name>" (text mode) or "<md5> *<name>" (binary mode), as md5sum writes them.
 MD5SUMS_LINE = re.compile(r"^([0-9a-f]{32}) [ *](.+)$")
+# An MD5SUMS line is about 50 bytes: 64 MiB would list over a million files.
+MAX_MD5SUMS_BYTES = 64 << 20
 
 
 @dataclass
@@ -58,26 +65,52 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         """What ``histosynth verify`` prints: one line per finding, then a summary line."""
-        out = [f"{kind}: {path}" for kind, paths in
+        # File names come from the package: escaped, so that a name cannot forge a line (or an OK)
+        out = [f"{kind}: {for_terminal(path)}" for kind, paths in
                (("missing", self.missing), ("extra", self.extra), ("modified", self.modified)) for path in paths]
-        out += [f"problem: {problem}" for problem in self.problems]
+        out += [f"problem: {for_terminal(problem)}" for problem in self.problems]
+        root = for_terminal(self.root)
         if self.ok:
-            out.append(f"OK: {self.root}: {self.files_checked} files intact")
+            out.append(f"OK: {root}: {self.files_checked} files intact")
         else:
-            out.append(f"FAILED: {self.root}: {len(self.missing)} missing, {len(self.extra)} extra, "
+            out.append(f"FAILED: {root}: {len(self.missing)} missing, {len(self.extra)} extra, "
                        f"{len(self.modified)} modified file(s), {len(self.problems)} other problem(s)")
         return out
 
 
 def parse_md5sums(path: Path, report: VerifyReport) -> dict[str, str]:
-    """``{file name: md5}`` of an MD5SUMS file; malformed lines are reported as problems."""
+    """``{file name: md5}`` of an MD5SUMS file. Malformed lines are problems, and so is a file listed
+    twice, whatever its sums (``md5sum -c`` checks every line: one wrong entry fails it)."""
+    where = _rel(path, report.root)
+    try:
+        with open_plain_file(path) as file:
+            data = file.read(MAX_MD5SUMS_BYTES + 1)
+    except (OSError, DataError) as err:
+        report.problems.append(f"{where}: cannot be read ({err})")
+        return {}
+    if len(data) > MAX_MD5SUMS_BYTES:
+        report.problems.append(f"{where}: larger than {MAX_MD5SUMS_BYTES >> 20} MiB, far more than a package's "
+                               "checksums need; not read")
+        return {}
     entries: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    first_line: dict[str, int] = {}
+    lines = data.decode("utf-8", errors="replace").split("\n")  # as md5sum reads it: only \n ends a line
+    if lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
         match = MD5SUMS_LINE.match(line)
         if match is None:
-            report.problems.append(f"{_rel(path, report.root)} line {number}: not '<md5>  <file>'")
+            report.problems.append(f"{where} line {number}: not '<md5>  <file>'")
             continue
-        entries[match.group(2)] = match.group(1)
+        name = match.group(2)
+        if name in first_line:
+            report.problems.append(f"{where} line {number}: lists {name} a second time (first at line "
+                                   f"{first_line[name]}); each file must be listed once")
+            if entries[name] != match.group(1):
+                report.modified.append(where)
+            continue
+        first_line[name] = number
+        entries[name] = match.group(1)
     return entries
 
 
@@ -107,6 +140,7 @@ def _present_files(root: Path, report: VerifyReport) -> set[str]:
                 target = f" to {os.readlink(entry.path)}" if entry.is_symlink() else ""
                 report.problems.append(f"{rel}: {entry_kind(entry.path)}{target}; a package holds plain files only "
                                        "(not followed, not read)")
+    found.discard(MARKER)  # says that histosynth made the folder; not part of the package (.dvcignore)
     return found
 
 
@@ -188,6 +222,35 @@ def _top_records(root: Path, present: set[str], report: VerifyReport) -> dict[st
     return {MD5SUMS_NAME: "", **expected}
 
 
+def _check_croissant(root: Path, present: set[str], expected: dict[str, str], report: VerifyReport) -> None:
+    """croissant.json must list the files MD5SUMS lists (but itself) with the same MD5s."""
+    if CROISSANT_NAME not in present:
+        return  # reported as missing
+    try:
+        listed = listed_checksums(root / CROISSANT_NAME)
+    except (OSError, ValueError, DataError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        report.problems.append(f"{CROISSANT_NAME}: not a readable Croissant file ({err})")
+        return
+    recorded = {name: md5 for name, md5 in expected.items() if name not in (MD5SUMS_NAME, CROISSANT_NAME)}
+    differ = sorted(name for name in listed.keys() | recorded.keys() if listed.get(name) != recorded.get(name))
+    if differ:
+        report.problems.append(f"{CROISSANT_NAME} and {MD5SUMS_NAME} disagree on {len(differ)} file(s), "
+                               f"e.g. {differ[0]}")
+
+
+def _check_jsonl(root: Path, present: set[str], metadata: pd.DataFrame, report: VerifyReport) -> None:
+    if METADATA_JSONL not in present:
+        return  # reported as missing
+    try:
+        rows = read_metadata_jsonl(root / METADATA_JSONL)
+    except DataError as err:
+        report.problems.append(str(err))
+        return
+    if not rows.equals(metadata):
+        report.problems.append(f"{METADATA_JSONL} and {METADATA_PARQUET} do not hold the same rows "
+                               f"({_first_difference(rows, metadata)})")
+
+
 def _hash_and_compare(root: Path, expected: dict[str, str], present: set[str], report: VerifyReport) -> None:
     report.missing += [path for path in expected if path not in present]
     found = [path for path in expected if path in present]
@@ -221,6 +284,7 @@ def verify_package(path: Path | str, deep: bool = False) -> VerifyReport:
     present = _present_files(root, report)
     metadata = _read_metadata(root, present, report)
     expected = _top_records(root, present, report)
+    _check_croissant(root, present, expected, report)
     expected.update(_image_records(root, metadata, present, report))
     report.extra += sorted(present - expected.keys())
     _hash_and_compare(root, expected, present, report)
@@ -229,6 +293,7 @@ def verify_package(path: Path | str, deep: bool = False) -> VerifyReport:
         if deep:
             from histosynth.sql import check_dumps
 
+            _check_jsonl(root, present, metadata, report)
             report.problems += check_dumps(root, metadata)
     report.missing = sorted(set(report.missing))
     report.modified.sort()

@@ -24,6 +24,7 @@ from typing import Any
 
 from histosynth.config.qa import QaParams
 from histosynth.errors import GateFailed
+from histosynth.neutralise import for_terminal
 from histosynth.qa.floors import floor_keys
 
 
@@ -169,7 +170,7 @@ def verdict_table(results: list[GateResult]) -> str:
         if r.floor is None and r.gate.has_floor:
             floor = "n/a"
         margin = "n/a" if r.margin is None else f"{100 * r.margin:+.0f}%"
-        body.append((r.class_name, r.gate.name, _verdict(r), _fmt(r.value),
+        body.append((for_terminal(r.class_name), r.gate.name, _verdict(r), _fmt(r.value),
                      f"{'>=' if r.gate.higher_is_better else '<='} {_fmt(r.threshold)}", floor, margin, _rule(r.gate)))
     widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in (header, *body))

@@ -21,8 +21,9 @@ from tqdm import tqdm
 from histosynth.augment.stage import SOURCE_AFFINE
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
-from histosynth.images import read_png_rgb
+from histosynth.images import USER_IMAGE_FORMATS, read_png_rgb
 from histosynth.manifest import EDIT_OF, MANIFEST_NAME, class_names_of, read_manifest
+from histosynth.neutralise import for_terminal
 from histosynth.qa.sampling import class_rng, draw
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,8 @@ def held_out(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
 
 def _read(folder: Path, rows: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
     labels = rows["label"].to_numpy(np.int64)
-    paths = tqdm(rows["path"], desc=f"reading {folder.name}", unit="img", leave=False, disable=len(rows) < 2000)
-    images = [read_png_rgb(folder / p) for p in paths]
+    paths = tqdm(rows["path"], desc=f"reading {for_terminal(folder.name)}", unit="img", leave=False, disable=len(rows) < 2000)
+    images = [read_png_rgb(folder / p, formats=USER_IMAGE_FORMATS) for p in paths]  # a set made elsewhere too
     if len({im.shape for im in images}) > 1:
         raise DataError(f"{folder}: images of different sizes; QA compares images of one size")
     stacked = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from histosynth.fsutil import atomic_output_dir, atomic_write_text, unique_safe_names
+from histosynth.neutralise import csv_frame
 from histosynth.qa.metrics.colour_kl import CHANNELS
 
 MEMORISATION_COLUMNS = ["class", "source", "id", "pixel_distance", "pixel_ratio", "nearest_train_id_pixel",
@@ -61,13 +62,13 @@ def write_report(report_dir: Path, metrics: dict[str, Any], histogram_rows: list
     with atomic_output_dir(report_dir) as tmp:
         atomic_write_text(tmp / "metrics.json", json.dumps(json_ready(metrics), indent=2) + "\n")
         histograms = pd.DataFrame(histogram_rows, columns=["class", "channel", "bin", "real", "synthetic"])
-        histograms.to_csv(tmp / "histograms.csv", index=False, lineterminator="\n")
+        csv_frame(histograms).to_csv(tmp / "histograms.csv", index=False, lineterminator="\n")
         (tmp / "histograms").mkdir()
         for name, folder in zip(class_names, unique_safe_names(class_names)):
             rows = histograms[histograms["class"] == name]
             if len(rows):
-                overlay_table(rows, bins).to_csv(tmp / "histograms" / f"{folder}.csv", index=False,
+                csv_frame(overlay_table(rows, bins)).to_csv(tmp / "histograms" / f"{folder}.csv", index=False,
                                                  lineterminator="\n")
         edits = EDIT_MEMORISATION_COLUMNS if memorisation_rows and "edit_of" in memorisation_rows[0] else []
         distances = pd.DataFrame(memorisation_rows, columns=MEMORISATION_COLUMNS + edits)
-        distances.to_csv(tmp / "memorisation.csv", index=False, lineterminator="\n")
+        csv_frame(distances).to_csv(tmp / "memorisation.csv", index=False, lineterminator="\n")

@@ -24,6 +24,8 @@ from histosynth.classifier.crossfit import (
 from histosynth.classifier.embed import embed
 from histosynth.config.qa import QaParams
 from histosynth.errors import DataError
+from histosynth.neutralise import Block
+from histosynth.output_policy import check_outputs
 from histosynth.qa import evaluate
 from histosynth.qa.evaluate import FeatureSpace
 from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, smallest_margin, verdict_table
@@ -57,6 +59,8 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     ``augmented_dir``: the affine children of the real train images (data/augmented), searched by
     the memorisation gate too when present: a copy of a child is a copy of a patient's image.
     """
+    check_outputs({"report folder": report_dir}, {"real images": real_dir, "synthetic images": synthetic_dir,
+                                                  "feature net": featurenet_dir, "augmented images": augmented_dir})
     timings = _Timings()
     model, record = load_classifier(featurenet_dir)  # before the images: a missing net fails fast
     with timings.step("load images"):
@@ -99,7 +103,7 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
                SYNTHETIC_SET_KEY: synthetic_set_md5(synthetic_dir)}
     with timings.step("write report"):
         write_report(report_dir, metrics, histogram_rows, memorisation_rows, inputs.class_names, params.kl.bins)
-    log.info("QA gates (margin: headroom left as a share of the threshold):\n%s", verdict_table(results))
+    log.info("QA gates (margin: headroom left as a share of the threshold):\n%s", Block(verdict_table(results)))
     closest = smallest_margin(results)
     if closest is not None:
         log.info("closest call: %s %s, margin %+.0f%%", closest.class_name, closest.gate.name, 100 * closest.margin)

@@ -9,6 +9,7 @@ from pathlib import Path
 from histosynth import __version__, paths
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_text
+from histosynth.output_policy import check_outputs, file_head_holds
 from histosynth.report.inputs import Missing
 from histosynth.report.page import render_page
 from histosynth.report.sections.augment import augment_section
@@ -22,6 +23,16 @@ from histosynth.report.sections.training import training_section
 
 log = logging.getLogger(__name__)
 
+# What the report reads, relative to the project root: the report file may not lie in any of them.
+REPORT_INPUTS = (paths.REAL_DIR, paths.SYNTHETIC_DIR, paths.CANDIDATES_DIR, paths.AUGMENTED_DIR, paths.QA_REPORT_DIR,
+                 paths.TRAIN_REPORT_DIR, paths.AUGMENT_REPORT_DIR, paths.FEATURENET_REPORT_DIR,
+                 paths.CURATE_REPORT_DIR, paths.BENCHMARK_REPORT_DIR)
+
+
+def is_report(path: Path) -> bool:
+    """Whether the file ``path`` is a report histosynth wrote (its page names histosynth as generator)."""
+    return file_head_holds(path, (b'<meta name="generator" content="histosynth',))
+
 
 def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
     """Write the self-contained HTML report of the project at ``root`` to ``out`` (default root/reports/index.html).
@@ -33,6 +44,8 @@ def build_report(root: Path = Path("."), out: Path | None = None) -> Path:
     if not root.is_dir():
         raise DataError(f"{root}: no such project folder; pass --root <project folder>")
     out = root / paths.REPORT_HTML if out is None else Path(out)
+    check_outputs({}, {str(folder): root / folder for folder in REPORT_INPUTS},
+                  files={"report file": (out, is_report, "an HTML report")})
     start = time.perf_counter()
     qa_metrics = load_qa_metrics(root)
     classes = class_sections(root, qa_metrics)

@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from histosynth.errors import DataError
+from histosynth.neutralise import restore_csv_frame
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -54,7 +55,7 @@ def read_table(path: Path, columns: Sequence[str], numeric: Sequence[str] | None
     if not path.is_file():
         return None
     try:
-        table = pd.read_csv(path, sep=sep)
+        table = restore_csv_frame(pd.read_csv(path, sep=sep))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: unreadable table: {reason}") from None

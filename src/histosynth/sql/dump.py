@@ -26,6 +26,8 @@ from tqdm import tqdm
 
 from histosynth import __version__
 from histosynth.errors import ConfigError
+from histosynth.fsutil import remove_stale_temporaries, temporary_name
+from histosynth.output_policy import file_head_holds
 from histosynth.sql import schema
 from histosynth.sql.records import PackageDatabase
 
@@ -68,9 +70,17 @@ def _statement(element: Executable | ExecutableDDLElement, dialect: Dialect) -> 
     return str(element.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).strip() + ";\n"
 
 
+HEADER_MARK = "dump of a histosynth package database"
+
+
+def is_sql_dump(path: Path) -> bool:
+    """Whether the file ``path`` starts as a dump histosynth wrote (its header line says so)."""
+    return file_head_holds(path, (HEADER_MARK.encode(),), within=200)
+
+
 def _header(db: PackageDatabase, name: str) -> str:
     counts = ", ".join(f"{table.name} {db.count(table)}" for table in schema.TABLES)
-    return (f"-- {_TITLES[name]} dump of a histosynth package database, written by histosynth {__version__}.\n"
+    return (f"-- {_TITLES[name]} {HEADER_MARK}, written by histosynth {__version__}.\n"
             f"-- Rows: {counts}.\n"
             f"-- Load (replaces the tables of these names): {_LOAD_COMMANDS[name]}\n\n")
 
@@ -101,8 +111,10 @@ def render(db: PackageDatabase, name: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _replacing(path: Path) -> Iterator[IO[str]]:
-    """A text file written beside ``path`` and moved over it only when complete."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """A text file written beside ``path`` and moved over it only when complete (what a killed run
+    left beside it goes first)."""
+    remove_stale_temporaries(path)
+    tmp = path.with_name(temporary_name(path))
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as out:
             yield out

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from histosynth.errors import DataError
+from histosynth.output_policy import check_outputs
 from histosynth.package.schema import METADATA_PARQUET, read_metadata_parquet
 from histosynth.sql.check import SQL_DIR, dump_path, dump_vs_metadata
-from histosynth.sql.dump import dialect_of, render, write_dump
+from histosynth.sql.dump import dialect_of, is_sql_dump, render, write_dump
 from histosynth.sql.readback import database_from_dump, load_sqlite_dump
 
 
@@ -23,6 +24,7 @@ def export_sql(package_dir: Path, dialect: str, out: Path | None = None) -> None
     """Write the ``dialect`` dump of ``package_dir``'s database to ``out`` (None: standard output)."""
     dialect_of(dialect)
     package_dir = Path(package_dir)
+    check_outputs({}, {"package": package_dir}, files={"output file": (out, is_sql_dump, "an SQL dump")})
     if not (package_dir / METADATA_PARQUET).exists():
         raise DataError(f"{package_dir}: no {METADATA_PARQUET}; give the folder of a histosynth package "
                         "(e.g. data/package)")

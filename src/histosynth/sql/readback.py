@@ -18,11 +18,14 @@ from histosynth.sql.records import PackageDatabase, Row, gan_ids_by_run
 
 
 # Statements a histosynth dump never holds: ATTACH (like VACUUM INTO) reads or writes files; views
-# and triggers would run code when the tables are read back; a recursive CTE can run for ever.
+# and triggers would run code when the tables are read back; a recursive CTE can run for ever; temp
+# tables live outside the main database (and its page budget); a function call (zeroblob,
+# randomblob, printf...) makes big values out of little text: a dump holds literal values only.
 _DENIED = frozenset({
     sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH, sqlite3.SQLITE_RECURSIVE,
     sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_TEMP_VIEW, sqlite3.SQLITE_CREATE_TRIGGER,
     sqlite3.SQLITE_CREATE_TEMP_TRIGGER, sqlite3.SQLITE_CREATE_VTABLE,
+    sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_INDEX, sqlite3.SQLITE_FUNCTION,
 })
 # Work and memory a dump may cost, in proportion to its size. Loading a histosynth dump and
 # reading it back takes about 0.6 SQLite VM instructions and 1.4 bytes of database per byte of
@@ -40,9 +43,9 @@ _OVER_BUDGET = "interrupted"  # what SQLite says when the progress handler stops
 
 def _dump_statements_only(action: int, arg1: str | None, arg2: str | None, database: str | None,
                           trigger: str | None) -> int:
-    """SQLite authorizer for a dump from elsewhere (a fetched package): nothing in _DENIED, and no
-    pragma but the dump's foreign_keys."""
-    if action in _DENIED:
+    """SQLite authorizer for a dump from elsewhere (a fetched package): nothing in _DENIED, nothing in the
+    temp database, and no pragma but the dump's foreign_keys."""
+    if action in _DENIED or database == "temp":
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_PRAGMA and arg1 != "foreign_keys":
         return sqlite3.SQLITE_DENY
@@ -65,7 +68,8 @@ def _bound(driver: sqlite3.Connection, script_bytes: int) -> None:
     driver.set_progress_handler(_Budget(BASE_INSTRUCTIONS + INSTRUCTIONS_PER_BYTE * script_bytes), STEP)
     page_size = driver.execute("PRAGMA page_size").fetchone()[0]
     max_pages = (BASE_DATABASE_BYTES + DATABASE_BYTES_PER_BYTE * script_bytes) // page_size
-    driver.execute(f"PRAGMA max_page_count = {int(max_pages)}")
+    for schema_name in ("main", "temp"):  # temp too: the authorizer refuses temp tables, this caps them anyway
+        driver.execute(f"PRAGMA {schema_name}.max_page_count = {int(max_pages)}")
     driver.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
 
 
@@ -77,8 +81,12 @@ def refusal(where: str | Path, err: Exception, what: str) -> DataError:
                          "(a query that does not end?); refused. Fetch the package again, or rebuild it "
                          "(`dvc repro package`)")
     if "authorization denied" in detail or "not authorized" in detail:
-        return DataError(f"{where}: does not load into SQLite: it attaches files, sets pragmas, creates views or "
-                         "triggers or runs recursive queries, which the dumps histosynth writes never do (refused)")
+        return DataError(f"{where}: does not load into SQLite: it attaches files, sets pragmas, creates views, "
+                         "triggers or temp tables, calls functions or runs recursive queries, which the dumps "
+                         "histosynth writes never do (refused)")
+    if "database or disk is full" in detail:
+        return DataError(f"{where}: fills far more database pages than a histosynth dump of its size; refused. Fetch "
+                         "the package again, or rebuild it (`dvc repro package`)")
     return DataError(f"{where}: {what} ({detail})")
 
 

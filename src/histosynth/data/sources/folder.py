@@ -21,6 +21,9 @@ What is read, skipped or refused:
   fewer than two classes, a class without a usable image (an empty folder, or all its files
   skipped), and a class too small to give every split with a non-zero fraction an image.
 
+Origin: the manifest's ``origin`` is the image's path inside ``<path>`` (``<class>/.../<file>``),
+never the absolute path of the source folder, which would travel into a published package.
+
 Groups and split: each image gets a group (``data.group``: patient, slide or original image;
 duplicates join one group with ``data.duplicates.action: group``), see
 :mod:`histosynth.data.grouping`; the split is stratified by class and seeded and keeps every
@@ -94,7 +97,7 @@ def load_folder(params: DataParams) -> SourceImages:
     groups = assign_groups(relpaths, [_image_id(path) for path in relpaths], lambda i: images[i].pixels, params)
     split_of = split_by_groups([image.label for image in images], groups, names, params.val_fraction,
                                params.test_fraction, params.seed)
-    return SourceImages(tuple(names), partial(_split_images, params.source_arg, images, split_of, groups))
+    return SourceImages(tuple(names), partial(_split_images, images, split_of, groups))
 
 
 def _scan(root: Path) -> _Scan:
@@ -171,13 +174,13 @@ def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> list[_Image
     return images
 
 
-def _split_images(source_path: str, images: list[_Image], split_of: list[str], groups: list[str],
-                  split: str) -> SplitImages:
+def _split_images(images: list[_Image], split_of: list[str], groups: list[str], split: str) -> SplitImages:
     chosen = [image for image, s in zip(images, split_of) if s == split]
     return SplitImages(
         labels=np.array([image.label for image in chosen], dtype=np.int64),
         ids=[_image_id(image.relpath) for image in chosen],
-        origins=[readable(f"{source_path.rstrip('/')}/{image.relpath}") for image in chosen],
+        # inside the source folder only: where that folder lies on this machine is nobody's business
+        origins=[readable(image.relpath) for image in chosen],
         image=lambda i: chosen[i].pixels,
         groups=[group for group, s in zip(groups, split_of) if s == split],
     )

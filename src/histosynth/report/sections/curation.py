@@ -12,6 +12,7 @@ import pandas as pd
 from histosynth import paths
 from histosynth.errors import DataError
 from histosynth.manifest import MANIFEST_NAME, read_manifest
+from histosynth.neutralise import restore_csv_frame
 from histosynth.report.grids import sample_grid
 from histosynth.report.inputs import Missing
 
@@ -37,7 +38,8 @@ def curation_section(root: Path, class_names: list[str]) -> list[CurationClass] 
     if not scores_file.is_file() or not (candidates / MANIFEST_NAME).is_file():
         return Missing("curate")
     try:
-        scores = pd.read_csv(scores_file, keep_default_na=False, dtype={"id": str, "class_name": str, "curation": str})
+        scores = restore_csv_frame(pd.read_csv(scores_file, keep_default_na=False,
+                                               dtype={"id": str, "class_name": str, "curation": str}))
         enabled = json.loads((root / paths.CURATE_REPORT_DIR / "metrics.json").read_text()).get("enabled", True)
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{scores_file}: not readable curation scores ({err}); rerun `dvc repro curate`") from None

@@ -21,6 +21,7 @@ import pandas as pd
 from histosynth import paths
 from histosynth.errors import DataError
 from histosynth.manifest import MANIFEST_NAME
+from histosynth.neutralise import restore_csv_frame
 from histosynth.report.grids import pair
 from histosynth.report.inputs import Missing
 from histosynth.report.schemas import QaMetrics
@@ -127,6 +128,7 @@ def _closest(csv: Path, spaces: list[_Space]) -> pd.DataFrame:
     kept: dict[str, pd.DataFrame] = {}
     as_text = {column: str for column in ["id", "class"] + [s.nearest for s in spaces]}  # ids stay ids, even "0012"
     for chunk in _read(csv, usecols=wanted, chunksize=CHUNK_ROWS, dtype=as_text):
+        chunk = restore_csv_frame(chunk)
         chunk = chunk[chunk["source"] == "synthetic"]
         for space in spaces:
             for column in (space.ratio, space.distance):

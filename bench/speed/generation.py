@@ -1,7 +1,7 @@
 """Generation benchmarks: throughput against raw PNG writing, and peak memory against N.
 
-    .venv/bin/python bench/generation.py            # both benchmarks (a few minutes on 2 cores)
-    .venv/bin/python bench/generation.py --quick    # smaller N, for a smoke run
+    .venv/bin/python bench/speed/generation.py            # both benchmarks (a few minutes on 2 cores)
+    .venv/bin/python bench/speed/generation.py --quick    # smaller N, for a smoke run
 
 1. Throughput: the generation engine end to end (generator forward + PNG encode + MD5 + write,
    MD5SUMS and manifest included) against raw PNG encode + MD5 + write of the same images, with
@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import machine_info, save_results
 
 from histosynth.config.generate import GenerateParams

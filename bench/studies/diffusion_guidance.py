@@ -1,9 +1,9 @@
 """Which classifier-free guidance scale should the diffusion arch sample with? Measured on real val.
 
-    .venv/bin/python bench/diffusion_guidance.py --work /tmp/bm    # ~1 hour on one busy core
-    .venv/bin/python bench/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # then: QA of 200 per class
+    .venv/bin/python bench/studies/diffusion_guidance.py --work /tmp/bm    # ~1 hour on one busy core
+    .venv/bin/python bench/studies/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # then: QA of 200 per class
 
-The first command prepares ``<work>`` as bench/bloodmnist_gan.py does (BloodMNIST 28 px, 200
+The first command prepares ``<work>`` as bench/studies/bloodmnist_gan.py does (BloodMNIST 28 px, 200
 train images per class, augmented; the QA feature net) and trains the ddpm arch with that
 script's epochs (``<work>/ddpm/model``; a finished model there is reused). The second reuses
 both and generates at the recipe's guidance, so set the recipe from this result first.
@@ -30,10 +30,12 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from bloodmnist_gan import EPOCHS, FIRST_TRAINING_METRICS, pipeline_params, prepare
 from machine import code_revision, machine_info, save_results
 
@@ -90,7 +92,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; {m['date']}; load average at start "
         f"{results['load_average'][0]:.2f}. Code {results['revision']['commit']}. Model: BloodMNIST 28 px ddpm of "
-        f"bench/bloodmnist_gan.py ({results['model_epochs']} epochs), {results['per_class']} images per class per "
+        f"bench/studies/bloodmnist_gan.py ({results['model_epochs']} epochs), {results['per_class']} images per class per "
         f"scale, DDIM {results['steps']} steps. Scored against the real val split with the QA feature net "
         f"(its recall on real val: {floor['val_recall']:.3f}).",
         "",
@@ -108,7 +110,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, required=True, help="the --work folder of bench/bloodmnist_gan.py")
+    parser.add_argument("--work", type=Path, required=True, help="the --work folder of bench/studies/bloodmnist_gan.py")
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the recipe's)")
     parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES))

@@ -1,8 +1,8 @@
 """Diffusion arch (ddpm) throughput: training images/s and sampled images/s at 28 and 64 px.
 
-    .venv/bin/python bench/diffusion.py             # CPU: about 4 minutes on 2 cores
-    .venv/bin/python bench/diffusion.py --quick     # smoke run, writes nothing
-    torchrun --nproc_per_node=1 bench/diffusion.py  # not needed: one process per device is measured
+    .venv/bin/python bench/speed/diffusion.py             # CPU: about 4 minutes on 2 cores
+    .venv/bin/python bench/speed/diffusion.py --quick     # smoke run, writes nothing
+    torchrun --nproc_per_node=1 bench/speed/diffusion.py  # not needed: one process per device is measured
 
 What runs is the pipeline's own code at the recipe's CPU default width (32 channels, one residual
 block per level, attention at 8 px and below), random weights (speed does not depend on them):
@@ -25,10 +25,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import code_revision, machine_info, save_results
 
 from histosynth.config import params_from_mapping

@@ -1,9 +1,9 @@
 """Real-image edits by the diffusion model (SDEdit) on BloodMNIST at 100 real images per class: a sweep of
 the edit strength t0, judged on real val only.
 
-    nice -n 10 .venv/bin/python bench/diffusion_edits.py --work /tmp/hs-edits          # train, then sweep
-    nice -n 10 .venv/bin/python bench/diffusion_edits.py --work /tmp/hs-edits --train-only
-    .venv/bin/python bench/diffusion_edits.py --quick                                    # smoke run, writes nothing
+    nice -n 10 .venv/bin/python bench/studies/diffusion_edits.py --work /tmp/hs-edits   # train, then sweep
+    nice -n 10 .venv/bin/python bench/studies/diffusion_edits.py --work /tmp/hs-edits --train-only
+    .venv/bin/python bench/studies/diffusion_edits.py --quick                           # smoke run, writes nothing
 
 The pipeline's own functions in a work folder (resumable: a finished model is resumed, not retrained;
 every recipe's result is written to bench/results/diffusion_edits.json as soon as it is measured and
@@ -27,11 +27,13 @@ import json
 import math
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth.augment import augment
@@ -65,7 +67,7 @@ EMA = 0.999
 
 def study_params(quick: bool, **generate: Any) -> Params:
     """params.yaml's recipe with the study's data and the diffusion model's training budget."""
-    recipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump(mode="json")
+    recipe = load_params(Path(__file__).resolve().parents[2] / "params.yaml").model_dump(mode="json")
     recipe["data"] = {"source": "medmnist:bloodmnist", "root": str(DATA_ROOT), "image_size": 28,
                       "max_per_class": 20 if quick else REAL_PER_CLASS, "max_eval_per_class": 20 if quick else 0}
     recipe["augment"]["per_class"] = 200
@@ -78,7 +80,7 @@ def study_params(quick: bool, **generate: Any) -> Params:
     if quick:
         recipe["qa"]["featurenet"].update(epochs=2, folds=2)
         recipe["benchmark"].update(steps=10, eval_every=5)
-    return params_from_mapping(recipe, source="bench/diffusion_edits.py")
+    return params_from_mapping(recipe, source="bench/studies/diffusion_edits.py")
 
 
 def timed(fn) -> tuple[Any, float]:
@@ -331,7 +333,7 @@ def sweep(params: Params, work: Path, revision: dict[str, Any], prepared: dict[s
           quick: bool) -> None:
     checkpoint = checkpoint_hash(work / "ddpm")
     results: dict[str, Any] = {
-        "command": "nice -n 10 .venv/bin/python bench/diffusion_edits.py --work /tmp/hs-edits",
+        "command": "nice -n 10 .venv/bin/python bench/studies/diffusion_edits.py --work /tmp/hs-edits",
         "machine": machine_info(), "checkpoint_md5": checkpoint,
         "data": (f"{params.data.source} {params.data.image_size} px, {params.data.max_per_class} train images per "
                  "class (data.seed 0), the full val split"),

@@ -1,9 +1,9 @@
 """Choosing the generator and mixing recipe on real val (never test): BloodMNIST, 100 real images per class.
 
-    .venv/bin/python bench/recipes.py gan            # GAN training variants: QA figures + val accuracy
-    .venv/bin/python bench/recipes.py mixing         # curation / ratio / weight / mode on the chosen GAN
-    .venv/bin/python bench/recipes.py gan --only dcgan_diffaug   # one variant (results are merged)
-    .venv/bin/python bench/recipes.py gan --quick    # tiny data: smoke run, writes nothing
+    .venv/bin/python bench/studies/recipes.py gan            # GAN training variants: QA figures + val accuracy
+    .venv/bin/python bench/studies/recipes.py mixing         # curation / ratio / weight / mode on the chosen GAN
+    .venv/bin/python bench/studies/recipes.py gan --only dcgan_diffaug   # one variant (results are merged)
+    .venv/bin/python bench/studies/recipes.py gan --quick    # tiny data: smoke run, writes nothing
 
 Every variant runs the pipeline's own functions in a temporary folder: ingest (``medmnist:bloodmnist``
 from /work/shared/data, 28 px, 100 train images per class, the full val split; the test split is
@@ -22,13 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import code_revision, machine_info, save_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
+from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth.augment import augment
 from histosynth.benchmark.arms import single_stream, with_synthetic
@@ -146,7 +148,7 @@ def gan(only: list[str] | None, quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="recipes-") as tmp:
         work = Path(tmp)
-        base_params = params_from_mapping(base, source="bench/recipes.py")
+        base_params = params_from_mapping(base, source="bench/studies/recipes.py")
         prepare_seconds = prepare(work, base_params)
         select, score = val_halves(load_image_set(work / "real", "val"))
         real = load_image_set(work / "real", "train")
@@ -182,7 +184,7 @@ def mixing(gan_variant: str, quick: bool) -> dict[str, Any]:
                                  "gan": {"epochs": 1, "probe": {"every": 1}}, "generate": {"n_per_class": 10},
                                  "qa": {"featurenet": {"epochs": 2, "folds": 2}},
                                  "benchmark": {"steps": 10, "eval_every": 5}})
-    params = params_from_mapping(base, source="bench/recipes.py mixing")
+    params = params_from_mapping(base, source="bench/studies/recipes.py mixing")
     out: dict[str, Any] = {"gan_variant": gan_variant, "curation": {}, "mixing": {}}
     with tempfile.TemporaryDirectory(prefix="recipes-mixing-") as tmp:
         work = Path(tmp)
@@ -260,7 +262,7 @@ def main() -> None:
     if args.what == "mixing":
         result = {**machine, **mixing(args.gan, args.quick), "seconds_total": round(time.perf_counter() - started, 1)}
         if not args.quick:
-            save_results(stem, "# Curation and mixing on BloodMNIST, 100 real per class (bench/recipes.py mixing)\n\n"
+            save_results(stem, "# Curation and mixing on BloodMNIST, 100 real per class (bench/studies/recipes.py mixing)\n\n"
                          + mixing_table(result), json_ready(result))
         print(mixing_table(result))
         return
@@ -269,11 +271,11 @@ def main() -> None:
     if args.quick:
         print(gan_table(result))
         return
-    path = Path(__file__).parent / "results" / f"{stem}.json"
+    path = RESULTS_DIR / f"{stem}.json"
     if args.only and path.is_file():  # keep the other variants' recorded results
         previous = json.loads(path.read_text())
         result["variants"] = {**previous.get("variants", {}), **result["variants"]}
-    save_results(stem, "# GAN variants on BloodMNIST, 100 real per class (bench/recipes.py gan)\n\n" + gan_table(result),
+    save_results(stem, "# GAN variants on BloodMNIST, 100 real per class (bench/studies/recipes.py gan)\n\n" + gan_table(result),
                  json_ready(result))
     print(gan_table(result))
 

@@ -1,8 +1,8 @@
 """Packaging benchmarks: throughput of the package stage on 100k images, and peak memory against N.
 
-    .venv/bin/python bench/package.py            # about 5 minutes on 2 cores
-    .venv/bin/python bench/package.py --quick    # 10k images, for a smoke run (writes nothing)
-    .venv/bin/python bench/package.py --verify   # `histosynth verify` alone, default and --deep (3 minutes)
+    .venv/bin/python bench/speed/package.py            # about 5 minutes on 2 cores
+    .venv/bin/python bench/speed/package.py --quick    # 10k images, for a smoke run (writes nothing)
+    .venv/bin/python bench/speed/package.py --verify   # `histosynth verify` alone, default and --deep (3 minutes)
 
 The inputs are what the pipeline would hand the stage: 28 px PNGs (real encodes of textured
 images, every file distinct) in an ingest-style real folder (20%, split 70/15/15) and a
@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import code_revision, machine_info, save_results
 
 from histosynth.config import params_from_mapping

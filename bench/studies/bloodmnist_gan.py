@@ -1,10 +1,10 @@
 """Generator quality on real cytology in the small-data regime: BloodMNIST, 200 real images per class.
 
-    .venv/bin/python bench/bloodmnist_gan.py            # dcgan and ascgan: about 12 minutes on 2 cores
-    .venv/bin/python bench/bloodmnist_gan.py --archs dcgan   # rerun one arch (e.g. after a model fix)
-    .venv/bin/python bench/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # the diffusion arch: ~1 hour;
-                                                        # keeps the folders (bench/diffusion_guidance.py reads them)
-    .venv/bin/python bench/bloodmnist_gan.py --quick    # tiny data and 1 epoch: smoke run, writes nothing
+    .venv/bin/python bench/studies/bloodmnist_gan.py            # dcgan and ascgan: about 12 minutes on 2 cores
+    .venv/bin/python bench/studies/bloodmnist_gan.py --archs dcgan   # rerun one arch (e.g. after a model fix)
+    .venv/bin/python bench/studies/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # the diffusion arch: ~1 hour;
+                                                        # keeps the folders (bench/studies/diffusion_guidance.py reads them)
+    .venv/bin/python bench/studies/bloodmnist_gan.py --quick    # tiny data and 1 epoch: smoke run, writes nothing
 
 The pipeline's own functions, in a temporary folder: ingest (``medmnist:bloodmnist`` read from
 /work/shared/data, 28 px, 200 train and 100 val / test images per class), augment
@@ -34,11 +34,13 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth.augment import augment
@@ -60,7 +62,7 @@ DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 EPOCHS = {"dcgan": 150, "ascgan": 30, "ddpm": 30}
 # The probe's fakes cost a full sampling run each for ddpm: fewer of them than the GANs' 400.
 PROBE_IMAGES = {"ddpm": 96}
-# Where bench/diffusion_guidance.py keeps the metrics of the training it ran in a --work folder
+# Where bench/studies/diffusion_guidance.py keeps the metrics of the training it ran in a --work folder
 # (a later run here resumes the finished model instead of training again).
 FIRST_TRAINING_METRICS = "train_metrics_first_run.json"
 SKIPPED = {
@@ -85,7 +87,7 @@ def pipeline_params(arch: str, epochs: int, quick: bool) -> Params:
                 "probe": {"every": epochs, "max_images": PROBE_IMAGES.get(arch, 400)}},
         "generate": {"n_per_class": per_class, "device": "cpu"},
         "qa": {"enforce": False, **({"featurenet": {"epochs": 2}} if quick else {})},
-    }, source="bench/bloodmnist_gan.py")
+    }, source="bench/studies/bloodmnist_gan.py")
 
 
 def timed(fn) -> tuple[Any, float]:

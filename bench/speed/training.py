@@ -1,8 +1,8 @@
 """GAN training throughput: real images per second through the discriminator, per arch.
 
-    .venv/bin/python bench/training.py                 # CPU, 1 and 2 threads: about 5 minutes on 2 cores
-    .venv/bin/python bench/training.py --device cuda   # on a GPU (bf16 autocast, as training uses there)
-    .venv/bin/python bench/training.py --quick         # smoke run, writes nothing
+    .venv/bin/python bench/speed/training.py                 # CPU, 1 and 2 threads: about 5 minutes on 2 cores
+    .venv/bin/python bench/speed/training.py --device cuda   # on a GPU (bf16 autocast, as training uses there)
+    .venv/bin/python bench/speed/training.py --quick         # smoke run, writes nothing
 
 Every arch at its default image size(s) (dcgan and sagan 32 px, ascgan 28, cwgan128 64 and
 128) with the recipe's CPU-default width and batch size trains in the real training loop:
@@ -40,9 +40,10 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import code_revision, machine_info, save_results
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from conftest import write_image_folder  # noqa: E402  (the test suite's textured images)
 
 from histosynth.config.gan import GanParams, ProbeParams  # noqa: E402

@@ -1,9 +1,9 @@
 """QA gate calibration and timing on real data (issues 4 and 11). A benchmark, not a test: run it by hand.
 
-    python bench/qa.py demo         # builtin:ihc demo tiles            -> bench/results/qa_demo.json
-    python bench/qa.py bloodmnist   # BloodMNIST, 100 train per class   -> bench/results/qa_bloodmnist.json
-    python bench/qa.py scale        # 10k synthetic vs 10k real, 28 px  -> bench/results/qa_scale.json
-    python bench/qa.py table        # bench/results/qa_calibration.md from the two calibration JSONs
+    python bench/studies/qa.py demo         # builtin:ihc demo tiles            -> bench/results/qa_demo.json
+    python bench/studies/qa.py bloodmnist   # BloodMNIST, 100 train per class   -> bench/results/qa_bloodmnist.json
+    python bench/studies/qa.py scale        # 10k synthetic vs 10k real, 28 px  -> bench/results/qa_scale.json
+    python bench/studies/qa.py table        # bench/results/qa_calibration.md from the two calibration JSONs
 
 ``demo`` and ``bloodmnist`` train the feature net on a real folder, augment its train split with
 the real augment stage, and run QA against a held-out real set ("real_split": real images the
@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from machine import machine_info
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
+from machine import RESULTS_DIR, machine_info
 from scipy.ndimage import gaussian_filter
 
 from histosynth.augment import augment
@@ -51,7 +52,7 @@ from histosynth.qa.gates import GATES
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import run_qa
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = RESULTS_DIR
 BLOODMNIST = Path(os.environ.get("HISTOSYNTH_BLOODMNIST", "/work/shared/data/bloodmnist.npz"))
 BLOODMNIST_CLASSES = ("basophil", "eosinophil", "erythroblast", "immature granulocytes", "lymphocyte",
                       "monocyte", "neutrophil", "platelet")
@@ -284,7 +285,7 @@ def table() -> str:
     for run in ("demo", "bloodmnist"):
         path = RESULTS / f"qa_{run}.json"
         if not path.is_file():
-            lines.append(f"## {run}: not run (`python bench/qa.py {run}`)\n")
+            lines.append(f"## {run}: not run (`python bench/studies/qa.py {run}`)\n")
             continue
         result = json.loads(path.read_text())
         machine = result["machine"]
@@ -326,7 +327,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.run == "table":
         out = RESULTS / "qa_calibration.md"
-        out.write_text("# QA gate calibration (bench/qa.py)\n\n" + table())
+        out.write_text("# QA gate calibration (bench/studies/qa.py)\n\n" + table())
         print(f"wrote {out}")
         return
     setup_logging()

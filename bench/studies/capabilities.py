@@ -1,7 +1,7 @@
 """Does the demo pass QA whatever kernels torch picks? The pipeline under each CPU capability.
 
-    .venv/bin/python bench/capabilities.py                   # default, avx2 and (where the CPU has it) avx512
-    .venv/bin/python bench/capabilities.py --only default    # one capability
+    .venv/bin/python bench/studies/capabilities.py                   # default, avx2 and (where the CPU has it) avx512
+    .venv/bin/python bench/studies/capabilities.py --only default    # one capability
 
 torch chooses its CPU kernels by instruction set (``torch.backends.cpu.get_cpu_capability()``),
 and other kernels round differently: the same params train other weights on another CPU. For
@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import code_revision, machine_info, save_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
+from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAPABILITIES = ("default", "avx2", "avx512")
 
 
@@ -118,7 +119,7 @@ def main() -> None:
         runs[capability] = run(capability)
         print(capability, json.dumps({k: v for k, v in runs[capability].items() if k != "gates"}), flush=True)
     result = {"machine": machine_info(), "code": code_revision(), "load_average_end": os.getloadavg(), "runs": runs}
-    path = Path(__file__).parent / "results" / "capabilities.json"
+    path = RESULTS_DIR / "capabilities.json"
     if args.only and path.is_file():
         result["runs"] = {**json.loads(path.read_text()).get("runs", {}), **runs}
     save_results("capabilities", markdown(result), result)

@@ -1,7 +1,7 @@
 """SQL dump benchmark: seconds per dialect for 100k images, and whether a dump's memory grows with N.
 
-    .venv/bin/python bench/sql_dump.py            # 100k images, about two minutes on 2 cores
-    .venv/bin/python bench/sql_dump.py --quick    # 10k images, smoke run, writes nothing
+    .venv/bin/python bench/speed/sql_dump.py            # 100k images, about two minutes on 2 cores
+    .venv/bin/python bench/speed/sql_dump.py --quick    # 10k images, smoke run, writes nothing
 
 A package's metadata of N images (8 classes, a fifth real in train/val/test, the rest
 synthetic) goes through histosynth.sql as the package stage and `histosynth verify` use it:
@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 import pandas as pd
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import code_revision, machine_info, save_results
 
 from histosynth.fsutil import unique_safe_names

@@ -1,12 +1,12 @@
 """Do synthetic images make a classifier better on real cytology? BloodMNIST at 25, 50 and 100 real
 train images per class, every arm, classifier seeds x generator seeds.
 
-    .venv/bin/python bench/bloodmnist_benchmark.py                 # the study: about 2-3 hours on 2 idle cores
-    .venv/bin/python bench/bloodmnist_benchmark.py --sizes 100     # one size (results of the others are kept)
-    .venv/bin/python bench/bloodmnist_benchmark.py --quick         # tiny data, few steps: smoke run, writes nothing
+    .venv/bin/python bench/studies/bloodmnist_benchmark.py                 # the study: about 2-3 hours on 2 idle cores
+    .venv/bin/python bench/studies/bloodmnist_benchmark.py --sizes 100     # one size (results of the others are kept)
+    .venv/bin/python bench/studies/bloodmnist_benchmark.py --quick         # tiny data, few steps: smoke run, writes nothing
 
 Per size n, the pipeline's own functions in a temporary folder, with params.yaml's recipe (chosen on
-real val by bench/recipes.py, never on test) and these study settings: ingest
+real val by bench/studies/recipes.py, never on test) and these study settings: ingest
 (``medmnist:bloodmnist`` from /work/shared/data, 28 px, n train images per class drawn with
 data.seed 0, the full val and test splits), augment (200 per class), the feature net and its
 cross-fitted copies, then per generator seed g (gan.seed = generate.seed = g): train the GAN on the
@@ -27,12 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth.augment import augment
@@ -65,11 +67,11 @@ RESAMPLES, CONFIDENCE = 2000, 0.95
 
 def study_params(n_real: int, generator_seed: int, quick: bool) -> Params:
     """params.yaml (the recipe) with the study's data, sizes and seeds."""
-    recipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump(mode="json")
+    recipe = load_params(Path(__file__).resolve().parents[2] / "params.yaml").model_dump(mode="json")
     recipe["data"] = {"source": "medmnist:bloodmnist", "root": str(DATA_ROOT), "image_size": 28,
                       "max_per_class": n_real, "max_eval_per_class": 20 if quick else 0}
     recipe["augment"]["per_class"] = 200
-    # the GAN budget bench/recipes.py chose the recipe with (3,750 generator steps at 100 per class)
+    # the GAN budget bench/studies/recipes.py chose the recipe with (3,750 generator steps at 100 per class)
     recipe["gan"].update(seed=generator_seed, device="cpu", threads=1, epochs=STUDY_GAN_EPOCHS)
     recipe["generate"].update(seed=generator_seed, device="cpu", n_per_class=10 if quick else SYNTHETIC_PER_CLASS)
     recipe["qa"]["enforce"] = False
@@ -79,7 +81,7 @@ def study_params(n_real: int, generator_seed: int, quick: bool) -> Params:
         recipe["gan"].update(epochs=1, probe={"every": 1, "max_images": 40})
         recipe["qa"]["featurenet"].update(epochs=2, folds=2)
         recipe["benchmark"].update(steps=10, eval_every=5, seeds=[0, 1])
-    return params_from_mapping(recipe, source="bench/bloodmnist_benchmark.py")
+    return params_from_mapping(recipe, source="bench/studies/bloodmnist_benchmark.py")
 
 
 def timed(fn) -> tuple[Any, float]:
@@ -193,8 +195,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}; {machine['date']}; "
              f"code {result['code']['commit']}{' + uncommitted src changes' if result['code'].get('dirty') else ''}. "
              f"Load average at start {result['load_average']['start']}, end {result['load_average']['end']}.", "",
-             "Command: `.venv/bin/python bench/bloodmnist_benchmark.py`. Recipe: params.yaml at that commit "
-             "(chosen on real val by bench/recipes.py); data: BloodMNIST 28 px, n real train images per class, "
+             "Command: `.venv/bin/python bench/studies/bloodmnist_benchmark.py`. Recipe: params.yaml at that commit "
+             "(chosen on real val by bench/studies/recipes.py); data: BloodMNIST 28 px, n real train images per class, "
              f"the full val (model selection) and test (every figure) splits; {SYNTHETIC_PER_CLASS} curated synthetic "
              f"images per class; classifier seeds {list(CLASSIFIER_SEEDS)} x generator seeds {list(GENERATOR_SEEDS)}.",
              "", "Mean ± std over trainings [95 % bootstrap interval over test images, classifier seeds and generator "

@@ -1,8 +1,8 @@
 """What the duplicate check costs at ingest, and how its thresholds were chosen. Full BloodMNIST.
 
-    .venv/bin/python bench/ingest_duplicates.py                 # about 4 minutes on 2 cores
-    .venv/bin/python bench/ingest_duplicates.py --baseline REV  # compare with REV (default: where this branch left main)
-    .venv/bin/python bench/ingest_duplicates.py --quick         # one round, 2,000 images: smoke run, writes nothing
+    .venv/bin/python bench/speed/ingest_duplicates.py                 # about 4 minutes on 2 cores
+    .venv/bin/python bench/speed/ingest_duplicates.py --baseline REV  # compare with REV (default: where this branch left main)
+    .venv/bin/python bench/speed/ingest_duplicates.py --quick         # one round, 2,000 images: smoke run, writes nothing
 
 - **Time and memory**: the whole ``ingest`` of ``medmnist:bloodmnist`` (17,092 images of 28 px,
   read from /work/shared/data) with this working tree and with ``--baseline`` (its ``src/``
@@ -32,10 +32,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import code_revision, machine_info, save_results
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 ROUNDS = 3
 SMALL_CAPS = (250, 50)  # train, val/test images per class of the small run
