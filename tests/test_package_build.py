@@ -124,6 +124,12 @@ def test_edits_record_their_source_in_metadata_sql_and_card(inputs: PackageInput
     connection.executescript((out / "sql" / "sqlite.sql").read_text("utf-8"))
     rows = connection.execute("SELECT id, edit_of FROM images WHERE edit_of IS NOT NULL ORDER BY id").fetchall()
     assert rows == sorted(edits[["id", "edit_of"]].itertuples(index=False, name=None))
+    jsonl = [json.loads(line) for line in (out / "metadata.jsonl").read_text("utf-8").splitlines()]
+    assert {r["id"]: r["edit_of"] for r in jsonl if r["edit_of"]} == dict(zip(edits["id"], edits["edit_of"]))
+    croissant = json.loads((out / "croissant.json").read_text("utf-8"))
+    images = next(r for r in croissant["recordSet"] if r["name"] == "images")
+    assert {"@id": "metadata.parquet"} == next(f for f in images["field"]
+                                               if f["name"] == "edit_of")["source"]["fileObject"]
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "| synthetic | of which edits | total |" in card
     assert f"| {N_SYNTHETIC} | {N_SYNTHETIC // 2} | {3 * PER_SPLIT + N_SYNTHETIC} |" in card
