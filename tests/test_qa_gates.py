@@ -249,9 +249,7 @@ def test_inputs_that_cannot_be_compared_are_clear_errors(work):
         run_qa(REPORT_ONLY, small_real, small_synthetic, net, work / "qa_other")
     missing = params_from_mapping({"qa": {"fid": {"inception_weights": str(work / "nope.pth")}}}).qa
     with pytest.raises(ConfigError, match=r"qa.fid.inception_weights = .*nope.pth.*file not found"):
-        # its own synthetic folder: under xdist the test that writes work / "held_out" may run elsewhere
-        run_qa(missing, real, write_image_folder(work / "weights_check", {"train": 4}, seed=7, source="synthetic"),
-               net, work / "qa_missing_weights")
+        run_qa(missing, real, work / "held_out", net, work / "qa_missing_weights")
     assert not any((work / d).exists() for d in ("qa_odd", "qa_big", "qa_nowhere", "qa_other", "qa_missing_weights"))
 
 
