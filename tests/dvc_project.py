@@ -57,9 +57,16 @@ def tree_md5s(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
+def make_repro(cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`make repro` as the README gives it, with this interpreter's environment standing in for .venv
+    (``-o``: make neither creates nor reinstalls it)."""
+    venv = Path(sys.executable).parent.parent
+    return run(cwd, "make", "-o", str(venv / ".installed"), "repro", f"VENV={venv}", check=check)
+
+
 def make_project(root: Path, params: dict) -> Path:
     """Copy the pipeline into ``root`` with params.yaml overridden by ``params``; git + DVC init, no repro."""
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile"):
         shutil.copy(REPO / name, root / name)
     for folder in ("stages", "src"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

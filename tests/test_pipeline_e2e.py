@@ -3,35 +3,72 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from dvc_project import env as _env, make_project, run as _run, tree_md5s as _tree_md5s
+from dvc_project import env as _env, make_project, make_repro, run as _run, tree_md5s as _tree_md5s
+from histosynth.summary import summary_text
 
 pytestmark = pytest.mark.slow
 
 # Small but real: the demo source, fewer images, a tiny GAN trained for two epochs. A GAN this
-# small cannot pass the QA gates, so the baseline only reports them.
+# small cannot pass the QA gates, so the baseline only reports them. One torch thread and one
+# benchmark training at a time: models this small run fastest so, and the tests run beside each
+# other (pytest-xdist), where a second OpenMP thread waits for a core another test holds. The probe
+# runs once, after the last epoch (a diffusion model samples its fakes step by step).
 TINY_PARAMS = {
     "augment": {"per_class": 24},
-    "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "probe": {"every": 1, "max_images": 40}},
+    "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "threads": 1,
+            "probe": {"every": 2, "max_images": 40}},
     "generate": {"n_per_class": 12},
     "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2}},
-    "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100}},
+    "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100},
+                  "threads": 1},
 }
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh git + DVC repo holding this project's pipeline with tiny params, reproduced once."""
+def first_repro(tmp_path_factory) -> tuple[Path, str]:
+    """A fresh git + DVC repo holding this project's pipeline with tiny params, reproduced once by `make repro`;
+    and what that printed."""
+    if shutil.which("make") is None or not (Path(sys.executable).parent / "dvc").is_file():
+        pytest.skip("`make repro` needs make, and dvc installed beside this interpreter")
     root = make_project(tmp_path_factory.mktemp("project"), TINY_PARAMS)
-    _run(root, sys.executable, "-m", "dvc", "repro")
+    done = make_repro(root)
     _run(root, "git", "add", "-A")
     _run(root, "git", "commit", "-qm", "baseline")
-    return root
+    return root, done.stdout
+
+
+@pytest.fixture(scope="module")
+def project(first_repro) -> Path:
+    return first_repro[0]
+
+
+def summary_at_the_end(printed: str, root: Path) -> None:
+    """The last lines printed are the summary block, the same as `histosynth summary` prints for the project."""
+    summary = summary_text(root).splitlines()
+    assert printed.rstrip("\n").splitlines()[-len(summary):] == summary
+    assert summary[1].startswith("QA FAILED for ")  # a GAN this small fails the gates, reported (qa.enforce: false)
+    assert any(line.startswith("Benchmark (1 seed, ") for line in summary)
+    assert "Report:  reports/index.html" in summary and "Package: data/package" in summary
+
+
+def test_make_repro_ends_with_the_summary(first_repro):
+    root, printed = first_repro
+    assert "Running stage 'report'" in printed
+    summary_at_the_end(printed, root)
+    assert printed.count("==== histosynth summary ====") == 1  # the report stage left it to make
+
+
+def test_a_noop_make_repro_still_ends_with_the_summary(project):
+    printed = make_repro(project).stdout
+    assert "Running stage" not in printed
+    summary_at_the_end(printed, project)
 
 
 def test_repro_writes_every_declared_output(project):
@@ -108,6 +145,7 @@ def test_exp_run_with_changed_param_reruns_only_affected_stages(project):
     assert "Running stage 'ingest'" not in out
     assert "Running stage 'featurenet'" not in out
     assert "Running stage 'train'" in out
+    assert "==== histosynth summary ====" in out  # printed by the report stage under plain DVC
     counts = {len(list(d.glob("*.png"))) for d in (project / "data/augmented").iterdir() if d.is_dir()}
     assert counts == {10}
 

@@ -9,7 +9,7 @@
 The pipeline's own functions, in a temporary folder: ingest (``medmnist:bloodmnist`` read from
 /work/shared/data, 28 px, 200 train and 100 val / test images per class), augment
 (``augment.per_class: 200``), the QA feature net once, then per arch: train (on CPU, one torch
-thread as params.yaml sets, for the epochs in ``EPOCHS``: about 3.5 minutes each on the shared
+thread, set here, for the epochs in ``EPOCHS``: about 3.5 minutes each on the shared
 2-core machine), generate 200 images per class, and QA with ``qa.enforce: false``. Every other
 param is the default. Per arch it records the epochs, the training wall time and metrics, every
 QA figure with its real-vs-real floor and gate verdict, and copies the final fixed-noise sample

@@ -171,9 +171,10 @@ def featurenet(
     """Train the domain feature net that `qa` measures synthetic images with, and its cross-fitted copies
     (qa.featurenet recipe)."""
     from histosynth.classifier.featurenet import train_featurenet
+    from histosynth.parallel import usable_cores
 
     run_guarded(lambda: train_featurenet(load_params(params_file, "featurenet").qa.featurenet, real, out,
-                                         report))
+                                         report, workers=usable_cores()))
 
 
 
@@ -277,6 +278,18 @@ def report(
 
     run_guarded(lambda: build_report(root, out))
 
+
+
+@app.command(rich_help_panel=STAGES)
+def summary(
+    verbose: bool = VerboseOption,
+    root: Path = typer.Option(Path("."), help="Project folder whose reports/ and params.yaml the summary reads."),
+) -> None:
+    """Print the last run's answer: QA per class, whether the synthetic images helped, the report and the
+    package, the next commands (what `make repro` ends with, even when DVC skipped every stage)."""
+    from histosynth.summary import print_summary
+
+    run_guarded(lambda: print_summary(root))
 
 
 @app.command(rich_help_panel=PACKAGES)
