@@ -181,3 +181,22 @@ def test_exp_run_with_the_projected_arch_runs_the_whole_pipeline(project):
     assert 0 <= qa["cas"]["synthetic_only"] <= 1 and qa["cas"]["steps"] == TINY_PARAMS["qa"]["cas"]["steps"]
     assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
     assert "projected" in (project / "reports/index.html").read_text()
+    _run(project, "git", "checkout", "--", "params.yaml")
+
+
+def test_exp_run_with_diffusion_edits_runs_the_whole_pipeline(project):
+    # the tiny budget of TINY_PARAMS: a ddpm of width 4 trained for two epochs edits the real train tiles
+    out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=ddpm", "-S", "generate.mode=edit",
+               "-S", "generate.edit.strength=0.5", "-S", "generate.diffusion.steps=5").stdout
+    for stage in ("generate", "curate", "qa", "package", "benchmark", "report"):
+        assert f"Running stage '{stage}'" in out
+    read = ("import json, pandas; m = pandas.read_parquet('data/synthetic/manifest.parquet'); "
+            "r = pandas.read_parquet('data/real/manifest.parquet'); p = pandas.read_parquet('data/package/metadata.parquet'); "
+            "print(json.dumps({'sources': sorted(set(m.edit_of)), 'train': sorted(r[r.split == 'train'].id), "
+            "'strength': sorted(set(m.edit_strength)), 'packaged': int(p.edit_of.notna().sum()), 'n': len(m)}))")
+    found = json.loads(_run(project, sys.executable, "-c", read).stdout)
+    assert set(found["sources"]) <= set(found["train"]) and found["strength"] == [0.5]
+    assert found["packaged"] == found["n"]  # every shipped edit names its source in the package
+    assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
+    assert "of which edits" in (project / "data/package/README.md").read_text()
+    _run(project, "git", "checkout", "--", "params.yaml")

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from histosynth.classifier.checkpoint import load_classifier
-from histosynth.classifier.crossfit import load_out_of_fold, out_of_fold_probabilities
+from histosynth.classifier.crossfit import (
+    load_fold_models, load_out_of_fold, out_of_fold_probabilities, unseen_source_probabilities,
+)
 from histosynth.classifier.embed import embed
 from histosynth.config.qa import QaParams
 from histosynth.errors import DataError
@@ -82,7 +84,9 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
                                            params.draws)
     with timings.step("label consistency"):
         labels = evaluate.label_agreement_by_class(inputs, _out_of_fold_predictions(featurenet_dir, inputs),
-                                                   val.predictions, synthetic.predictions, params)
+                                                   val.predictions, _synthetic_predictions(featurenet_dir, inputs,
+                                                                                           synthetic.predictions),
+                                                   params)
     with timings.step("duplicates"):
         duplicates = evaluate.duplicates_by_class(inputs)
     with timings.step("memorisation"):
@@ -137,6 +141,20 @@ def _out_of_fold_predictions(featurenet_dir: Path, inputs: QaInputs) -> np.ndarr
         raise DataError(f"{featurenet_dir}: no out-of-fold prediction for {len(missing)} real train image(s) "
                         f"(e.g. {sorted(missing)[0]}); retrain the feature net (`dvc repro featurenet`)")
     return out_of_fold_probabilities(table.loc[inputs.train.ids]).argmax(axis=1)
+
+
+def _synthetic_predictions(featurenet_dir: Path, inputs: QaInputs, predictions: np.ndarray) -> np.ndarray:
+    """The feature net's predictions of the synthetic images, except for edits of real train images: the
+    cross-fitted classifier that never saw an edit's source predicts it (the feature net trained on it)."""
+    sources = inputs.synthetic.originals
+    edits = np.flatnonzero(sources != "") if sources is not None else np.zeros(0, int)
+    if not len(edits):
+        return predictions
+    probabilities = unseen_source_probabilities(load_fold_models(featurenet_dir), load_out_of_fold(featurenet_dir),
+                                                inputs.synthetic.images.images[edits], sources[edits])
+    out = predictions.copy()
+    out[edits] = probabilities.argmax(axis=1)
+    return out
 
 
 def _class_counts(inputs: QaInputs, c: int) -> dict[str, int]:
