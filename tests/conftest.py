@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from histosynth.fsutil import unique_safe_names
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import encode_png, md5_bytes
 from histosynth.manifest import write_manifest
+from histosynth.md5sums import write_md5sums
 
 TINY_CLASSES = ("red blobs", "green stripes", "blue noise")
 

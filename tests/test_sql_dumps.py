@@ -19,8 +19,8 @@ from histosynth.entry import EXIT_INPUT
 from histosynth.errors import ConfigError, DataError
 from histosynth.gan.models import build_discriminator, build_generator
 from histosynth.package.schema import METADATA_PARQUET, metadata_parquet_bytes
-from histosynth.sql import DIALECTS, build_database, check_dumps, write_dumps
-from histosynth.sql.describe import describe_gan
+from histosynth.package.sql import DIALECTS, build_database, check_dumps, write_dumps
+from histosynth.package.sql.describe import describe_gan
 
 
 def write_package(root: Path, metadata: pd.DataFrame) -> Path:
@@ -215,7 +215,7 @@ def test_inconsistent_inputs_are_refused_with_a_reason(tmp_path: Path) -> None:
 
 
 def test_dumps_rendered_in_parallel_processes_are_the_same_bytes(package: Path, tmp_path: Path, monkeypatch) -> None:
-    from histosynth.sql import dump
+    from histosynth.package.sql import dump
 
     monkeypatch.setattr(dump, "PARALLEL_FROM_IMAGES", 0)  # the small test set takes the big-package path
     metadata = pd.read_parquet(package / METADATA_PARQUET)

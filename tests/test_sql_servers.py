@@ -19,8 +19,8 @@ from sql_servers import Server, mariadb, postgresql  # noqa: F401  (session fixt
 from sqlalchemy import insert
 
 from histosynth.manifest import class_names_of
-from histosynth.sql import DIALECTS, PackageDatabase, build_database, schema, write_dumps
-from histosynth.sql.dump import dialect_of
+from histosynth.package.sql import DIALECTS, PackageDatabase, build_database, schema, write_dumps
+from histosynth.package.sql.dump import dialect_of
 
 HEX = {"mysql": "HEX({})", "postgresql": "encode(convert_to({}, 'UTF8'), 'hex')", "sqlite": "hex({})"}
 JSON_TEXT = {"mysql": "JSON_VALUE({}, '$.{}')", "postgresql": "{} #>> '{{{}}}'", "sqlite": "json_extract({}, '$.{}')"}

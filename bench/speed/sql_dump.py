@@ -4,7 +4,7 @@
     .venv/bin/python bench/speed/sql_dump.py --quick    # 10k images, smoke run, writes nothing
 
 A package's metadata of N images (8 classes, a fifth real in train/val/test, the rest
-synthetic) goes through histosynth.sql as the package stage and `histosynth verify` use it:
+synthetic) goes through histosynth.package.sql as the package stage and `histosynth verify` use it:
 build_database, write_dump per dialect (wall and CPU seconds, size), check_dumps (load
 sqlite.sql into SQLite, compare with the metadata, render all three dumps again). Memory: the
 Python heap's peak (tracemalloc) while writing the SQLite dump of N/10 and of N images; the
@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.
 from machine import code_revision, machine_info, save_results
 
 from histosynth.fsutil import unique_safe_names
-from histosynth.sql import DIALECTS, build_database, check_dumps
-from histosynth.sql.dump import write_dump
+from histosynth.package.sql import DIALECTS, build_database, check_dumps
+from histosynth.package.sql.dump import write_dump
 
 CLASSES = ("basophil", "eosinophil", "erythroblast", "immature granulocytes", "lymphocyte", "monocyte",
            "neutrophil", "platelet")

@@ -295,7 +295,7 @@ def export_sql(
 ) -> None:
     """Dump a package's database for one SQL dialect (images from metadata.parquet, GAN and QA records
     from sql/sqlite.sql); the same bytes as the package's sql/<dialect>.sql."""
-    from histosynth.sql import export_sql as run
+    from histosynth.package.sql import export_sql as run
 
     run_guarded(lambda: run(package_dir, dialect, out))
 

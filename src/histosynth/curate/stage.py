@@ -34,11 +34,11 @@ from histosynth.curate.scores import CopyReference, RealismReference, confidence
 from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
-from histosynth.output_policy import check_outputs
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import read_png_rgb
 from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.md5sums import write_md5sums
 from histosynth.neutralise import csv_frame
+from histosynth.output_policy import check_outputs
 
 log = logging.getLogger(__name__)
 

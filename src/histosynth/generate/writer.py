@@ -12,12 +12,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from histosynth.errors import HistosynthError
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.fsutil import unique_safe_names
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler, class_blocks
 from histosynth.generate.shards import Shard
 from histosynth.images import write_pngs
 from histosynth.manifest import write_manifest
+from histosynth.md5sums import write_md5sums
 from histosynth.parallel import usable_cores
 
 SPLIT = "train"

@@ -1,6 +1,6 @@
 """SQL dumps of the package database, one per dialect, rendered by SQLAlchemy.
 
-DDL is compiled per dialect from the tables in :mod:`histosynth.sql.schema`; rows go in as
+DDL is compiled per dialect from the tables in :mod:`histosynth.package.sql.schema`; rows go in as
 multi-row INSERTs whose values SQLAlchemy renders as literals (``literal_binds``), so every
 string is quoted and escaped by the dialect, never pasted into SQL here. A dump drops its tables
 first (children before parents), so it reloads over a previous load, and holds no timestamp:
@@ -28,8 +28,8 @@ from histosynth import __version__
 from histosynth.errors import ConfigError
 from histosynth.fsutil import remove_stale_temporaries, temporary_name
 from histosynth.output_policy import file_head_holds
-from histosynth.sql import schema
-from histosynth.sql.records import PackageDatabase
+from histosynth.package.sql import schema
+from histosynth.package.sql.records import PackageDatabase
 
 log = logging.getLogger(__name__)
 

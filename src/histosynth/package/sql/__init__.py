@@ -5,9 +5,9 @@
     problems = check_dumps(package_dir, metadata) # [] while the dumps hold the metadata
 """
 
-from histosynth.sql.check import check_dumps
-from histosynth.sql.dump import DIALECTS, write_dumps
-from histosynth.sql.export import export_sql
-from histosynth.sql.records import PackageDatabase, build_database
+from histosynth.package.sql.check import check_dumps
+from histosynth.package.sql.dump import DIALECTS, write_dumps
+from histosynth.package.sql.export import export_sql
+from histosynth.package.sql.records import PackageDatabase, build_database
 
 __all__ = ["DIALECTS", "PackageDatabase", "build_database", "check_dumps", "export_sql", "write_dumps"]

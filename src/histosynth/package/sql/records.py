@@ -13,9 +13,9 @@ from sqlalchemy import String, Table
 from histosynth.errors import DataError
 from histosynth.manifest import class_names_of
 from histosynth.package.schema import validate_metadata
+from histosynth.package.sql import schema
+from histosynth.package.sql.describe import describe_gan
 from histosynth.qa.gates import GATES
-from histosynth.sql import schema
-from histosynth.sql.describe import describe_gan
 
 Row = dict[str, Any]
 GAN_ID = 1
