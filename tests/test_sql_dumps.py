@@ -18,9 +18,9 @@ from histosynth.cli import app
 from histosynth.entry import EXIT_INPUT
 from histosynth.errors import ConfigError, DataError
 from histosynth.gan.models import build_discriminator, build_generator
+from histosynth.package.networks import describe_gan
 from histosynth.package.schema import METADATA_PARQUET, metadata_parquet_bytes
 from histosynth.package.sql import DIALECTS, build_database, check_dumps, write_dumps
-from histosynth.package.sql.describe import describe_gan
 
 
 def write_package(root: Path, metadata: pd.DataFrame) -> Path:

@@ -12,9 +12,9 @@ from sqlalchemy import String, Table
 
 from histosynth.errors import DataError
 from histosynth.manifest import class_names_of
+from histosynth.package.networks import describe_gan
 from histosynth.package.schema import validate_metadata
 from histosynth.package.sql import schema
-from histosynth.package.sql.describe import describe_gan
 from histosynth.qa.gates import GATES
 
 Row = dict[str, Any]
