@@ -1,8 +1,11 @@
 """The package database (the thesis' BCADCID tables, extended) and its SQL dumps.
 
-    db = build_database(metadata, gan_record, qa_metrics, name="histosynth-demo", version="1.0.0")
+    db = build_database(metadata, gan_record, qa_metrics, networks=(generator_doc, discriminator_doc),
+                        gate_of_metric={"kl": "colour_kl", ...}, name="histosynth-demo", version="1.0.0")
     write_dumps(db, package_dir / "sql")          # sql/mysql.sql, sql/postgresql.sql, sql/sqlite.sql
     problems = check_dumps(package_dir, metadata) # [] while the dumps hold the metadata
+
+It imports neither QA nor the generators: :mod:`histosynth.package.database` feeds it their part.
 """
 
 from histosynth.package.sql.check import check_dumps
