@@ -19,6 +19,11 @@ from histosynth.fsutil import atomic_write_bytes, open_plain_file
 
 MANIFEST_NAME = "manifest.parquet"
 SPLITS = ("train", "val", "test")
+# The `source` column: where an image comes from.
+SOURCE_REAL = "real"  # ingest: the data source's images
+SOURCE_ORIGINAL = "original"  # augment: a real train image, copied
+SOURCE_AFFINE = "affine"  # augment: an affine child of one
+SOURCE_SYNTHETIC = "synthetic"  # generate: made by a generator
 
 MANIFEST_SCHEMA = pa.DataFrameSchema(
     {

@@ -10,7 +10,7 @@ from torch import nn
 from tqdm import tqdm
 
 from histosynth.classifier.model import SmallCNN, to_input
-from histosynth.generate.sampler import single_torch_thread
+from histosynth.torch_runtime import single_torch_thread
 
 BATCH_SIZE = 512
 

@@ -27,7 +27,7 @@ from histosynth.classifier.model import to_input
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
-from histosynth.generate.sampler import single_torch_thread
+from histosynth.torch_runtime import single_torch_thread
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from histosynth.augment.stage import SOURCE_AFFINE
 from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
 from histosynth.config.curate import CurateParams
 from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
@@ -35,7 +34,7 @@ from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.images import read_png_rgb
-from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.manifest import MANIFEST_NAME, SOURCE_AFFINE, class_names_of, read_manifest, write_manifest
 from histosynth.md5sums import write_md5sums
 from histosynth.neutralise import csv_frame
 from histosynth.output_policy import check_outputs

@@ -33,13 +33,12 @@ from histosynth.data.sources import load_source, source_paths
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, unique_safe_names
 from histosynth.images import write_pngs
-from histosynth.manifest import SPLITS, write_manifest
+from histosynth.manifest import SOURCE_REAL, SPLITS, write_manifest
 from histosynth.neutralise import Block, for_terminal
 from histosynth.output_policy import check_outputs
 
 log = logging.getLogger(__name__)
 
-SOURCE_LABEL = "real"  # manifest `source` column: these are the real images
 CAP_STREAM = 2  # keeps the caps' generator apart from other seeded choices made from data.seed
 WRITE_WORKERS = min(8, os.cpu_count() or 1)
 COLUMNS = ["id", "path", "class_name", "label", "split", "source", "md5", "origin", "group", "duplicate_of"]
@@ -81,7 +80,7 @@ def _write_split(source: SourceImages, split: str, folders: list[str], params: D
     groups = part.groups if part.groups is not None else part.ids
     rows = [
         dict(id=part.ids[i], path=f"{split}/{folders[label]}/{part.ids[i]}.png", class_name=source.class_names[label],
-             label=label, split=split, source=SOURCE_LABEL, origin=part.origins[i], group=groups[i])
+             label=label, split=split, source=SOURCE_REAL, origin=part.origins[i], group=groups[i])
         for i, label in zip(keep, part.labels[keep].tolist())
     ]
     drop, duplicate_of = check.check(split, [(row["id"], row["class_name"], row["path"]) for row in rows],

@@ -16,12 +16,11 @@ from histosynth.fsutil import unique_safe_names
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler, class_blocks
 from histosynth.generate.shards import Shard
 from histosynth.images import write_pngs
-from histosynth.manifest import write_manifest
+from histosynth.manifest import SOURCE_SYNTHETIC, write_manifest
 from histosynth.md5sums import write_md5sums
 from histosynth.parallel import usable_cores
 
 SPLIT = "train"
-SOURCE = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def write_index(out_dir: Path, class_names: Sequence[str], folders: Sequence[str
         "class_name": [class_names[label] for label in labels.tolist()],
         "label": labels,
         "split": SPLIT,
-        "source": SOURCE,
+        "source": SOURCE_SYNTHETIC,
         "md5": md5s,
         "origin": f"{provenance.family}:{provenance.checkpoint_md5}",
         "seed": np.int64(sampler.seed),

@@ -13,11 +13,11 @@ import pandas as pd
 from histosynth.config import Params
 from histosynth.errors import DataError, GateFailed
 from histosynth.fsutil import atomic_output_dir, atomic_write_bytes, atomic_write_text
-from histosynth.gan.checkpoint import read_record
 from histosynth.images import md5_file
 from histosynth.json_record import read_json_record
 from histosynth.manifest import class_names_of
 from histosynth.md5sums import write_md5sums
+from histosynth.model_record import read_record
 from histosynth.output_policy import check_outputs
 from histosynth.package.assemble import Job, place_files
 from histosynth.package.card import citation_text, dataset_card

@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from histosynth.augment.stage import SOURCE_AFFINE
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.images import USER_IMAGE_FORMATS, read_png_rgb
-from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest
+from histosynth.manifest import MANIFEST_NAME, SOURCE_AFFINE, class_names_of, read_manifest
 from histosynth.neutralise import for_terminal
 from histosynth.qa.sampling import class_rng, draw
 
