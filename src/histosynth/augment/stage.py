@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.augment.ops import apply_all, describe
 from histosynth.augment.plan import ClassPlan, plan_class
 from histosynth.augment.preview import ClassPreview
@@ -78,7 +78,7 @@ def augment(
         # on tiles this small intra-op threads save nothing, and on a busy machine they made the
         # operations up to 50 times slower (0.2-0.4 ms vs 3-16 ms per image)
         single_torch_thread(),
-        tqdm(total=params.per_class * len(classes), unit="img", desc="augment") as bar,
+        progress.bar(total=params.per_class * len(classes), unit="img", desc="augment") as bar,
     ):
         for cls in classes:
             plan = plan_class(len(cls.rows), params.per_class,
@@ -133,7 +133,8 @@ def _log_plan(cls: RealClass, plan: ClassPlan, per_class: int) -> None:
         log.info("class %r: %d originals + %d augmented", cls.name, len(plan.kept), len(plan.parents))
 
 
-def _copy_originals(cls: RealClass, plan: ClassPlan, real_dir: Path, out: Path, bar: tqdm) -> list[dict[str, Any]]:
+def _copy_originals(cls: RealClass, plan: ClassPlan, real_dir: Path, out: Path,
+                    bar: progress.Bar) -> list[dict[str, Any]]:
     rows = []
     for index in plan.kept:
         real = cls.rows.iloc[index]
@@ -155,7 +156,7 @@ def _write_children(
     out: Path,
     preview: ClassPreview,
     workers: int,
-    bar: tqdm,
+    bar: progress.Bar,
 ) -> list[dict[str, Any]]:
     """Render and write the class's augmented images; memory holds only the images in flight."""
     height, width = cls.images.shape[-2:]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.classifier.architectures import Arch, build_classifier
 from histosynth.classifier.model import to_input
 from histosynth.config.classifier import ClassifierRecipe
@@ -163,7 +163,7 @@ def _train(schedule: Schedule, val: ImageSet | None, recipe: ClassifierRecipe, a
     history: list[EvalRecord] = []
     best_state, best_step, best_acc, scores_since_best = None, schedule.steps, -1.0, 0
     step, loss_sum, loss_steps = 0, 0.0, 0
-    bar = tqdm(total=schedule.steps, desc="classifier", unit="step", leave=False, mininterval=1.0)
+    bar = progress.bar(total=schedule.steps, desc="classifier", unit="step", leave=False, mininterval=1.0)
     stopped = False
     for phase in schedule.phases:
         tensors = [(to_input(s.images.images), torch.tensor(s.images.labels), s.weight) for s in phase.streams]

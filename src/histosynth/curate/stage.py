@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
 from histosynth.config.curate import CurateParams
 from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
@@ -121,8 +121,7 @@ def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models:
            references: References) -> pd.DataFrame:
     columns: dict[str, list[np.ndarray]] = {"confidence": [], "realism": [], "realism_votes": [], "copy_ratio": [],
                                             "near_copy": []}
-    for start in tqdm(range(0, len(candidates), CHUNK), desc="curate", unit="chunk", leave=False,
-                      disable=len(candidates) <= CHUNK):
+    for start in progress.bar(range(0, len(candidates), CHUNK), desc="curate", unit="chunk", leave=False, min_total=2):
         rows = candidates.iloc[start : start + CHUNK]
         images = np.stack([read_png_rgb(folder / p) for p in rows["path"]])
         labels = rows["label"].to_numpy(np.int64)

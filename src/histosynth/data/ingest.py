@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.config.data import DataParams
 from histosynth.data.duplicate_check import DuplicateCheck
 from histosynth.data.ingest_report import log_findings, write_ingest_report
@@ -93,8 +93,8 @@ def _write_split(source: SourceImages, split: str, folders: list[str], params: D
         (out / split / folders[label]).mkdir(parents=True)
     items = ((out / row["path"], part.image(keep[k])) for row, k in zip(rows, kept))
     md5s = write_pngs(items, workers=WRITE_WORKERS)
-    progress = tqdm(md5s, total=len(rows), desc=f"writing {split}", unit="img", disable=len(rows) < 500)
-    for md5, row in zip(progress, rows, strict=True):
+    for md5, row in zip(progress.bar(md5s, total=len(rows), desc=f"writing {split}", unit="img", min_total=500), rows,
+                        strict=True):
         row["md5"] = md5
     return rows
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.errors import HistosynthError
 from histosynth.fsutil import unique_safe_names
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler, class_blocks
@@ -92,8 +92,8 @@ def write_images(sampler: BlockSampler, out_dir: Path, folders: Sequence[str], n
 
     total = sum(min(FORWARD_BLOCK, n_per_class - b * FORWARD_BLOCK) for _, b in blocks)
     workers = max(1, usable_cores() // processes_here)
-    md5s = list(tqdm(write_pngs(items(), workers=workers), total=total, unit="img", desc="generate",
-                     mininterval=1.0, disable=not show_progress))
+    md5s = list(progress.bar(write_pngs(items(), workers=workers), total=total, unit="img", desc="generate",
+                             mininterval=1.0, enabled=show_progress))
     return [(label, index, md5) for (label, index), md5 in zip(keys, md5s, strict=True)]
 
 

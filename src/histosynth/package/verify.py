@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.errors import DataError
 from histosynth.fsutil import entry_kind, md5_plain_file, open_plain_file
 from histosynth.md5sums import MD5SUMS_NAME
@@ -257,8 +257,8 @@ def _hash_and_compare(root: Path, expected: dict[str, str], present: set[str], r
     report.files_checked = len(found)
     targets = sorted(path for path in found if expected[path])  # "" = no MD5 to compare with
     hashes = zip(targets, ordered_map(lambda path: _md5(root / path), targets))
-    for path, md5 in tqdm(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
-                          disable=len(targets) < 1000):
+    for path, md5 in progress.bar(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
+                                  min_total=1000):
         if md5 != expected[path]:
             report.modified.append(path)
 

@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.images import USER_IMAGE_FORMATS, read_png_rgb
@@ -166,7 +166,8 @@ def held_out(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
 
 def _read(folder: Path, rows: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
     labels = rows["label"].to_numpy(np.int64)
-    paths = tqdm(rows["path"], desc=f"reading {for_terminal(folder.name)}", unit="img", leave=False, disable=len(rows) < 2000)
+    paths = progress.bar(rows["path"], desc=f"reading {for_terminal(folder.name)}", unit="img", leave=False,
+                         min_total=2000)
     images = [read_png_rgb(folder / p, formats=USER_IMAGE_FORMATS) for p in paths]  # a set made elsewhere too
     if len({im.shape for im in images}) > 1:
         raise DataError(f"{folder}: images of different sizes; QA compares images of one size")

@@ -22,8 +22,8 @@ from sqlalchemy import Dialect, insert
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, ExecutableDDLElement
 from sqlalchemy.sql import Executable
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth import __version__
 from histosynth.errors import ConfigError
 from histosynth.fsutil import remove_stale_temporaries, temporary_name
@@ -103,8 +103,8 @@ def render(db: PackageDatabase, name: str) -> Iterator[str]:
     for table in schema.TABLES:
         yield "\n"
         n_chunks = -(-db.count(table) // INSERT_ROWS)
-        chunks = tqdm(db.chunks(table, INSERT_ROWS), total=n_chunks, desc=f"{name} {table.name}", unit="insert",
-                      leave=False, disable=n_chunks < 20)
+        chunks = progress.bar(db.chunks(table, INSERT_ROWS), total=n_chunks, desc=f"{name} {table.name}",
+                              unit="insert", leave=False, min_total=20)
         yield from (_statement(insert(table).values(rows), dialect) for rows in chunks)
     yield "\nCOMMIT;\n"
 
