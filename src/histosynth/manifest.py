@@ -15,7 +15,8 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from histosynth import schema_errors
 from histosynth.errors import DataError
-from histosynth.fsutil import atomic_write_bytes, open_plain_file
+from histosynth.fsutil import atomic_write_bytes
+from histosynth.plain_files import open_plain_file
 
 MANIFEST_NAME = "manifest.parquet"
 SPLITS = ("train", "val", "test")

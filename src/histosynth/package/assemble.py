@@ -25,9 +25,9 @@ from pathlib import Path
 
 from histosynth import progress
 from histosynth.errors import DataError
-from histosynth.fsutil import NotAPlainFile, open_plain_file
 from histosynth.images import MAX_IMAGE_FILE_BYTES, md5_bytes
 from histosynth.parallel import ordered_map
+from histosynth.plain_files import NotAPlainFile, open_plain_file
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ import pandas as pd
 
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
-from histosynth.fsutil import entry_kind
 from histosynth.manifest import SPLITS, class_names_of
 from histosynth.package.pixels import read_package_image
 from histosynth.package.schema import IMAGES_DIR, METADATA_PARQUET, SOURCES, read_metadata_parquet
 from histosynth.parallel import ordered_map
+from histosynth.plain_files import entry_kind
 
 # image_set() refuses an array larger than this share of the machine's memory.
 MEMORY_SHARE = 0.5

@@ -25,9 +25,9 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from histosynth import schema_errors
 from histosynth.errors import DataError
-from histosynth.fsutil import open_plain_file
 from histosynth.manifest import SOURCE_REAL, SOURCE_SYNTHETIC, SPLITS
 from histosynth.neutralise import csv_frame, restore_csv_frame
+from histosynth.plain_files import open_plain_file
 
 # The package's layout (DESIGN.md "Package layout").
 METADATA_CSV = "metadata.csv"

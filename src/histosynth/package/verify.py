@@ -27,7 +27,6 @@ import pandas as pd
 
 from histosynth import progress
 from histosynth.errors import DataError
-from histosynth.fsutil import entry_kind, md5_plain_file, open_plain_file
 from histosynth.md5sums import MD5SUMS_NAME
 from histosynth.neutralise import for_terminal
 from histosynth.output_policy import MARKER
@@ -37,6 +36,7 @@ from histosynth.package.schema import (
     read_metadata_csv, read_metadata_jsonl, read_metadata_parquet,
 )
 from histosynth.parallel import ordered_map
+from histosynth.plain_files import entry_kind, md5_plain_file, open_plain_file
 
 # histosynth.package.sql.DIALECTS, written out: importing histosynth.package.sql loads SQLAlchemy and torch,
 # which only --deep needs (a test keeps the two the same).

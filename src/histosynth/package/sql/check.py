@@ -22,12 +22,12 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from histosynth.errors import DataError
-from histosynth.fsutil import is_plain_file
 from histosynth.manifest import class_names_of
 from histosynth.package.schema import COLUMNS
 from histosynth.package.sql import schema
 from histosynth.package.sql.dump import DIALECTS, render
 from histosynth.package.sql.readback import database_from_dump, load_sqlite_dump, read_images, read_records
+from histosynth.plain_files import is_plain_file
 
 SQL_DIR = "sql"
 # Ids listed in a problem line (the count says how many there are).
