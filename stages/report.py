@@ -1,10 +1,7 @@
 """DVC stage `report`: data/ + reports/ -> reports/index.html, one self-contained page."""
+# Defined in histosynth.pipeline.stages, with the CLI command of the same name.
 
-from pathlib import Path
-
-from histosynth.entry import run_guarded, setup_logging
-from histosynth.report import build_report
+from histosynth.pipeline import stage_main
 
 if __name__ == "__main__":
-    setup_logging()
-    run_guarded(lambda: build_report(Path(".")))
+    stage_main("report")
