@@ -16,9 +16,9 @@ from pandera.errors import SchemaError, SchemaErrors
 from histosynth import schema_errors
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_bytes
+from histosynth.paths import MANIFEST_NAME
 from histosynth.plain_files import open_plain_file
 
-MANIFEST_NAME = "manifest.parquet"
 SPLITS = ("train", "val", "test")
 # The `source` column: where an image comes from.
 SOURCE_REAL = "real"  # ingest: the data source's images

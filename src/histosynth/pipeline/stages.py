@@ -15,10 +15,9 @@ from pathlib import Path
 
 from histosynth import paths
 from histosynth.config import Params
-from histosynth.manifest import MANIFEST_NAME
 from histosynth.pipeline.definition import Slot, Stage, StageIO, Tracked, index
 
-REAL_MANIFEST, REAL_TRAIN, REAL_VAL = (paths.REAL_DIR / part for part in (MANIFEST_NAME, "train", "val"))
+REAL_MANIFEST, REAL_TRAIN, REAL_VAL = (paths.REAL_DIR / part for part in (paths.MANIFEST_NAME, "train", "val"))
 QA_METRICS = paths.QA_REPORT_DIR / "metrics.json"
 
 
