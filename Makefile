@@ -16,14 +16,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `dvc repro` brings the pipeline up to date (REPRO_ARGS: e.g. --force); the last lines are the summary
+# (QA per class, whether the synthetic images helped, the report, the package, what to run next), also when
+# DVC had nothing to rerun. The report stage prints the same block under plain `dvc repro`; here it waits.
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	HISTOSYNTH_SUMMARY_LATER=1 $(BIN)/dvc repro $(REPRO_ARGS)
+	@$(BIN)/histosynth summary
 
 # The tests start their own MariaDB, PostgreSQL, sshd and Chromium; the script installs them from
 # Debian's packages where it can and otherwise says why (those tests then skip with the reason).
+# pytest-xdist runs one worker per core; --dist loadfile keeps each file's tests, and the module
+# fixtures they share (a tiny pipeline run, a trained model), on one worker, and hands out the files
+# of slow tests first (tests/conftest.py orders them). The slowest tests are listed at the end.
+# PYTEST_WORKERS= (empty) runs everything in one process.
+PYTEST_WORKERS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	scripts/install_test_services.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 # Speed and memory benchmarks of bench/speed/ (minutes each; results under bench/results/, see
 # bench/README.md). The studies of bench/studies/ take hours and are run one by one by hand.

@@ -40,19 +40,41 @@ def _memory_gib() -> float | None:
     return None
 
 
-def machine_info() -> dict:
-    import torch
-
+def _base_info() -> dict:
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gib": _memory_gib(),
         "python": platform.python_version(),
+    }
+
+
+def machine_info() -> dict:
+    import torch
+
+    return {
+        **_base_info(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def host_info(python: Path | None = None) -> dict:
+    """:func:`machine_info` for a script that runs without torch: torch's version, CPU capability and GPU
+    are asked of ``python`` (an environment's interpreter), when given."""
+    info = _base_info()
+    if python is not None:
+        probe = ("import json, torch; print(json.dumps({'torch': torch.__version__, "
+                 "'cpu_capability': torch.backends.cpu.get_cpu_capability(), "
+                 "'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}))")
+        try:
+            done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+            info.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            pass
+    return info
 
 
 def code_revision() -> dict:

@@ -3,5 +3,5 @@
 
 from histosynth.pipeline import stage_main
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the cross-fitted copies train in spawned processes, which import this file
     stage_main("featurenet")

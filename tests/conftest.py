@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import numpy as np
-import pandas as pd
-import pytest
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: one torch thread each, also in the processes
+    # tests start (a stage's explicit thread count, e.g. gan.threads, still applies there), and an
+    # OpenMP thread that waits for a core the other worker holds sleeps instead of spinning (read when
+    # torch loads its OpenMP runtime: before the import below).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import encode_png, md5_bytes
@@ -14,6 +25,9 @@ from histosynth.manifest import write_manifest
 from histosynth.md5sums import write_md5sums
 
 TINY_CLASSES = ("red blobs", "green stripes", "blue noise")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def textured_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -81,3 +95,16 @@ def write_synthetic(folder: Path, images_by_label: dict[int, list[np.ndarray]],
 def tiny_real_dir(tmp_path: Path) -> Path:
     """3 classes x (24 train, 8 val, 8 test) images of 32x32 in the ingest layout."""
     return write_image_folder(tmp_path / "real", {"train": 24, "val": 8, "test": 8})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), files of slow tests first: `--dist loadfile` hands whole files out
+    in this order, so the long ones (pipeline runs) start at once instead of ending the run on one worker
+    while the other idles. Files whose every test is slow lead, then files with some slow tests."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    by_file: dict[str, list[bool]] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::")[0], []).append(item.get_closest_marker("slow") is not None)
+    rank = {path: 0 if all(slow) else 1 if any(slow) else 2 for path, slow in by_file.items()}
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])

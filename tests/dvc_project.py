@@ -16,13 +16,18 @@ from histosynth.output_policy import MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 # Small but real: the demo source, fewer images, a tiny GAN trained for two epochs. A GAN this
-# small cannot pass the QA gates, so the pipeline only reports them.
+# small cannot pass the QA gates, so the pipeline only reports them. One torch thread and one
+# benchmark training at a time: models this small run fastest so, and the tests run beside each
+# other (pytest-xdist), where a second OpenMP thread waits for a core another test holds. The probe
+# runs once, after the last epoch (a diffusion model samples its fakes step by step).
 TINY_PARAMS = {
     "augment": {"per_class": 24},
-    "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "probe": {"every": 1, "max_images": 40}},
+    "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "threads": 1,
+            "probe": {"every": 2, "max_images": 40}},
     "generate": {"n_per_class": 12},
     "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2}},
-    "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100}},
+    "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100},
+                  "threads": 1},
 }
 
 
@@ -67,10 +72,17 @@ def tree_md5s(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
+def make_repro(cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`make repro` as the README gives it, with this interpreter's environment standing in for .venv
+    (``-o``: make neither creates nor reinstalls it)."""
+    venv = Path(sys.executable).parent.parent
+    return run(cwd, "make", "-o", str(venv / ".installed"), "repro", f"VENV={venv}", check=check)
+
+
 def make_project(root: Path, params: dict, source: Path = REPO) -> Path:
     """Copy the pipeline of ``source`` (this checkout, or another revision's files) into ``root`` with
     params.yaml overridden by ``params``; git + DVC init, no repro."""
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile"):
         shutil.copy(source / name, root / name)
     for folder in ("stages", "src"):
         shutil.copytree(source / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

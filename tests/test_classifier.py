@@ -109,8 +109,9 @@ def test_train_featurenet_writes_weights_record_and_reports(tiny_real_dir, tmp_p
     history = (tmp_path / "report" / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,val_accuracy" and len(history) == 1 + record["epochs_run"]
     weights = (tmp_path / "featurenet" / WEIGHTS_FILE).read_bytes()
-    train_featurenet(FEATURENET, tiny_real_dir, tmp_path / "again")
-    assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == weights  # same params -> same bytes
+    # same params -> same bytes, also with the trainings spread over two worker processes (as the stage does)
+    train_featurenet(FEATURENET, tiny_real_dir, tmp_path / "again", workers=2)
+    assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == weights
     for j in range(3):
         fold = f"folds/{j}/{WEIGHTS_FILE}"
         assert (tmp_path / "again" / fold).read_bytes() == (tmp_path / "featurenet" / fold).read_bytes()

@@ -18,6 +18,7 @@ from histosynth.cli import app
 from histosynth.config.data import DataParams
 from histosynth.data.ingest import capped_indices, ingest
 from histosynth.entry import EXIT_INPUT
+from histosynth.output_policy import MARKER, mark_as_output
 from test_ingest_folder import save_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,9 +47,10 @@ def test_a_new_run_replaces_the_whole_output_folder(tmp_path):
     out = tmp_path / "real"
     (out / "train" / "old_class").mkdir(parents=True)
     (out / "train" / "old_class" / "stale.png").write_bytes(b"old")
+    mark_as_output(out)  # an earlier ingest's output
     df = ingest(DataParams(source=f"folder:{class_folders(tmp_path / 'cells')}"), out)
     assert not (out / "train" / "old_class").exists()
-    assert sorted(tree_digest(out)) == sorted([*df["path"], "manifest.parquet"])
+    assert sorted(tree_digest(out)) == sorted([*df["path"], "manifest.parquet", MARKER])
 
 
 def test_manifest_md5s_are_the_written_files(tmp_path):

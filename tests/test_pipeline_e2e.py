@@ -4,26 +4,58 @@ pipeline run in one process by histosynth.pipeline.run_pipeline."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from dvc_project import TINY_PARAMS, make_project, pipeline_outputs, rerun_in_process
+from dvc_project import TINY_PARAMS, make_project, make_repro, pipeline_outputs, rerun_in_process
 from dvc_project import env as _env, run as _run
+from histosynth.summary import summary_text
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh git + DVC repo holding this project's pipeline with tiny params, reproduced once."""
+def first_repro(tmp_path_factory) -> tuple[Path, str]:
+    """A fresh git + DVC repo holding this project's pipeline with tiny params, reproduced once by `make repro`;
+    and what that printed."""
+    if shutil.which("make") is None or not (Path(sys.executable).parent / "dvc").is_file():
+        pytest.skip("`make repro` needs make, and dvc installed beside this interpreter")
     root = make_project(tmp_path_factory.mktemp("project"), TINY_PARAMS)
-    _run(root, sys.executable, "-m", "dvc", "repro")
+    done = make_repro(root)
     _run(root, "git", "add", "-A")
     _run(root, "git", "commit", "-qm", "baseline")
-    return root
+    return root, done.stdout
+
+
+@pytest.fixture(scope="module")
+def project(first_repro) -> Path:
+    return first_repro[0]
+
+
+def summary_at_the_end(printed: str, root: Path) -> None:
+    """The last lines printed are the summary block, the same as `histosynth summary` prints for the project."""
+    summary = summary_text(root).splitlines()
+    assert printed.rstrip("\n").splitlines()[-len(summary):] == summary
+    assert summary[1].startswith("QA FAILED for ")  # a GAN this small fails the gates, reported (qa.enforce: false)
+    assert any(line.startswith("Benchmark (1 seed, ") for line in summary)
+    assert "Report:  reports/index.html" in summary and "Package: data/package" in summary
+
+
+def test_make_repro_ends_with_the_summary(first_repro):
+    root, printed = first_repro
+    assert "Running stage 'report'" in printed
+    summary_at_the_end(printed, root)
+    assert printed.count("==== histosynth summary ====") == 1  # the report stage left it to make
+
+
+def test_a_noop_make_repro_still_ends_with_the_summary(project):
+    printed = make_repro(project).stdout
+    assert "Running stage" not in printed
+    summary_at_the_end(printed, project)
 
 
 def test_repro_writes_every_declared_output(project):
@@ -104,6 +136,7 @@ def test_exp_run_with_changed_param_reruns_only_affected_stages(project):
     assert "Running stage 'ingest'" not in out
     assert "Running stage 'featurenet'" not in out
     assert "Running stage 'train'" in out
+    assert "==== histosynth summary ====" in out  # printed by the report stage under plain DVC
     counts = {len(list(d.glob("*.png"))) for d in (project / "data/augmented").iterdir() if d.is_dir()}
     assert counts == {10}
 

@@ -55,6 +55,7 @@ GENERATOR_SEEDS = (0, 1)
 CLASSIFIER_SEEDS = (0, 1, 2, 3, 4)
 SYNTHETIC_PER_CLASS = 400
 STUDY_GAN_EPOCHS = 300
+STUDY_STEPS, STUDY_EVAL_EVERY = 1500, 100  # every training of every arm: 1,500 steps, scored on val every 100
 GENERATOR_FREE = ("real_only", "affine")
 SHARED_STAGES = ("ingest", "augment", "featurenet")
 GENERATOR_STAGES = ("train", "generate", "curate", "qa", "package")
@@ -74,7 +75,8 @@ def study_params(n_real: int, generator_seed: int, quick: bool) -> Params:
     recipe["generate"].update(seed=generator_seed, device="cpu", n_per_class=10 if quick else SYNTHETIC_PER_CLASS)
     recipe["qa"]["enforce"] = False
     recipe["package"].update(name="bloodmnist-study", version="0.0.0")
-    recipe["benchmark"].update(seeds=list(CLASSIFIER_SEEDS), threads=2)
+    # the study's own classifier budget (the demo's params.yaml sizes its smaller one to its 600 tiles)
+    recipe["benchmark"].update(seeds=list(CLASSIFIER_SEEDS), threads=2, steps=STUDY_STEPS, eval_every=STUDY_EVAL_EVERY)
     if quick:
         recipe["gan"].update(epochs=1, probe={"every": 1, "max_images": 40})
         recipe["qa"]["featurenet"].update(epochs=2, folds=2)

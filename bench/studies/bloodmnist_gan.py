@@ -10,7 +10,7 @@ The pipeline itself (histosynth.pipeline.run_pipeline), in a temporary folder: i
 (``medmnist:bloodmnist`` read from /work/shared/data, 28 px, 200 train and 100 val / test images
 per class), augment (``augment.per_class: 200``) and the QA feature net once, then per arch, in a
 project folder of its own (``<work>/<arch>``) that reads those: train (on the augmented set, on
-CPU, one torch thread as params.yaml sets, for the epochs in ``EPOCHS``: about 3.5 minutes each on
+CPU, one torch thread, set here, for the epochs in ``EPOCHS``: about 3.5 minutes each on
 the shared 2-core machine), generate 200 images per class (one candidate per image, curation off:
 the generator's own samples are judged), and QA with ``qa.enforce: false``. Every other param is
 the default. Per arch it records the epochs, the training wall time and metrics, every

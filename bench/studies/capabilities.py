@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/studies/capabilities.py                   # default, avx2 and (where the CPU has it) avx512
     .venv/bin/python bench/studies/capabilities.py --only default    # one capability
+    .venv/bin/python bench/studies/capabilities.py --epochs 150 200 300   # margins after each number of GAN epochs
 
 torch chooses its CPU kernels by instruction set (``torch.backends.cpu.get_cpu_capability()``),
 and other kernels round differently: the same params train other weights on another CPU. For
@@ -11,6 +12,10 @@ as a user's ``make repro`` would on such a CPU (ingest -> augment -> train -> ge
 featurenet -> curate -> qa). It records every gate's value, threshold and margin per class,
 the smallest margin, whether QA passed, the capability torch reports, and the MD5 of the
 trained generator, so the table shows both that the bytes differ and that the verdicts hold.
+With ``--epochs``, each capability's project is brought to each number of GAN epochs in turn
+(``gan.epochs`` set in its params.yaml; the train stage resumes the previous checkpoint, which
+ends with the same weights as training straight there), and every gate is recorded per epoch
+count: how the demo's margins depend on its GAN budget.
 Results: bench/results/capabilities.json and .md.
 """
 
@@ -20,6 +25,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,7 +61,16 @@ def project(root: Path) -> Path:
     return root
 
 
-def run(capability: str) -> dict[str, Any]:
+def set_epochs(root: Path, epochs: int) -> None:
+    """``gan.epochs: <epochs>`` in the project's params.yaml, the rest of the file as it was."""
+    text = (root / "params.yaml").read_text()
+    changed, n = re.subn(r"(?m)^(  epochs: )\d+", rf"\g<1>{epochs}", text[text.index("\ngan:"):], count=1)
+    assert n == 1, "no gan.epochs in params.yaml"
+    (root / "params.yaml").write_text(text[:text.index("\ngan:")] + changed)
+
+
+def run(capability: str, epochs: list[int | None]) -> dict[str, dict[str, Any]]:
+    results = {}
     with tempfile.TemporaryDirectory(prefix=f"capability-{capability}-") as tmp:
         root = project(Path(tmp))
         env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
@@ -64,36 +79,59 @@ def run(capability: str) -> dict[str, Any]:
                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
         reported = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                                   env=env, capture_output=True, text=True, check=True).stdout.strip()
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "dvc", "repro", "qa"], cwd=root, env=env, capture_output=True,
-                              text=True)
-        seconds = round(time.perf_counter() - started, 1)
-        metrics_file = root / "reports" / "qa" / "metrics.json"
-        if not metrics_file.is_file():
-            return {"reported_capability": reported, "error": done.stderr[-3000:], "seconds": seconds}
-        metrics = json.loads(metrics_file.read_text())
-        generator = hashlib.md5((root / "models" / "gan" / "generator.pt").read_bytes()).hexdigest()
-        gates = {name: {gate: {k: v[k] for k in ("value", "threshold", "margin", "passed")}
-                        for gate, v in figures["gates"].items()} for name, figures in metrics["classes"].items()}
-        return {"reported_capability": reported, "repro_exit_code": done.returncode, "passed": metrics["passed"],
-                "smallest_margin": metrics["smallest_margin"], "generator_md5": generator, "gates": gates,
-                "seconds": seconds}
+        for count in epochs:
+            if count is not None:
+                set_epochs(root, count)
+            key = capability if count is None else f"{capability}@{count}"
+            results[key] = repro_qa(root, env, reported)
+            print(key, json.dumps({k: v for k, v in results[key].items() if k != "gates"}), flush=True)
+    return results
+
+
+def repro_qa(root: Path, env: dict[str, str], reported: str) -> dict[str, Any]:
+    started, cpu_before = time.perf_counter(), os.times()
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro", "qa"], cwd=root, env=env, capture_output=True,
+                          text=True)
+    seconds = round(time.perf_counter() - started, 1)
+    cpu_after = os.times()
+    cpu = round(cpu_after.children_user + cpu_after.children_system - cpu_before.children_user
+                - cpu_before.children_system, 1)
+    metrics_file = root / "reports" / "qa" / "metrics.json"
+    if not metrics_file.is_file():
+        return {"reported_capability": reported, "error": done.stderr[-3000:], "seconds": seconds, "cpu_seconds": cpu}
+    metrics = json.loads(metrics_file.read_text())
+    generator = hashlib.md5((root / "models" / "gan" / "generator.pt").read_bytes()).hexdigest()
+    gates = {name: {gate: {k: v[k] for k in ("value", "threshold", "margin", "passed")}
+                    for gate, v in figures["gates"].items()} for name, figures in metrics["classes"].items()}
+    train = json.loads((root / "reports" / "train" / "metrics.json").read_text())
+    return {"reported_capability": reported, "repro_exit_code": done.returncode, "passed": metrics["passed"],
+            "smallest_margin": metrics["smallest_margin"], "generator_md5": generator, "gates": gates,
+            "gan_epochs": train.get("epochs_done"), "gan_threads": train.get("cpu_threads"), "seconds": seconds,
+            "cpu_seconds": cpu}
 
 
 def markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
+    if any("@" in key for key in result["runs"]):
+        rows = ("Each row `<capability>@<epochs>`: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` with "
+                "`gan.epochs: <epochs>` and the project's other params, one project per capability brought from "
+                "one epoch count to the next (the train stage resumes).")
+    else:
+        rows = ("Each row: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` in a fresh copy of the project (the "
+                "demo's default params).")
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}; {machine['date']}; code "
-             f"{result['code']['commit']}. Each row: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` in a fresh copy "
-             "of the project (the demo's default params).", "",
-             "| capability | torch reports | QA passed | smallest margin (class, gate) | generator.pt MD5 | seconds |",
-             "|---|---|---|---|---|---|"]
+             f"{result['code']['commit']}. {rows}" + (f" {result['note']}" if result.get("note") else ""), "",
+             "| capability | torch reports | QA passed | smallest margin (class, gate) | generator.pt MD5 | seconds "
+             "| CPU s |", "|---|---|---|---|---|---|---|"]
     for capability, r in result["runs"].items():
         if "error" in r:
-            lines.append(f"| {capability} | {r['reported_capability']} | error | | | {r['seconds']} |")
+            lines.append(f"| {capability} | {r['reported_capability']} | error | | | {r['seconds']} | "
+                         f"{r.get('cpu_seconds', '')} |")
             continue
         m = r["smallest_margin"]
         lines.append(f"| {capability} | {r['reported_capability']} | {r['passed']} | {100 * m['margin']:+.0f}% "
-                     f"({m['class']}, {m['gate']}) | `{r['generator_md5'][:12]}` | {r['seconds']} |")
+                     f"({m['class']}, {m['gate']}) | `{r['generator_md5'][:12]}` | {r['seconds']} | "
+                     f"{r.get('cpu_seconds', '')} |")
     lines += ["", "Margins per class and gate (headroom left as a share of the threshold):", ""]
     runs = {c: r for c, r in result["runs"].items() if "gates" in r}
     if runs:
@@ -112,17 +150,18 @@ def markdown(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=CAPABILITIES)
+    parser.add_argument("--epochs", nargs="*", type=int, help="GAN epochs to reach in turn (default: params.yaml's)")
     args = parser.parse_args()
     wanted = [c for c in (args.only or CAPABILITIES) if c != "avx512" or cpu_has("avx512f")]
     runs = {}
     for capability in wanted:
-        runs[capability] = run(capability)
-        print(capability, json.dumps({k: v for k, v in runs[capability].items() if k != "gates"}), flush=True)
+        runs |= run(capability, sorted(args.epochs) if args.epochs else [None])
     result = {"machine": machine_info(), "code": code_revision(), "load_average_end": os.getloadavg(), "runs": runs}
-    path = RESULTS_DIR / "capabilities.json"
+    stem = "capabilities_epochs" if args.epochs else "capabilities"
+    path = RESULTS_DIR / f"{stem}.json"
     if args.only and path.is_file():
         result["runs"] = {**json.loads(path.read_text()).get("runs", {}), **runs}
-    save_results("capabilities", markdown(result), result)
+    save_results(stem, markdown(result), result)
     print(markdown(result))
 
 

@@ -180,6 +180,18 @@ for _spec in STAGE_COMMANDS:
     app.command(_spec.stage, rich_help_panel=STAGES)(_stage_command(_spec))
 
 
+@app.command(rich_help_panel=STAGES)
+def summary(
+    verbose: bool = VerboseOption,
+    root: Path = typer.Option(Path("."), help="Project folder whose reports/ and params.yaml the summary reads."),
+) -> None:
+    """Print the last run's answer: QA per class, whether the synthetic images helped, the report and the
+    package, the next commands (what `make repro` ends with, even when DVC skipped every stage)."""
+    from histosynth.summary import print_summary
+
+    run_guarded(lambda: print_summary(root))
+
+
 @app.command(rich_help_panel=PACKAGES)
 def verify(
     package_dir: Path = typer.Argument(..., help="Package folder, e.g. data/package."),

@@ -1,5 +1,6 @@
-"""How many cores this process may use, and an ordered, bounded thread map for per-file work
-(encoding, hashing, linking, copying, decoding).
+"""How many cores this process may use, an ordered, bounded thread map for per-file work
+(encoding, hashing, linking, copying, decoding), and a process map for a few long jobs that hold the
+GIL (trainings on one torch thread each).
 
 File IO, hashlib and zlib release the GIL, so threads keep every core busy. Items travel in
 chunks (one task per chunk keeps the pool's bookkeeping small next to the work on small files),
@@ -12,13 +13,15 @@ that nothing writes into a temporary folder any more when it is removed.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,3 +88,27 @@ def stop_pools() -> None:
         pools = list(_OPEN.get(owner, ()))
     for pool in pools:
         _stop(pool, owner)
+
+
+def process_map(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], workers: int = 1) -> list[R]:
+    """``fn(*job)`` for every job, ``workers`` at a time in spawned worker processes (here, one after the
+    other, when ``workers`` is 1 or there is one job); the results in job order.
+
+    For a few long jobs that hold the GIL, each a function of its arguments alone (so the results do
+    not depend on ``workers``). Jobs are handed out in the order given: put the longest first. ``fn``
+    and the arguments must pickle; a worker's exception is raised here. Workers' stderr is silenced
+    (their progress bars would garble this process's). A script calling this with ``workers`` > 1
+    must do so under ``if __name__ == "__main__":``.
+    """
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        return [fn(*job) for job in jobs]
+    # spawn: a fresh interpreter per worker, safe whatever threads torch has started here
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+        futures = [pool.submit(fn, *job) for job in jobs]
+        return [future.result() for future in futures]
+
+
+def _quiet_worker() -> None:
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker process

@@ -7,7 +7,8 @@ out-of-fold recall, and curation scores synthetic images with the k models' mean
 and calibrates its thresholds on the out-of-fold probabilities.
 
 Folds are stratified by class and seeded. The fold models train for the recipe's epochs with no
-validation set (nothing but train labels is used) and keep their last weights.
+validation set (nothing but train labels is used) and keep their last weights; the featurenet stage
+trains them beside the feature net itself (histosynth.classifier.featurenet).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from torch import nn
 
 from histosynth.classifier.checkpoint import load_classifier, save_classifier
 from histosynth.classifier.embed import predict_proba
-from histosynth.classifier.train import train_classifier
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
@@ -51,20 +51,21 @@ class CrossFit:
     out_of_fold: pd.DataFrame  # id, label, fold, p_0..p_{K-1}: each train image scored by the model that never saw it
 
 
-def cross_fit(train: ImageSet, ids: np.ndarray, recipe: ClassifierRecipe, k: int) -> CrossFit:
-    """Train ``k`` models on ``train`` minus one fold each; score every image out of fold."""
+def fold_trainings(train: ImageSet, recipe: ClassifierRecipe,
+                   k: int) -> tuple[np.ndarray, list[tuple[ImageSet, ClassifierRecipe]]]:
+    """Each image's fold, and per fold the training set (``train`` minus that fold) and recipe (its own seed)."""
     folds = stratified_folds(train.labels, k, recipe.seed)
+    return folds, [(ImageSet(train.images[folds != j], train.labels[folds != j], train.class_names),
+                    recipe.model_copy(update={"seed": recipe.seed + 1 + j})) for j in range(k)]
+
+
+def score_out_of_fold(train: ImageSet, ids: np.ndarray, folds: np.ndarray, models: list[nn.Module]) -> CrossFit:
+    """Every image of ``train`` scored by the model of its fold (trained without it)."""
     probabilities = np.zeros((len(train), len(train.class_names)), np.float32)
-    models = []
-    for j in range(k):
-        inside = folds != j
-        log.info("cross-fitted classifier %d of %d: %d train images, scoring %d out of fold", j + 1, k,
-                 int(inside.sum()), int((~inside).sum()))
-        subset = ImageSet(train.images[inside], train.labels[inside], train.class_names)
-        model = train_classifier(subset, None, recipe.model_copy(update={"seed": recipe.seed + 1 + j})).model
-        if (~inside).any():
-            probabilities[~inside] = predict_proba(model, train.images[~inside])
-        models.append(model)
+    for j, model in enumerate(models):
+        outside = folds == j
+        if outside.any():
+            probabilities[outside] = predict_proba(model, train.images[outside])
     table = pd.DataFrame({"id": ids, "label": train.labels, "fold": folds})
     for c in range(probabilities.shape[1]):
         table[f"p_{c}"] = probabilities[:, c]

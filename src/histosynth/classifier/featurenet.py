@@ -22,7 +22,8 @@ import torch
 
 from histosynth.classifier.checkpoint import save_classifier
 from histosynth.classifier.embed import embed
-from histosynth.classifier.crossfit import cross_fit, out_of_fold_probabilities, save_cross_fit
+from histosynth.classifier.crossfit import (fold_trainings, out_of_fold_probabilities, save_cross_fit,
+                                           score_out_of_fold)
 from histosynth.config.classifier import FeaturenetParams
 from histosynth.classifier.train import train_classifier
 from histosynth.dataset import ImageSet, load_image_set
@@ -31,6 +32,7 @@ from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.output_policy import check_outputs
 from histosynth.images import md5_file
 from histosynth.manifest import MANIFEST_NAME, read_manifest
+from histosynth.parallel import process_map
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,12 @@ def per_class_recall(predictions: np.ndarray, labels: np.ndarray,
 
 
 def train_featurenet(recipe: FeaturenetParams, real_dir: Path, out_dir: Path,
-                     report_dir: Path | None = None) -> dict[str, Any]:
+                     report_dir: Path | None = None, workers: int = 1) -> dict[str, Any]:
     """Train on ``real_dir``'s train split, write ``out_dir`` (weights + record); return the record.
+
+    ``workers`` trainings (the feature net and its ``recipe.folds`` cross-fitted copies) run at once,
+    in worker processes when more than 1 (see :func:`histosynth.parallel.process_map`); the bytes
+    written do not depend on it.
 
     With ``report_dir``, also write ``metrics.json`` (val accuracy, per-class val recall) and
     ``history.csv`` (loss and validation accuracy per epoch) there for ``dvc metrics``/``plots``.
@@ -54,11 +60,17 @@ def train_featurenet(recipe: FeaturenetParams, real_dir: Path, out_dir: Path,
     train, val = (load_image_set(real_dir, split) for split in ("train", "val"))
     if len(train) == 0:
         raise DataError(f"{real_dir}: the real train split is empty; the feature net needs training images")
-    log.info("training the feature net on %d real train images (%d val), %d classes",
-             len(train), len(val), len(train.class_names))
-    trained = train_classifier(train, val, recipe)  # scored on val after every epoch
+    log.info("training the feature net on %d real train images (%d val), %d classes, and %d cross-fitted copies "
+             "(each without a fold of %d images); %d training(s) at a time", len(train), len(val),
+             len(train.class_names), recipe.folds, len(train) // recipe.folds, min(workers, recipe.folds + 1))
     manifest = read_manifest(real_dir)
-    fitted = cross_fit(train, manifest.loc[manifest["split"] == "train", "id"].to_numpy(str), recipe, recipe.folds)
+    folds, fold_jobs = fold_trainings(train, recipe, recipe.folds)
+    # the feature net (scored on val after every epoch) and its cross-fitted copies are independent
+    # trainings on one torch thread each: `workers` at a time, the same bytes whatever the number
+    trained, *fold_runs = process_map(train_classifier, [(train, val, recipe), *((s, None, r) for s, r in fold_jobs)],
+                                      workers)
+    fitted = score_out_of_fold(train, manifest.loc[manifest["split"] == "train", "id"].to_numpy(str), folds,
+                               [run.model for run in fold_runs])
     oof_predictions = out_of_fold_probabilities(fitted.out_of_fold).argmax(axis=1)
     metrics = {**_evaluate(trained.model, val),
                "out_of_fold_accuracy": float(np.mean(oof_predictions == train.labels)),

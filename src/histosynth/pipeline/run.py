@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from histosynth.config import Params
@@ -48,12 +48,19 @@ def run_stage(definition: Stage, params: Params, io: StageIO) -> None:
     definition.run(params, io)
 
 
-def stage_main(name: str) -> None:
-    """A DVC stage script: stage ``name`` on params.yaml, in the project folder DVC runs it in."""
+def stage_main(name: str, then: Callable[[], object] | None = None) -> None:
+    """A DVC stage script: stage ``name`` on params.yaml, in the project folder DVC runs it in; then
+    ``then()`` (what only the DVC stage does, e.g. the report's summary at the end of `dvc repro`)."""
     setup_logging()
     definition = stage(name)
-    # params are read inside run_guarded: a bad params.yaml is one error line
-    run_guarded(lambda: run_stage(definition, definition.load_params(), project_io(definition, Path("."))))
+
+    def job() -> None:
+        # params are read inside run_guarded: a bad params.yaml is one error line
+        run_stage(definition, definition.load_params(), project_io(definition, Path(".")))
+        if then is not None:
+            then()
+
+    run_guarded(job)
 
 
 def select(stages: Iterable[str] | None = None, until: str | None = None) -> tuple[Stage, ...]:

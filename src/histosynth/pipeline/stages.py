@@ -48,8 +48,10 @@ def _generate(params: Params, io: StageIO) -> None:
 
 def _featurenet(params: Params, io: StageIO) -> None:
     from histosynth.classifier.featurenet import train_featurenet
+    from histosynth.parallel import usable_cores
 
-    train_featurenet(params.qa.featurenet, io["real"], io["out"], io["report"])
+    # the copies train side by side on every usable core: the same bytes as one after the other
+    train_featurenet(params.qa.featurenet, io["real"], io["out"], io["report"], workers=usable_cores())
 
 
 def _curate(params: Params, io: StageIO) -> None:
