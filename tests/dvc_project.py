@@ -25,7 +25,8 @@ TINY_PARAMS = {
     "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "threads": 1,
             "probe": {"every": 2, "max_images": 40}},
     "generate": {"n_per_class": 12},
-    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2}},
+    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2},
+           "cas": {"enabled": True, "steps": 10}},
     "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100},
                   "threads": 1},
 }

@@ -132,7 +132,7 @@ def test_keys_of_the_other_family_are_named(gan, message):
 
 
 def test_registry_puts_every_arch_in_one_family():
-    assert set(known_archs()) == {"dcgan", "sagan", "ascgan", "cwgan128", "ddpm"}
+    assert set(known_archs()) == {"dcgan", "sagan", "ascgan", "cwgan128", "projected", "ddpm"}
     assert GAN_ARCHS == gan_archs()  # params.yaml's allowed values match the GAN registry
     assert {arch: family_name(arch) for arch in ("dcgan", "ddpm")} == {"dcgan": "gan", "ddpm": "diffusion"}
     with pytest.raises(ConfigError, match="gan.arch='vae' is unknown"):

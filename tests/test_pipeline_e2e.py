@@ -157,3 +157,17 @@ def test_exp_run_with_the_diffusion_arch_runs_the_whole_pipeline(project):
     assert "ddpm" in page and "Samples after the last" in page and "dvc repro train" not in page
     rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
     assert not rendered.get("errors"), rendered["errors"]
+
+
+def test_exp_run_with_the_projected_arch_runs_the_whole_pipeline(project):
+    # the frozen ImageNet network at its smallest input (32 px) keeps the tiny budget tiny on CPU
+    out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=projected",
+               "-S", "gan.feature_size=32").stdout
+    for stage in ("train", "generate", "curate", "qa", "package", "benchmark", "report"):
+        assert f"Running stage '{stage}'" in out
+    record = json.loads((project / "models/gan/record.json").read_text())
+    assert record["arch"] == "projected" and record["feature_network"]["name"] == "efficientnet-lite0"
+    qa = json.loads((project / "reports/qa/metrics.json").read_text())
+    assert 0 <= qa["cas"]["synthetic_only"] <= 1 and qa["cas"]["steps"] == TINY_PARAMS["qa"]["cas"]["steps"]
+    assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
+    assert "projected" in (project / "reports/index.html").read_text()

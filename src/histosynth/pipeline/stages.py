@@ -178,7 +178,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "qa", "Check synthetic images against real ones per class and apply the QA gates (qa.* thresholds).", _qa,
         params=("qa.enforce", "qa.seed", "qa.max_per_class", "qa.draws", "qa.floor_quantile", "qa.kl", "qa.fid",
-                "qa.label", "qa.diversity", "qa.memorisation"),
+                "qa.label", "qa.diversity", "qa.memorisation",
+                "qa.cas", "qa.featurenet"),  # the classification accuracy score trains qa.featurenet's recipe
         slots=(_in("real", paths.REAL_DIR, "Real images with a manifest (as `ingest` writes them)."),
                _in("synthetic", paths.SYNTHETIC_DIR, "Synthetic images: a folder with a manifest, or plain class "
                    "folders named like the real ones."),

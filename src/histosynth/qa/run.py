@@ -25,6 +25,7 @@ from histosynth.errors import DataError
 from histosynth.neutralise import Block
 from histosynth.output_policy import check_outputs
 from histosynth.qa import evaluate
+from histosynth.qa.cas import classification_accuracy_score
 from histosynth.qa.evaluate import FeatureSpace
 from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, smallest_margin, verdict_table
 from histosynth.qa.inputs import QaInputs, load_qa_inputs
@@ -89,6 +90,11 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     if params.fid.inception_weights is not None:
         with timings.step("Inception FID"):
             overall_fid.update(_inception_fid(params.fid.inception_weights, inputs, params.seed))
+    cas = None
+    if params.cas.enabled:
+        with timings.step("classification accuracy score"):
+            cas = classification_accuracy_score(params.cas, params.featurenet, inputs.train.images,
+                                                inputs.synthetic.images, inputs.val.images)
 
     parts = (kl, features, labels, duplicates, memorised)
     figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in parts for k, v in part[c].items()}
@@ -96,6 +102,7 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     results = evaluate_gates(figures, params)
     passed = not any(r.failed for r in results)
     metrics = {**_assemble(passed, figures, results, overall_fid, record, inputs),
+               **({"cas": cas} if cas is not None else {}),
                SYNTHETIC_SET_KEY: synthetic_set_md5(synthetic_dir)}
     with timings.step("write report"):
         write_report(report_dir, metrics, histogram_rows, memorisation_rows, inputs.class_names, params.kl.bins)
@@ -103,6 +110,9 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     closest = smallest_margin(results)
     if closest is not None:
         log.info("closest call: %s %s, margin %+.0f%%", closest.class_name, closest.gate.name, 100 * closest.margin)
+    if cas is not None:
+        log.info("classification accuracy score on real val: synthetic only %.3f, real only %.3f (not gated)",
+                 cas["synthetic_only"], cas["real_only"])
     log.info("QA time per step: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if not passed:
         if params.enforce:
