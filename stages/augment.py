@@ -1,11 +1,7 @@
 """DVC stage `augment`: real train split -> data/augmented/<class>/*.png + manifest + previews."""
+# Defined in histosynth.pipeline.stages, with the CLI command of the same name.
 
-from histosynth import paths
-from histosynth.augment import augment
-from histosynth.config import load_params
-from histosynth.entry import run_guarded, setup_logging
+from histosynth.pipeline import stage_main
 
 if __name__ == "__main__":
-    setup_logging()
-    run_guarded(lambda: augment(load_params(stage="augment").augment, paths.REAL_DIR, paths.AUGMENTED_DIR,
-                                paths.AUGMENT_REPORT_DIR))
+    stage_main("augment")

@@ -1,12 +1,7 @@
 """DVC stage `featurenet`: data/real -> models/featurenet (domain feature net for QA) + reports/featurenet."""
+# Defined in histosynth.pipeline.stages, with the CLI command of the same name.
 
-from histosynth import paths
-from histosynth.classifier.featurenet import train_featurenet
-from histosynth.config import load_params
-from histosynth.entry import run_guarded, setup_logging
-from histosynth.parallel import usable_cores
+from histosynth.pipeline import stage_main
 
-if __name__ == "__main__":
-    setup_logging()
-    run_guarded(lambda: train_featurenet(load_params(stage="featurenet").qa.featurenet, paths.REAL_DIR,
-                                         paths.FEATURENET_DIR, paths.FEATURENET_REPORT_DIR, workers=usable_cores()))
+if __name__ == "__main__":  # the cross-fitted copies train in spawned processes, which import this file
+    stage_main("featurenet")

@@ -1,10 +1,7 @@
 """DVC stage `ingest`: data.source -> data/real/{train,val,test}/<class>/*.png + manifest, reports/ingest/."""
+# Defined in histosynth.pipeline.stages, with the CLI command of the same name.
 
-from histosynth import paths
-from histosynth.config import load_params
-from histosynth.data.ingest import ingest
-from histosynth.entry import run_guarded, setup_logging
+from histosynth.pipeline import stage_main
 
 if __name__ == "__main__":
-    setup_logging()
-    run_guarded(lambda: ingest(load_params(stage="ingest").data, paths.REAL_DIR, paths.INGEST_REPORT_DIR))
+    stage_main("ingest")

@@ -1,11 +1,7 @@
 """DVC stage `package`: data/real + data/synthetic + models/gan + reports/qa -> data/package."""
+# Defined in histosynth.pipeline.stages, with the CLI command of the same name.
 
-from histosynth import paths
-from histosynth.config import load_params
-from histosynth.entry import run_guarded, setup_logging
-from histosynth.package.stage import build_package
+from histosynth.pipeline import stage_main
 
 if __name__ == "__main__":
-    setup_logging()
-    run_guarded(lambda: build_package(load_params(stage="package"), paths.REAL_DIR, paths.SYNTHETIC_DIR, paths.GAN_DIR,
-                                      paths.QA_REPORT_DIR / "metrics.json", paths.PACKAGE_DIR))
+    stage_main("package")

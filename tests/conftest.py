@@ -20,9 +20,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from histosynth.fsutil import unique_safe_names
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import encode_png, md5_bytes
 from histosynth.manifest import write_manifest
+from histosynth.md5sums import write_md5sums
 
 TINY_CLASSES = ("red blobs", "green stripes", "blue noise")
 

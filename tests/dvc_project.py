@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,21 @@ import yaml
 from histosynth.output_policy import MARKER
 
 REPO = Path(__file__).resolve().parents[1]
+# Small but real: the demo source, fewer images, a tiny GAN trained for two epochs. A GAN this
+# small cannot pass the QA gates, so the pipeline only reports them. One torch thread and one
+# benchmark training at a time: models this small run fastest so, and the tests run beside each
+# other (pytest-xdist), where a second OpenMP thread waits for a core another test holds. The probe
+# runs once, after the last epoch (a diffusion model samples its fakes step by step).
+TINY_PARAMS = {
+    "augment": {"per_class": 24},
+    "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "threads": 1,
+            "probe": {"every": 2, "max_images": 40}},
+    "generate": {"n_per_class": 12},
+    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2},
+           "cas": {"enabled": True, "steps": 10}},
+    "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100},
+                  "threads": 1},
+}
 
 
 def env() -> dict[str, str]:
@@ -64,18 +80,72 @@ def make_repro(cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     return run(cwd, "make", "-o", str(venv / ".installed"), "repro", f"VENV={venv}", check=check)
 
 
-def make_project(root: Path, params: dict) -> Path:
-    """Copy the pipeline into ``root`` with params.yaml overridden by ``params``; git + DVC init, no repro."""
+def make_project(root: Path, params: dict, source: Path = REPO) -> Path:
+    """Copy the pipeline of ``source`` (this checkout, or another revision's files) into ``root`` with
+    params.yaml overridden by ``params``; git + DVC init, no repro."""
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile"):
-        shutil.copy(REPO / name, root / name)
+        shutil.copy(source / name, root / name)
     for folder in ("stages", "src"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    merged = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), params)
+        shutil.copytree(source / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    merged = deep_update(yaml.safe_load((source / "params.yaml").read_text()), params)
     (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     run(root, "git", "init", "-q")
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
-    shutil.copytree(REPO / ".dvc/plots", root / ".dvc/plots")  # the project's plot templates
+    shutil.copytree(source / ".dvc/plots", root / ".dvc/plots")  # the project's plot templates
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "project")
     return root
+
+
+IN_PROCESS = """
+import sys
+from pathlib import Path
+
+from histosynth.config import load_params
+from histosynth.entry import run_guarded, setup_logging
+from histosynth.pipeline import run_pipeline
+
+if __name__ == "__main__":
+    setup_logging()
+    root = Path(sys.argv[1])
+    run_guarded(lambda: run_pipeline(load_params(root / "params.yaml"), root))
+"""
+
+
+# Figures that measure the run, not its result: how long training took (and the report shows it).
+TIMINGS = {"reports/train/metrics.json": ("wall_time_s", "images_per_s")}
+SHOWS_TIMINGS = "reports/index.html"
+
+
+def pipeline_outputs(root: Path) -> dict[str, str]:
+    """MD5 of every file the pipeline wrote under ``root`` (data/, models/, reports/), the training's
+    timings left out (TIMINGS; the report that shows them is left out whole)."""
+    found = {f"{folder}/{name}": md5 for folder in ("data", "models", "reports")
+             for name, md5 in tree_md5s(root / folder).items() if f"{folder}/{name}" != SHOWS_TIMINGS}
+    for name, keys in TIMINGS.items():
+        if name in found:
+            figures = {key: value for key, value in json.loads((root / name).read_text()).items() if key not in keys}
+            found[name] = hashlib.md5(json.dumps(figures, sort_keys=True).encode()).hexdigest()
+    return found
+
+
+def rerun_in_process(project: Path, work: Path) -> Path:
+    """A git clone of ``project`` (the same commit: a package card names it) without the pipeline's
+    outputs, run from scratch by histosynth.pipeline.run_pipeline in one process of this checkout's
+    code, from another folder."""
+    from histosynth.pipeline import STAGES
+
+    clone = work / "clone"
+    run(work, "git", "clone", "-q", str(project), str(clone))
+    for definition in STAGES:  # outputs git keeps (cache: false) are made again
+        for slot in definition.output_slots():
+            target = clone / slot.path
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    script = work / "in_process.py"
+    script.write_text(IN_PROCESS, encoding="utf-8")
+    run(work, sys.executable, str(script), "clone")
+    return clone

@@ -15,10 +15,10 @@ from conftest import textured_image, write_image_folder
 from histosynth.config import Params, params_from_mapping
 from histosynth.fsutil import unique_safe_names
 from histosynth.gan.checkpoint import write_record
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.generate.writer import image_id
 from histosynth.images import encode_png, md5_bytes
 from histosynth.manifest import write_manifest
+from histosynth.md5sums import write_md5sums
 from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
 
 # Quotes, unicode, spaces, SQL and CSV trouble, a name that pandas would read as missing.

@@ -76,3 +76,20 @@ def test_missing_files_say_how_to_fix(tmp_path):
         checkpoint.load_generator(tmp_path)
     with pytest.raises(DataError, match="generator weights missing"):
         checkpoint.checkpoint_hash(tmp_path)
+
+
+def test_the_model_record_floor_reads_what_the_families_write(tmp_path):
+    """histosynth.model_record (what package and generate read) and the GAN's checkpoint module name the same
+    files and read a record the same way, until the families import it."""
+    from histosynth import model_record
+
+    assert (model_record.CHECKPOINT_FILE, model_record.GENERATOR_FILE, model_record.RECORD_FILE) == \
+        (checkpoint.CHECKPOINT_FILE, checkpoint.GENERATOR_FILE, checkpoint.RECORD_FILE)
+    assert model_record.RECORD_FIELDS == checkpoint.RECORD_FIELDS
+    _write_generator(tmp_path)
+    assert model_record.read_record(tmp_path) == checkpoint.read_record(tmp_path)
+    assert model_record.checkpoint_hash(tmp_path) == checkpoint.checkpoint_hash(tmp_path)
+    (tmp_path / checkpoint.RECORD_FILE).write_text(json.dumps(SPEC | {"class_names": ["a"]}))
+    for read in (model_record.read_record, checkpoint.read_record):
+        with pytest.raises(DataError, match="n_classes = 3 but 1 class names"):
+            read(tmp_path)

@@ -22,7 +22,7 @@ from histosynth.generators import family_name, known_archs, load_sampling_model,
 from histosynth.generators.diffusion.recipe import get_recipe
 from histosynth.images import encode_png, md5_file, read_png_rgb
 from histosynth.manifest import read_manifest
-from histosynth.sql.describe import describe_gan
+from histosynth.package.networks import describe_gan
 
 SIZE = 28
 # A UNet of width 4 (levels of 4, 8 and 8 channels) trains at ~1000 images/s on one thread.

@@ -14,11 +14,11 @@ from torch import nn
 from histosynth.errors import ConfigError
 from histosynth.fsutil import unique_safe_names
 from histosynth.generate.latents import image_latent, latents
-from histosynth.generate.md5sums import MD5SUMS_NAME, format_md5sums
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler, resolve_device
 from histosynth.generate.writer import write_synthetic_set
 from histosynth.images import encode_png, md5_file, read_png_rgb
 from histosynth.manifest import read_manifest
+from histosynth.md5sums import MD5SUMS_NAME, format_md5sums
 
 CLASSES = ("Épithélium DAB+", "stroma", "stroma ")  # the last two collide once made filesystem-safe
 LATENT_DIM = 16

@@ -161,4 +161,4 @@ def test_cli_edit_options_reach_the_editor(work, tmp_path):
     manifest = read_manifest(tmp_path / "out")
     assert (manifest["edit_strength"] == 0.3).all() and manifest["edit_of"].notna().all()
     refused = CliRunner().invoke(app, [*args, "--strength", "0"])
-    assert refused.exit_code == EXIT_CONFIG and "--strength 0 would copy the real images" in refused.output
+    assert refused.exit_code == EXIT_CONFIG and "generate.edit.strength = 0.0: Input should be greater than 0" in refused.output

@@ -20,9 +20,9 @@ from cli_run import invoke, one_error
 from histosynth.entry import EXIT_INPUT, EXIT_OK, EXIT_VERIFY_FINDINGS
 from histosynth.neutralise import Block, NeutralFormatter, csv_cell, for_terminal, restore_csv_cell
 from histosynth.package import load_package
+from histosynth.package.sql.readback import load_sqlite_dump, read_records
 from histosynth.package.stage import build_package
 from histosynth.package.verify import verify_package
-from histosynth.sql.readback import load_sqlite_dump, read_records
 from package_inputs import package_params, write_package_inputs
 from test_ingest_folder import save_images
 from test_verify import built, package  # noqa: F401 (fixtures: a small package, a private copy to damage)

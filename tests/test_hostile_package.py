@@ -21,8 +21,8 @@ from PIL import Image
 from cli_run import invoke, one_error
 from histosynth.entry import EXIT_INPUT, EXIT_OK, EXIT_VERIFY_FINDINGS
 from histosynth.errors import DataError
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import md5_file
+from histosynth.md5sums import write_md5sums
 from histosynth.package import load_package
 from histosynth.package.schema import metadata_csv_bytes, metadata_parquet_bytes
 from test_verify import built, package  # noqa: F401 (fixtures: a small package, a private copy to damage)

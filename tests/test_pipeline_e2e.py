@@ -1,4 +1,5 @@
-"""End to end: the real dvc.yaml run by real DVC in a temporary git + DVC repository."""
+"""End to end: the real dvc.yaml run by real DVC in a temporary git + DVC repository, and the same
+pipeline run in one process by histosynth.pipeline.run_pipeline."""
 
 from __future__ import annotations
 
@@ -10,26 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from dvc_project import env as _env, make_project, make_repro, run as _run, tree_md5s as _tree_md5s
+from dvc_project import TINY_PARAMS, make_project, make_repro, pipeline_outputs, rerun_in_process
+from dvc_project import env as _env, run as _run
 from histosynth.summary import summary_text
 
 pytestmark = pytest.mark.slow
-
-# Small but real: the demo source, fewer images, a tiny GAN trained for two epochs. A GAN this
-# small cannot pass the QA gates, so the baseline only reports them. One torch thread and one
-# benchmark training at a time: models this small run fastest so, and the tests run beside each
-# other (pytest-xdist), where a second OpenMP thread waits for a core another test holds. The probe
-# runs once, after the last epoch (a diffusion model samples its fakes step by step).
-TINY_PARAMS = {
-    "augment": {"per_class": 24},
-    "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "threads": 1,
-            "probe": {"every": 2, "max_images": 40}},
-    "generate": {"n_per_class": 12},
-    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2},
-           "cas": {"enabled": True, "steps": 10}},
-    "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100},
-                  "threads": 1},
-}
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +106,14 @@ def test_second_repro_is_a_noop(project):
     assert "Running stage" not in out
 
 
-def test_same_params_give_identical_files(project, tmp_path):
-    before = _tree_md5s(project / "data")
-    _run(project, sys.executable, "-m", "dvc", "repro", "--force")
-    assert _tree_md5s(project / "data") == before
+def test_the_in_process_pipeline_writes_the_files_dvc_repro_wrote(project, tmp_path):
+    """histosynth.pipeline.run_pipeline (what the tests and the studies run), from scratch in another
+    folder and one process, with the same params: every output byte-identical to `dvc repro`'s. So the
+    stage scripts and the in-process pipeline are one pipeline, and the same params give the same files."""
+    clone = rerun_in_process(project, tmp_path)
+    expected, written = pipeline_outputs(project), pipeline_outputs(clone)
+    assert len(written) > 100 and {path.split("/")[0] for path in written} == {"data", "models", "reports"}
+    assert sorted(path for path in expected.keys() | written.keys() if expected.get(path) != written.get(path)) == []
 
 
 def test_a_failing_qa_gate_stops_the_pipeline_with_a_verdict(project):

@@ -1,5 +1,5 @@
-"""The training progress bar (elapsed time, ETA, figures, resumed start), when it is drawn, and
-log lines written while a bar is open."""
+"""Progress bars: the plain ones every stage draws and the training bar (elapsed time, ETA, figures,
+resumed start), when they are drawn, and log lines written while a bar is open."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from histosynth.progress import PROGRESS_ENV, EpochProgress, bars_enabled, format_duration
+from histosynth.progress import PROGRESS_ENV, EpochProgress, bar, bars_enabled, format_duration
 from terminal import screen
 
 
@@ -94,12 +94,25 @@ def test_bars_only_on_a_terminal_unless_switched(monkeypatch: pytest.MonkeyPatch
     assert out.getvalue() == ""
 
 
+def test_every_bar_obeys_histosynth_progress(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    for setting, drawn in (("0", False), ("1", True)):
+        monkeypatch.setenv(PROGRESS_ENV, setting)
+        assert sum(bar(range(5), desc="counting", unit="img")) == 10  # iterated whether drawn or not
+        assert ("counting: 100%" in capsys.readouterr().err) == drawn
+    with bar(total=3, desc="by hand") as by_hand:
+        by_hand.update(3)
+    assert "by hand: 100%" in capsys.readouterr().err
+    list(bar(range(5), desc="too quick to watch", min_total=6))
+    list(bar(range(5), desc="another process", enabled=False))
+    assert capsys.readouterr().err == ""
+
+
 LOG_WHILE_A_BAR_IS_OPEN = """
-import logging, sys
-from tqdm import tqdm
+import logging
 from histosynth.entry import setup_logging
+from histosynth.progress import bar as progress_bar
 setup_logging()
-with tqdm(total=10, desc="benchmark", unit="training", file=sys.stderr, mininterval=0) as bar:
+with progress_bar(total=10, desc="benchmark", unit="training", mininterval=0) as bar:
     bar.update(3)
     logging.getLogger("histosynth.benchmark.training").info("run 0 done")
     bar.update(7)
@@ -108,7 +121,8 @@ with tqdm(total=10, desc="benchmark", unit="training", file=sys.stderr, mininter
 
 def test_a_log_line_written_while_a_bar_is_open_gets_its_own_line() -> None:
     # bytes, not text: text mode would turn the bar's carriage returns into line breaks
-    done = subprocess.run([sys.executable, "-c", LOG_WHILE_A_BAR_IS_OPEN], capture_output=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", LOG_WHILE_A_BAR_IS_OPEN], capture_output=True, timeout=60,
+                          env={**os.environ, PROGRESS_ENV: "1"})
     assert done.returncode == 0, done.stderr
     lines = screen(done.stderr.decode())
     assert len(lines) == 2, lines

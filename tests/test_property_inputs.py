@@ -17,9 +17,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from histosynth.cli import app
-from histosynth.config import load_params
 from histosynth.entry import EXIT_CONFIG, EXIT_INPUT, EXIT_OK
 from histosynth.errors import ConfigError
+from histosynth.pipeline import stage
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -122,7 +122,7 @@ def test_any_params_value_is_valid_params_or_a_config_error(section, key, value,
         path = Path(tmp) / "params.yaml"
         path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
         try:
-            load_params(path, stage="train")
+            stage("train").load_params(path)
         except ConfigError as err:
             assert all(line.startswith(f"{path}: ") for line in str(err).splitlines()), str(err)
 

@@ -35,10 +35,10 @@ pytestmark = pytest.mark.slow
 BUILD_SCRIPT = textwrap.dedent("""\
     from pathlib import Path
 
-    from histosynth.config import load_params
     from histosynth.package.stage import build_package
+    from histosynth.pipeline import stage
 
-    build_package(load_params(Path("params.yaml"), "package"), Path("inputs/real"), Path("inputs/synthetic"),
+    build_package(stage("package").load_params(Path("params.yaml")), Path("inputs/real"), Path("inputs/synthetic"),
                   Path("inputs/gan"), Path("reports/qa/metrics.json"), Path("data/package"), revision="fixture")
 """)
 PIPELINE = {"stages": {"package": {"cmd": "python build_package.py", "deps": ["build_package.py", "inputs"],

@@ -14,9 +14,9 @@ from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import params_from_mapping
 from histosynth.config.classifier import FeaturenetParams
 from histosynth.errors import ConfigError
-from histosynth.generate.sampler import single_torch_thread
 from histosynth.qa.inception import load_inception
 from histosynth.qa.run import run_qa
+from histosynth.torch_runtime import single_torch_thread
 
 
 def test_a_file_with_pickled_code_or_other_tensors_is_refused(tmp_path):

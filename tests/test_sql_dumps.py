@@ -18,16 +18,17 @@ from histosynth.cli import app
 from histosynth.entry import EXIT_INPUT
 from histosynth.errors import ConfigError, DataError
 from histosynth.gan.models import build_discriminator, build_generator
+from histosynth.package.database import package_database
+from histosynth.package.networks import describe_gan
 from histosynth.package.schema import METADATA_PARQUET, metadata_parquet_bytes
-from histosynth.sql import DIALECTS, build_database, check_dumps, write_dumps
-from histosynth.sql.describe import describe_gan
+from histosynth.package.sql import DIALECTS, check_dumps, write_dumps
 
 
 def write_package(root: Path, metadata: pd.DataFrame) -> Path:
     """The parts of a package the SQL layer reads: metadata.parquet and sql/*.sql."""
     root.mkdir(parents=True, exist_ok=True)
     (root / METADATA_PARQUET).write_bytes(metadata_parquet_bytes(metadata))
-    write_dumps(build_database(metadata, gan_record(), qa_metrics()), root / "sql")
+    write_dumps(package_database(metadata, gan_record(), qa_metrics()), root / "sql")
     return root
 
 
@@ -188,7 +189,7 @@ def test_export_sql_refuses_a_dump_that_disagrees_with_the_metadata(package: Pat
 
 def test_a_package_without_synthetic_images_or_qa(tmp_path: Path) -> None:
     metadata = tricky_metadata(n_synthetic=0)
-    db = build_database(metadata, gan_record(), None)
+    db = package_database(metadata, gan_record(), None)
     assert db.records["gan_architectures"][0]["checkpoint_md5"] is None
     assert db.records["qa_metrics"] == []
     assert {row["qa_passed"] for row in db.records["class_names"]} == {None}
@@ -200,25 +201,25 @@ def test_inconsistent_inputs_are_refused_with_a_reason(tmp_path: Path) -> None:
     metadata = tricky_metadata()
     long_name = tricky_metadata(classes=("x" * 300, "y"))
     with pytest.raises(DataError, match="at most 255"):
-        build_database(long_name, gan_record(classes=("x" * 300, "y")), None)
+        package_database(long_name, gan_record(classes=("x" * 300, "y")), None)
     two_runs = metadata.copy()
     two_runs.loc[two_runs["source"] == "synthetic", "generator_run"] = [RUN, "f" * 32] * 11
     with pytest.raises(DataError, match="2 generator runs"):
-        build_database(two_runs, gan_record(), None)
+        package_database(two_runs, gan_record(), None)
     with pytest.raises(DataError, match="the package and the GAN disagree"):
-        build_database(metadata, gan_record(classes=tuple(reversed(TRICKY_CLASSES))), None)
+        package_database(metadata, gan_record(classes=tuple(reversed(TRICKY_CLASSES))), None)
     with pytest.raises(DataError, match="'ghost' is not in the package"):
-        build_database(metadata, gan_record(), {"classes": {"ghost": {"kl": 0.1}}})
+        package_database(metadata, gan_record(), {"classes": {"ghost": {"kl": 0.1}}})
     with pytest.raises(ConfigError, match="unknown SQL dialect 'oracle'"):
-        write_dumps(build_database(metadata, gan_record(), None), tmp_path, dialects=["sqlite", "oracle"])
+        write_dumps(package_database(metadata, gan_record(), None), tmp_path, dialects=["sqlite", "oracle"])
     assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_dumps_rendered_in_parallel_processes_are_the_same_bytes(package: Path, tmp_path: Path, monkeypatch) -> None:
-    from histosynth.sql import dump
+    from histosynth.package.sql import dump
 
     monkeypatch.setattr(dump, "PARALLEL_FROM_IMAGES", 0)  # the small test set takes the big-package path
     metadata = pd.read_parquet(package / METADATA_PARQUET)
-    paths = write_dumps(build_database(metadata, gan_record(), qa_metrics()), tmp_path)
+    paths = write_dumps(package_database(metadata, gan_record(), qa_metrics()), tmp_path)
     assert {name: paths[name].read_bytes() for name in DIALECTS} == \
         {name: (package / "sql" / f"{name}.sql").read_bytes() for name in DIALECTS}

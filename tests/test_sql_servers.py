@@ -19,8 +19,9 @@ from sql_servers import Server, mariadb, postgresql  # noqa: F401  (session fixt
 from sqlalchemy import insert
 
 from histosynth.manifest import class_names_of
-from histosynth.sql import DIALECTS, PackageDatabase, build_database, schema, write_dumps
-from histosynth.sql.dump import dialect_of
+from histosynth.package.database import package_database
+from histosynth.package.sql import DIALECTS, PackageDatabase, schema, write_dumps
+from histosynth.package.sql.dump import dialect_of
 
 HEX = {"mysql": "HEX({})", "postgresql": "encode(convert_to({}, 'UTF8'), 'hex')", "sqlite": "hex({})"}
 JSON_TEXT = {"mysql": "JSON_VALUE({}, '$.{}')", "postgresql": "{} #>> '{{{}}}'", "sqlite": "json_extract({}, '$.{}')"}
@@ -37,7 +38,7 @@ class Dumps:
 def dumps(tmp_path_factory: pytest.TempPathFactory) -> Dumps:
     record = gan_record()
     record["params"]["perceptual_weights"] = PERCEPTUAL_WEIGHTS
-    db = build_database(tricky_metadata(), record, qa_metrics(), name="demo 'BCADCID' \\ 😀", version="1.0.0-rc.1")
+    db = package_database(tricky_metadata(), record, qa_metrics(), name="demo 'BCADCID' \\ 😀", version="1.0.0-rc.1")
     return Dumps(db, write_dumps(db, tmp_path_factory.mktemp("sql")))
 
 

@@ -154,7 +154,7 @@ def test_without_its_parquet_metadata_the_class_checksums_still_count(package: P
 def test_default_verify_loads_neither_torch_nor_sqlalchemy(built: Path) -> None:
     """A user's `histosynth verify` starts in about a second: only --deep needs SQLAlchemy (and torch)."""
     from histosynth.package.verify import DUMPS
-    from histosynth.sql import DIALECTS
+    from histosynth.package.sql import DIALECTS
 
     assert DUMPS == tuple(f"sql/{name}.sql" for name in DIALECTS)
     code = ("import sys; from typer.testing import CliRunner; from histosynth.cli import app; "

@@ -14,7 +14,7 @@ links are possible).
    check of every image, MD5SUMS, metadata CSV/Parquet, card, SQL dumps, top-level MD5SUMS)
    with ``package.link`` auto (hard links) and copy, rounds alternating; figures are medians.
    Beside it, the image placement alone on 1 and on 2 worker threads (what the thread pool
-   buys), the SQL dumps alone (``histosynth.sql.build_database`` + ``write_dumps``), and
+   buys), the SQL dumps alone (``histosynth.package.database.package_database`` + ``write_dumps``), and
    ``histosynth verify`` of the package.
 2. Memory: peak RSS of the package stage for 10k and 100k images, each in its own child
    process (``os.wait4`` gives that child's ru_maxrss).
@@ -55,9 +55,10 @@ from histosynth.images import write_pngs
 from histosynth.manifest import write_manifest
 from histosynth.package.assemble import Job, place_files
 from histosynth.package.collect import SOURCE_FILE, plan_rows
+from histosynth.package.database import package_database
+from histosynth.package.sql import check_dumps, write_dumps
 from histosynth.package.stage import build_package
 from histosynth.package.verify import verify_package
-from histosynth.sql import build_database, check_dumps, write_dumps
 from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
 
 IMAGE_SIZE = 28
@@ -179,7 +180,7 @@ def throughput(inputs: dict[str, Path], n: int, rounds: int, scratch: Path) -> d
     metadata = pd.read_parquet(kept / "metadata.parquet")
     record = json.loads((inputs["gan"] / "record.json").read_text())
     qa = json.loads(inputs["qa"].read_text())
-    sql = [timed(lambda: write_dumps(build_database(metadata, record, qa, name="bench", version="1.0.0"),
+    sql = [timed(lambda: write_dumps(package_database(metadata, record, qa, name="bench", version="1.0.0"),
                                      scratch / "sql")) for _ in range(rounds)]
     place: dict[str, list[tuple[float, float]]] = {f"{mode}_{w}": [] for mode in ("link", "copy") for w in (1, 2)}
     for r in range(rounds):
@@ -268,9 +269,9 @@ def markdown(results: dict) -> str:
         row("image placement only, hard link, 2 threads", t["placement"]["link_2"], "as in the stage"),
         row("image placement only, copy, 1 thread", t["placement"]["copy_1"], "read + write + MD5 + size"),
         row("image placement only, copy, 2 threads", t["placement"]["copy_2"], "as in the stage"),
-        row("SQL dumps only (3 dialects)", t["sql_dumps"], "histosynth.sql build_database + write_dumps"),
+        row("SQL dumps only (3 dialects)", t["sql_dumps"], "histosynth.package package_database + write_dumps"),
         row("histosynth verify", t["verify"], "every file re-hashed, CSV vs Parquet, dumps vs metadata"),
-        row("of which the dumps check", t["verify_dumps_check"], "histosynth.sql.check_dumps"),
+        row("of which the dumps check", t["verify_dumps_check"], "histosynth.package.sql.check_dumps"),
         "",
         "| memory | " + " | ".join(f"{int(k):,} images" for k in mem["peak_rss_mib"]) + " | ratio | goal | met |",
         "|---|" + "---|" * len(mem["peak_rss_mib"]) + "---|---|---|",

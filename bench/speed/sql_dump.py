@@ -4,8 +4,8 @@
     .venv/bin/python bench/speed/sql_dump.py --quick    # 10k images, smoke run, writes nothing
 
 A package's metadata of N images (8 classes, a fifth real in train/val/test, the rest
-synthetic) goes through histosynth.sql as the package stage and `histosynth verify` use it:
-build_database, write_dump per dialect (wall and CPU seconds, size), check_dumps (load
+synthetic) goes through histosynth.package.sql as the package stage and `histosynth verify` use it:
+package_database, write_dump per dialect (wall and CPU seconds, size), check_dumps (load
 sqlite.sql into SQLite, compare with the metadata, render all three dumps again). Memory: the
 Python heap's peak (tracemalloc) while writing the SQLite dump of N/10 and of N images; the
 metadata itself is in memory before, so a constant dump needs the same peak for both.
@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.
 from machine import code_revision, machine_info, save_results
 
 from histosynth.fsutil import unique_safe_names
-from histosynth.sql import DIALECTS, build_database, check_dumps
-from histosynth.sql.dump import write_dump
+from histosynth.package.database import package_database
+from histosynth.package.sql import DIALECTS, check_dumps
+from histosynth.package.sql.dump import write_dump
 
 CLASSES = ("basophil", "eosinophil", "erythroblast", "immature granulocytes", "lymphocyte", "monocyte",
            "neutrophil", "platelet")
@@ -79,7 +80,7 @@ def timed(fn):  # type: ignore[no-untyped-def]
 
 
 def dump_heap_peak_mib(n_images: int, out: Path) -> float:
-    db = build_database(package_metadata(n_images), gan_record(), None)
+    db = package_database(package_metadata(n_images), gan_record(), None)
     tracemalloc.start()
     try:
         write_dump(db, "sqlite", out)
@@ -98,8 +99,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="histosynth-bench-sql-") as tmp:
         package = Path(tmp)
         metadata = package_metadata(n_images)
-        db, wall, cpu = timed(lambda: build_database(metadata, gan_record(), None))
-        rows.append(("build_database", wall, cpu, ""))
+        db, wall, cpu = timed(lambda: package_database(metadata, gan_record(), None))
+        rows.append(("package_database", wall, cpu, ""))
         for dialect in DIALECTS:
             path, wall, cpu = timed(lambda: write_dump(db, dialect, package / "sql" / f"{dialect}.sql"))
             rows.append((f"write {dialect}.sql", wall, cpu, f"{path.stat().st_size / 2**20:.1f} MiB"))

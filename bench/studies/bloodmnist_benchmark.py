@@ -5,14 +5,16 @@ train images per class, every arm, classifier seeds x generator seeds.
     .venv/bin/python bench/studies/bloodmnist_benchmark.py --sizes 100     # one size (results of the others are kept)
     .venv/bin/python bench/studies/bloodmnist_benchmark.py --quick         # tiny data, few steps: smoke run, writes nothing
 
-Per size n, the pipeline's own functions in a temporary folder, with params.yaml's recipe (chosen on
-real val by bench/studies/recipes.py, never on test) and these study settings: ingest
-(``medmnist:bloodmnist`` from /work/shared/data, 28 px, n train images per class drawn with
-data.seed 0, the full val and test splits), augment (200 per class), the feature net and its
-cross-fitted copies, then per generator seed g (gan.seed = generate.seed = g): train the GAN on the
-real images, generate and curate 400 images per class, QA (report only), package, and train every
-arm with classifier seeds 0-4 for benchmark.steps steps. real_only and affine do not depend on the
-generator, so they are trained once per classifier seed.
+Per size n, the pipeline itself (histosynth.pipeline.run_pipeline) in a temporary folder, with
+params.yaml's recipe (chosen on real val by bench/studies/recipes.py, never on test) and these study
+settings: ingest (``medmnist:bloodmnist`` from /work/shared/data, 28 px, n train images per class
+drawn with data.seed 0, the full val and test splits), augment (200 per class), featurenet (the
+feature net and its cross-fitted copies) in one project folder; then per generator seed g
+(gan.seed = generate.seed = g), in a project folder of its own that reads the first one's outputs:
+train (the GAN, on the real images: gan.train_on), generate and curate 400 images per class, qa
+(report only), package; and every arm trained with classifier seeds 0-4 for benchmark.steps steps
+(the benchmark stage's arms, kept in memory for the bootstrap below). real_only and affine do not
+depend on the generator, so they are trained once per classifier seed.
 
 Intervals (95 %) come from one bootstrap that resamples the test images (paired, class-stratified,
 as the benchmark stage does), the classifier seeds and the generator seeds, each with replacement,
@@ -37,21 +39,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
-from histosynth.augment import augment
+from histosynth import paths
 from histosynth.benchmark.arms import ARMS, load_benchmark_data
 from histosynth.benchmark.bootstrap import percentile_interval, resampled_scores, stratified_counts
 from histosynth.benchmark.scores import METRICS, scores
 from histosynth.benchmark.training import run_all
-from histosynth.classifier.featurenet import train_featurenet
 from histosynth.config import Params, load_params, params_from_mapping
-from histosynth.curate import curate
-from histosynth.data.ingest import ingest
 from histosynth.entry import setup_logging
-from histosynth.gan.train import train
-from histosynth.generate import generate
-from histosynth.package.stage import build_package
+from histosynth.pipeline import run_pipeline
 from histosynth.qa.report import json_ready
-from histosynth.qa.run import run_qa
 
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 SIZES = (25, 50, 100)
@@ -61,6 +57,8 @@ SYNTHETIC_PER_CLASS = 400
 STUDY_GAN_EPOCHS = 300
 STUDY_STEPS, STUDY_EVAL_EVERY = 1500, 100  # every training of every arm: 1,500 steps, scored on val every 100
 GENERATOR_FREE = ("real_only", "affine")
+SHARED_STAGES = ("ingest", "augment", "featurenet")
+GENERATOR_STAGES = ("train", "generate", "curate", "qa", "package")
 GAINS = (("augmented", "real_only"), ("augmented", "affine"), ("affine_synthetic", "affine"),
          ("affine_synthetic", "real_only"), ("synthetic_only", "real_only"))
 RESAMPLES, CONFIDENCE = 2000, 0.95
@@ -94,27 +92,19 @@ def timed(fn) -> tuple[Any, float]:
 
 def run_size(work: Path, n_real: int, quick: bool) -> dict[str, Any]:
     """Every arm at ``n_real`` real images per class: probabilities (G, S, N, K) per arm, and what made them."""
-    base = study_params(n_real, GENERATOR_SEEDS[0], quick)
+    base, shared = study_params(n_real, GENERATOR_SEEDS[0], quick), work / "shared"
     seconds: dict[str, float] = {}
-    _, seconds["ingest"] = timed(lambda: ingest(base.data, work / "real"))
-    _, seconds["augment"] = timed(lambda: augment(base.augment, work / "real", work / "augmented", work / "preview"))
-    _, seconds["featurenet"] = timed(lambda: train_featurenet(base.qa.featurenet, work / "real", work / "featurenet"))
+    for name in SHARED_STAGES:
+        _, seconds[name] = timed(lambda: run_pipeline(base, shared, stages=[name]))
     probabilities: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
     generators: dict[str, Any] = {}
     labels = n_train = None
     for g in GENERATOR_SEEDS[: 1 if quick else None]:
         params, run = study_params(n_real, g, quick), work / f"generator_{g}"
-        _, seconds[f"gan_{g}"] = timed(lambda: train(params.gan, work / "real", work / "real", run / "gan",
-                                                     run / "train_report"))
-        candidates = params.generate.model_copy(update={"n_per_class": params.generate.candidates_per_class})
-        _, seconds[f"generate_{g}"] = timed(lambda: generate(candidates, run / "gan", run / "candidates"))
-        _, seconds[f"curate_{g}"] = timed(lambda: curate(params.curate, params.generate.n_per_class, run / "candidates",
-                                                         work / "real", work / "augmented", work / "featurenet",
-                                                         run / "synthetic", run / "curate_report"))
-        qa = run_qa(params.qa, work / "real", run / "synthetic", work / "featurenet", run / "qa", work / "augmented")
-        build_package(params, work / "real", run / "synthetic", run / "gan", run / "qa" / "metrics.json",
-                      run / "package", revision="bench")
-        data = load_benchmark_data(run / "package", work / "augmented", params.augment)
+        for name in GENERATOR_STAGES:
+            _, seconds[f"{name}_{g}"] = timed(lambda: run_pipeline(params, run, stages=[name], upstream=shared))
+        qa = json.loads((run / paths.QA_REPORT_DIR / "metrics.json").read_text())
+        data = load_benchmark_data(run / paths.PACKAGE_DIR, shared / paths.AUGMENTED_DIR, params.augment)
         arms = data.arms(params.benchmark)
         wanted = {arm: schedule for arm, schedule in arms.items() if g == GENERATOR_SEEDS[0] or arm not in GENERATOR_FREE}
         started = time.perf_counter()
@@ -123,13 +113,13 @@ def run_size(work: Path, n_real: int, quick: bool) -> dict[str, Any]:
         for arm, arm_runs in runs.items():
             probabilities[arm].append(arm_runs.probabilities)
         labels, n_train = data.test.labels, data.n_train()
-        curation = json.loads((run / "curate_report" / "metrics.json").read_text())["classes"]
+        curation = json.loads((run / paths.CURATE_REPORT_DIR / "metrics.json").read_text())["classes"]
         generators[str(g)] = {
-            "qa_passed": qa.passed,
-            "qa_classes_passing": sum(c["passed"] for c in qa.metrics["classes"].values()),
+            "qa_passed": qa["passed"],
+            "qa_classes_passing": sum(c["passed"] for c in qa["classes"].values()),
             "qa_failed_gates": {name: sorted(k for k, v in c["gates"].items() if v["passed"] is False)
-                                for name, c in qa.metrics["classes"].items()},
-            "overall_fid": qa.metrics["fid"],
+                                for name, c in qa["classes"].items()},
+            "overall_fid": qa["fid"],
             "curation": {name: {k: c[k] for k in ("candidates", "kept", "filled", "passed_confidence",
                                                   "passed_realism", "near_copies")} for name, c in curation.items()},
         }

@@ -6,12 +6,14 @@
                                                         # keeps the folders (bench/studies/diffusion_guidance.py reads them)
     .venv/bin/python bench/studies/bloodmnist_gan.py --quick    # tiny data and 1 epoch: smoke run, writes nothing
 
-The pipeline's own functions, in a temporary folder: ingest (``medmnist:bloodmnist`` read from
-/work/shared/data, 28 px, 200 train and 100 val / test images per class), augment
-(``augment.per_class: 200``), the QA feature net once, then per arch: train (on CPU, one torch
-thread, set here, for the epochs in ``EPOCHS``: about 3.5 minutes each on the shared
-2-core machine), generate 200 images per class, and QA with ``qa.enforce: false``. Every other
-param is the default. Per arch it records the epochs, the training wall time and metrics, every
+The pipeline itself (histosynth.pipeline.run_pipeline), in a temporary folder: ingest
+(``medmnist:bloodmnist`` read from /work/shared/data, 28 px, 200 train and 100 val / test images
+per class), augment (``augment.per_class: 200``) and the QA feature net once, then per arch, in a
+project folder of its own (``<work>/<arch>``) that reads those: train (on the augmented set, on
+CPU, one torch thread, set here, for the epochs in ``EPOCHS``: about 3.5 minutes each on
+the shared 2-core machine), generate 200 images per class (one candidate per image, curation off:
+the generator's own samples are judged), and QA with ``qa.enforce: false``. Every other param is
+the default. Per arch it records the epochs, the training wall time and metrics, every
 QA figure with its real-vs-real floor and gate verdict, and copies the final fixed-noise sample
 grid to bench/results/bloodmnist_<arch>_samples.png.
 
@@ -43,15 +45,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
-from histosynth.augment import augment
-from histosynth.classifier.featurenet import train_featurenet
+from histosynth import paths
 from histosynth.config import Params, params_from_mapping
-from histosynth.data.ingest import ingest
 from histosynth.entry import setup_logging
-from histosynth.generators import train
-from histosynth.generate import generate
+from histosynth.pipeline import run_pipeline
 from histosynth.qa.report import json_ready
-from histosynth.qa.run import QaResult, run_qa
 
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 # Epochs per arch for 3-4 minutes of training on one thread of the shared machine (1,600 training
@@ -74,6 +72,8 @@ SKIPPED = {
 # Per-class figures recorded beside each other in the summary (their floors come along).
 FIGURES = ("kl", "fid", "label_agreement", "coverage", "precision", "recall", "duplicate_share",
            "memorised_share_pixel", "memorised_share_feature")
+SHARED_STAGES = ("ingest", "augment", "featurenet")
+ARCH_STAGES = ("train", "generate", "curate", "qa")
 
 
 def pipeline_params(arch: str, epochs: int, quick: bool) -> Params:
@@ -83,9 +83,11 @@ def pipeline_params(arch: str, epochs: int, quick: bool) -> Params:
                  "max_per_class": per_class, "max_eval_per_class": eval_per_class},
         "augment": {"per_class": per_class},
         # The real-vs-fake probe once, after the last epoch.
-        "gan": {"arch": arch, "epochs": epochs, "device": "cpu", "threads": 1,
+        "gan": {"arch": arch, "train_on": "augmented", "epochs": epochs, "device": "cpu", "threads": 1,
                 "probe": {"every": epochs, "max_images": PROBE_IMAGES.get(arch, 400)}},
-        "generate": {"n_per_class": per_class, "device": "cpu"},
+        # the generator's own first n images per class: one candidate per image, none curated away
+        "generate": {"n_per_class": per_class, "overgenerate": 1, "device": "cpu"},
+        "curate": {"enabled": False},
         "qa": {"enforce": False, **({"featurenet": {"epochs": 2}} if quick else {})},
     }, source="bench/studies/bloodmnist_gan.py")
 
@@ -108,40 +110,41 @@ def class_summary(figures: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_arch(arch: str, epochs: int, work: Path, real: Path, featurenet: Path, revision: dict[str, Any],
-             quick: bool) -> dict[str, Any]:
-    params = pipeline_params(arch, epochs, quick)
+def run_arch(arch: str, epochs: int, work: Path, revision: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """train ... qa of ``arch`` in the project folder ``<work>/<arch>``, reading the shared outputs in ``work``."""
+    params, folder = pipeline_params(arch, epochs, quick), work / arch
     load_start = [round(x, 2) for x in os.getloadavg()]
-    model, report = work / arch / "model", work / arch / "train_report"
-    record, train_s = timed(lambda: train(params.gan, work / "augmented", real, model, report))
+    seconds = {}
+    for stage in ARCH_STAGES:
+        _, seconds[stage] = timed(lambda: run_pipeline(params, folder, stages=[stage], upstream=work))
+    train_s, report = seconds["train"], folder / paths.TRAIN_REPORT_DIR
+    record = json.loads((folder / paths.GAN_DIR / "record.json").read_text())
     train_metrics = json.loads((report / "metrics.json").read_text())
-    first_run = work / arch / FIRST_TRAINING_METRICS
+    first_run = folder / FIRST_TRAINING_METRICS
     if train_metrics["resumed_from_epoch"] == epochs and first_run.is_file():  # trained by an earlier run
         train_metrics = json.loads(first_run.read_text())
         train_s = train_metrics["wall_time_s"]
-    synthetic = work / arch / "synthetic"
-    _, generate_s = timed(lambda: generate(params.generate, model, synthetic))
-    qa: QaResult
-    qa, qa_s = timed(lambda: run_qa(params.qa, real, synthetic, featurenet, work / arch / "qa"))
-    classes = qa.metrics["classes"]
+    qa = json.loads((folder / paths.QA_REPORT_DIR / "metrics.json").read_text())
+    classes = qa["classes"]
     failed = {gate for c in classes.values() for gate, v in c["gates"].items() if v["passed"] is False}
     result = {
         "arch": arch, "revision": revision, "date": machine_info()["date"], "load_average_start": load_start,
         "epochs": epochs, "settings": record["params"], "width": record["width"],
         "latent_dim": record["latent_dim"], "train_images": record["train_data"]["n_images"],
-        "train_wall_s": train_s, "train_metrics": train_metrics, "generate_s": generate_s, "qa_s": qa_s,
-        "qa_passed": qa.passed,
+        "train_wall_s": train_s, "train_metrics": train_metrics, "generate_s": seconds["generate"],
+        "curate_s": seconds["curate"], "qa_s": seconds["qa"],
+        "qa_passed": qa["passed"],
         "classes_passing_all_gates": sum(c["passed"] for c in classes.values()),
         "classes_failing_gate": {gate: sum(gate in class_summary(c)["failed_gates"] for c in classes.values())
                                  for gate in sorted(failed)},
-        "overall_fid": qa.metrics["fid"],
+        "overall_fid": qa["fid"],
         "classes": {name: class_summary(c) for name, c in classes.items()},
-        "qa_metrics": qa.metrics,
+        "qa_metrics": qa,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
     }
     if not quick:
         shutil.copyfile(report / "samples_final.png", RESULTS_DIR / f"bloodmnist_{arch}_samples.png")
-    print(f"{arch}: {epochs} epochs in {train_s} s; QA passed={qa.passed}, failing gates "
+    print(f"{arch}: {epochs} epochs in {train_s} s; QA passed={qa['passed']}, failing gates "
           f"{result['classes_failing_gate']}", flush=True)
     return result
 
@@ -165,7 +168,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, gan.threads 1; shared with other engineers' "
         f"jobs (load averages per arch below). Data: {results['data']}. Feature net (trained once per run, "
-        f"deterministic): real test accuracy {results['featurenet']['test_accuracy']:.3f}.",
+        f"deterministic): real val accuracy {results['featurenet']['val_accuracy']:.3f}.",
         "",
         "| arch | code | run (UTC) | load avg start / end | epochs | train wall s | img/s (whole run) "
         "| real-vs-fake probe | overall FID (floor) | classes passing all gates | gates failed (classes of 8) |",
@@ -208,23 +211,18 @@ def merged_with_recorded(results: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def prepare(shared: Params, work: Path, reuse: bool = False) -> dict[str, Any]:
-    """The real data, the augmented set and the QA feature net in ``work`` (deterministic: a rerun
-    writes the same bytes, so models trained on them before are resumed, not retrained).
+    """ingest, augment and featurenet in the project folder ``work`` (deterministic: a rerun writes the
+    same bytes, so models trained on them before are resumed, not retrained).
     ``reuse``: keep what an earlier run of this script left in ``work``."""
     out: dict[str, Any] = {}
-    record_file = work / "featurenet" / "record.json"
-    if reuse and record_file.is_file() and (work / "augmented").is_dir():
-        record = json.loads(record_file.read_text())
-        out["featurenet"] = {"epochs_run": record["epochs_run"], "test_accuracy": record["test_accuracy"],
-                             "test_recall": record["test_recall"]}
-        return out
-    _, out["ingest_s"] = timed(lambda: ingest(shared.data, work / "real"))
-    _, out["augment_s"] = timed(lambda: augment(shared.augment, work / "real", work / "augmented",
-                                                work / "augment_preview"))
-    record, out["featurenet_seconds"] = timed(lambda: train_featurenet(shared.qa.featurenet, work / "real",
-                                                                      work / "featurenet"))
-    out["featurenet"] = {"epochs_run": record["epochs_run"], "test_accuracy": record["test_accuracy"],
-                         "test_recall": record["test_recall"]}
+    record_file = work / paths.FEATURENET_DIR / "record.json"
+    if not (reuse and record_file.is_file() and (work / paths.AUGMENTED_DIR).is_dir()):
+        for stage in SHARED_STAGES:
+            _, out[f"{stage}_s"] = timed(lambda: run_pipeline(shared, work, stages=[stage]))
+    record = json.loads(record_file.read_text())
+    # the feature net is scored on real val (QA never reads test); older records of this study name test
+    out["featurenet"] = {"epochs_run": record["epochs_run"], "val_accuracy": record["val_accuracy"],
+                         "val_recall": record["val_recall"]}
     return out
 
 
@@ -251,8 +249,7 @@ def main() -> None:
                            f"train and {shared.data.max_eval_per_class} val / test images per class; augmented to "
                            f"{shared.augment.per_class} per class; {shared.generate.n_per_class} synthetic per class")
         results.update(prepare(shared, work, reuse=args.work is not None))
-        results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, work / "real",
-                                           work / "featurenet", revision, args.quick)
+        results["archs"] = {arch: run_arch(arch, 1 if args.quick else EPOCHS[arch], work, revision, args.quick)
                            for arch in args.archs}
     results["skipped"] = SKIPPED
     results["seconds_total"] = round(time.perf_counter() - started, 1)

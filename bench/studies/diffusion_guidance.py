@@ -4,14 +4,14 @@
     .venv/bin/python bench/studies/bloodmnist_gan.py --archs ddpm --work /tmp/bm   # then: QA of 200 per class
 
 The first command prepares ``<work>`` as bench/studies/bloodmnist_gan.py does (BloodMNIST 28 px, 200
-train images per class, augmented; the QA feature net) and trains the ddpm arch with that
-script's epochs (``<work>/ddpm/model``; a finished model there is reused). The second reuses
+train images per class, augmented; the QA feature net) and runs the train stage of the ddpm arch
+with that script's epochs in ``<work>/ddpm`` (its models/gan; a finished model there is reused). The second reuses
 both and generates at the recipe's guidance, so set the recipe from this result first.
 
 For each guidance scale w the trained model generates
-``--per-class`` images per class with the pipeline's ``generate`` (DDIM, the recipe's steps), and
-the QA feature net (``<work>/featurenet``, trained on the real train split) scores them against
-the real **val** split (never test):
+``--per-class`` images per class with the pipeline's ``generate`` stage (DDIM, the recipe's steps;
+in ``<work>/guidance/w<w>``), and the QA feature net (trained on the real train split) scores them
+against the real **val** split (never test):
 
 - label agreement: share of synthetic images the feature net assigns to the class asked for
   (the same net's recall on real val is the ceiling a perfect generator would reach);
@@ -39,14 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.
 from bloodmnist_gan import EPOCHS, FIRST_TRAINING_METRICS, pipeline_params, prepare
 from machine import code_revision, machine_info, save_results
 
+from histosynth import paths
 from histosynth.classifier.checkpoint import load_classifier
 from histosynth.classifier.embed import Embedding, embed
+from histosynth.config import Params
 from histosynth.config.generate import GenerateParams
 from histosynth.dataset import load_image_set
 from histosynth.entry import setup_logging
-from histosynth.generate import generate
-from histosynth.generators import train
 from histosynth.generators.diffusion.recipe import get_recipe
+from histosynth.pipeline import run_pipeline
 from histosynth.qa.metrics.fid import frechet_distance
 
 SCALES = (1.0, 2.0)
@@ -58,15 +59,17 @@ def per_class_fid(real: Embedding, real_labels: np.ndarray, synthetic: Embedding
             for c in np.unique(real_labels)}
 
 
-def score(work: Path, scale: float, per_class: int, steps: int | None) -> dict[str, Any]:
-    out = work / "guidance" / f"w{scale:g}"
-    params = GenerateParams(n_per_class=per_class, device="cpu",
-                            diffusion={"guidance": scale, **({"steps": steps} if steps else {})})
+def score(work: Path, shared: Params, scale: float, per_class: int, steps: int | None) -> dict[str, Any]:
+    folder = work / "guidance" / f"w{scale:g}"
+    generate = GenerateParams(n_per_class=per_class, overgenerate=1, device="cpu",
+                              diffusion={"guidance": scale, **({"steps": steps} if steps else {})})
+    out = folder / paths.CANDIDATES_DIR
     if not (out / "manifest.parquet").is_file():  # deterministic: a rerun may reuse what is there
-        generate(params, work / "ddpm" / "model", out)
+        run_pipeline(shared.model_copy(update={"generate": generate}), folder, stages=["generate"],
+                     upstream=work / "ddpm")
     synthetic = load_image_set(out)
-    model, _ = load_classifier(work / "featurenet")
-    val = load_image_set(work / "real", split="val")
+    model, _ = load_classifier(work / paths.FEATURENET_DIR)
+    val = load_image_set(work / paths.REAL_DIR, split="val")
     real_e, syn_e = embed(model, val.images), embed(model, synthetic.images)
     agreement = float((syn_e.predictions == synthetic.labels).mean())
     fids = per_class_fid(real_e, val.labels, syn_e, synthetic.labels)
@@ -78,8 +81,9 @@ def score(work: Path, scale: float, per_class: int, steps: int | None) -> dict[s
 
 def floors(work: Path, per_class: int) -> dict[str, Any]:
     """Real train vs real val in the same feature space, ``per_class`` train images per class."""
-    model, _ = load_classifier(work / "featurenet")
-    val, train = load_image_set(work / "real", split="val"), load_image_set(work / "real", split="train")
+    model, _ = load_classifier(work / paths.FEATURENET_DIR)
+    real = work / paths.REAL_DIR
+    val, train = load_image_set(real, split="val"), load_image_set(real, split="train")
     keep = np.concatenate([np.flatnonzero(train.labels == c)[:per_class] for c in np.unique(train.labels)])
     real_e, train_e = embed(model, val.images), embed(model, train.images[keep])
     return {"fid_per_class": per_class_fid(real_e, val.labels, train_e, train.labels[keep]),
@@ -119,22 +123,22 @@ def main() -> None:
     revision, load = code_revision(), os.getloadavg()
     shared = pipeline_params("ddpm", EPOCHS["ddpm"], quick=False)
     prepare(shared, args.work, reuse=True)
-    report = args.work / "ddpm" / "train_report"
-    train(shared.gan, args.work / "augmented", args.work / "real", args.work / "ddpm" / "model", report)
+    run_pipeline(shared, args.work / "ddpm", stages=["train"], upstream=args.work)
+    report = args.work / "ddpm" / paths.TRAIN_REPORT_DIR
     first_run = args.work / "ddpm" / FIRST_TRAINING_METRICS
     if not first_run.is_file():
         shutil.copyfile(report / "metrics.json", first_run)
     floor = floors(args.work, args.per_class)
     scales = []
     for scale in args.scales:
-        r = score(args.work, scale, args.per_class, args.steps)
+        r = score(args.work, shared, scale, args.per_class, args.steps)
         r["mean_fid_ratio"] = float(np.mean([r["fid_per_class"][c] / floor["fid_per_class"][c]
                                              for c in r["fid_per_class"]]))
         print(f"guidance {scale:g}: label agreement {r['label_agreement']:.3f}, FID {r['fid_all']:.3g}, "
               f"mean FID/floor {r['mean_fid_ratio']:.2f}", flush=True)
         scales.append(r)
     chosen = min(scales, key=lambda r: (round(r["mean_fid_ratio"], 2), r["guidance"]))["guidance"]
-    record = json.loads((args.work / "ddpm" / "model" / "record.json").read_text())
+    record = json.loads((args.work / "ddpm" / paths.GAN_DIR / "record.json").read_text())
     results = {"machine": machine_info(), "revision": revision, "load_average": list(load),
                "per_class": args.per_class, "steps": args.steps or get_recipe("ddpm").steps,
                "model_epochs": record["epoch"], "floor": floor, "scales": scales, "chosen": chosen}

@@ -44,9 +44,9 @@ from histosynth.dataset import load_image_set
 from histosynth.dihedral import dihedral_variant
 from histosynth.entry import setup_logging
 from histosynth.fsutil import unique_safe_names
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import write_pngs
 from histosynth.manifest import read_manifest, write_manifest
+from histosynth.md5sums import write_md5sums
 from histosynth.qa.floors import floor_keys
 from histosynth.qa.gates import GATES
 from histosynth.qa.report import json_ready

@@ -5,10 +5,13 @@
     .venv/bin/python bench/studies/recipes.py gan --only dcgan_diffaug   # one variant (results are merged)
     .venv/bin/python bench/studies/recipes.py gan --quick    # tiny data: smoke run, writes nothing
 
-Every variant runs the pipeline's own functions in a temporary folder: ingest (``medmnist:bloodmnist``
-from /work/shared/data, 28 px, 100 train images per class, the full val split; the test split is
-not read), augment (200 per class), the feature net with its cross-fitted copies, train the GAN
-on CPU (one torch thread), generate (and curate), QA (report only).
+Every variant runs the pipeline itself (histosynth.pipeline.run_pipeline) in a temporary folder:
+ingest (``medmnist:bloodmnist`` from /work/shared/data, 28 px, 100 train images per class, the full
+val split; the test split is not read), augment (200 per class), featurenet (with its cross-fitted
+copies) once; then per variant, in a project folder of its own that reads those: train the GAN on
+CPU (one torch thread), generate, curate, QA (report only). A GAN variant is judged on its raw
+samples: one candidate per image and curation off, so the kept images are the generator's first
+n per class.
 
 The real val split is cut into two fixed halves, per class: ``val_select`` picks each
 classifier's best step, ``val_score`` scores it. The score of a variant is the val_score accuracy
@@ -32,20 +35,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
-from histosynth.augment import augment
+from histosynth import paths
 from histosynth.benchmark.arms import single_stream, with_synthetic
 from histosynth.benchmark.training import run_all
-from histosynth.classifier.featurenet import train_featurenet
 from histosynth.classifier.train import Schedule
 from histosynth.config import Params, params_from_mapping
-from histosynth.curate import curate
-from histosynth.data.ingest import ingest
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.entry import setup_logging
-from histosynth.gan.train import train
-from histosynth.generate import generate
+from histosynth.pipeline import run_pipeline
 from histosynth.qa.report import json_ready
-from histosynth.qa.run import run_qa
 
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
 SEEDS = (0, 1, 2)
@@ -102,38 +100,43 @@ def val_accuracies(schedule: Schedule, select: ImageSet, score: ImageSet, params
 
 
 def prepare(work: Path, params: Params) -> dict[str, float]:
+    """ingest, augment and featurenet in the project folder ``work``, which every variant reads."""
     seconds = {}
-    _, seconds["ingest"] = timed(lambda: ingest(params.data, work / "real"))
-    _, seconds["augment"] = timed(lambda: augment(params.augment, work / "real", work / "augmented", work / "preview"))
-    _, seconds["featurenet"] = timed(lambda: train_featurenet(params.qa.featurenet, work / "real", work / "featurenet"))
+    for name in ("ingest", "augment", "featurenet"):
+        _, seconds[name] = timed(lambda: run_pipeline(params, work, stages=[name]))
     return seconds
+
+
+def raw_samples(params: Params) -> Params:
+    """``params`` with one candidate per image and curation off: the generator's first n images per class ship."""
+    return params.model_copy(update={"generate": params.generate.model_copy(update={"overgenerate": 1}),
+                                     "curate": params.curate.model_copy(update={"enabled": False})})
 
 
 def run_gan_variant(work: Path, name: str, params: Params, real_only: list[float]) -> dict[str, Any]:
     folder = work / name
     load_start = os.getloadavg()[0]
-    train_dir = work / ("augmented" if params.gan.train_on == "augmented" else "real")
-    _, train_s = timed(lambda: train(params.gan, train_dir, work / "real", folder / "gan", folder / "train_report"))
-    _, generate_s = timed(lambda: generate(params.generate, folder / "gan", folder / "synthetic"))
-    qa, qa_s = timed(lambda: run_qa(params.qa, work / "real", folder / "synthetic", work / "featurenet", folder / "qa",
-                                    work / "augmented"))
-    select, score = val_halves(load_image_set(work / "real", "val"))
-    real, synthetic = load_image_set(work / "real", "train"), load_image_set(folder / "synthetic")
+    seconds = {}
+    for stage in ("train", "generate", "curate", "qa"):
+        _, seconds[stage] = timed(lambda: run_pipeline(raw_samples(params), folder, stages=[stage], upstream=work))
+    qa = json.loads((folder / paths.QA_REPORT_DIR / "metrics.json").read_text())
+    select, score = val_halves(load_image_set(work / paths.REAL_DIR, "val"))
+    real, synthetic = load_image_set(work / paths.REAL_DIR, "train"), load_image_set(folder / paths.SYNTHETIC_DIR)
     augmented = val_accuracies(with_synthetic(real, synthetic, params.benchmark), select, score, params)
-    classes = qa.metrics["classes"]
+    classes = qa["classes"]
     gains = np.array(augmented) - np.array(real_only)
     return {
         "gan": params.gan.model_dump(mode="json"),
-        "train_metrics": json.loads((folder / "train_report" / "metrics.json").read_text()),
-        "qa_passed": qa.passed,
+        "train_metrics": json.loads((folder / paths.TRAIN_REPORT_DIR / "metrics.json").read_text()),
+        "qa_passed": qa["passed"],
         "qa_failed_gates": {c: sorted(g for g, v in f["gates"].items() if v["passed"] is False) for c, f in classes.items()},
         "qa_figures": {c: {k: f.get(k) for k in ("kl", "fid", "fid_real_floor", "label_agreement",
                                                    "label_agreement_real_floor", "coverage", "coverage_real_floor",
                                                    "memorised_share_pixel")} for c, f in classes.items()},
-        "overall_fid": qa.metrics["fid"],
+        "overall_fid": qa["fid"],
         "val_accuracy": {"real_only": real_only, "augmented": augmented},
         "val_gain": {"mean": float(gains.mean()), "per_seed": gains.tolist()},
-        "seconds": {"train": train_s, "generate": generate_s, "qa": qa_s},
+        "seconds": seconds,
         "load_average": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "code": code_revision(),
     }
@@ -150,8 +153,8 @@ def gan(only: list[str] | None, quick: bool) -> dict[str, Any]:
         work = Path(tmp)
         base_params = params_from_mapping(base, source="bench/studies/recipes.py")
         prepare_seconds = prepare(work, base_params)
-        select, score = val_halves(load_image_set(work / "real", "val"))
-        real = load_image_set(work / "real", "train")
+        select, score = val_halves(load_image_set(work / paths.REAL_DIR, "val"))
+        real = load_image_set(work / paths.REAL_DIR, "train")
         real_only = val_accuracies(single_stream(real, base_params.benchmark), select, score, base_params)
         print(f"real_only val_score accuracy: {real_only}", flush=True)
         for name, overrides in variants.items():
@@ -189,23 +192,20 @@ def mixing(gan_variant: str, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="recipes-mixing-") as tmp:
         work = Path(tmp)
         out["prepare_seconds"] = prepare(work, params)
-        select, score = val_halves(load_image_set(work / "real", "val"))
-        real = load_image_set(work / "real", "train")
+        select, score = val_halves(load_image_set(work / paths.REAL_DIR, "val"))
+        real = load_image_set(work / paths.REAL_DIR, "train")
         out["real_only"] = val_accuracies(single_stream(real, params.benchmark), select, score, params)
-        _, out["gan_seconds"] = timed(lambda: train(params.gan, work / "real", work / "real", work / "gan",
-                                                    work / "train_report"))
-        candidates = params.generate.model_copy(update={"n_per_class": params.generate.candidates_per_class})
-        generate(candidates, work / "gan", work / "candidates")
+        _, out["gan_seconds"] = timed(lambda: run_pipeline(params, work, stages=["train"]))
+        run_pipeline(params, work, stages=["generate"])
 
         def evaluate(name: str, curate_params: dict[str, Any], benchmark: dict[str, Any]) -> dict[str, Any]:
             chosen = params.model_copy(update={
                 "curate": params.curate.model_copy(update=curate_params),
                 "benchmark": params.benchmark.model_copy(update=benchmark)})
-            folder = work / f"synthetic_{name}"
-            if not folder.exists():
-                curate(chosen.curate, chosen.generate.n_per_class, work / "candidates", work / "real",
-                       work / "augmented", work / "featurenet", folder, work / f"curate_{name}")
-            synthetic = load_image_set(folder)
+            folder = work / f"curation_{name}"  # curate alone, on the candidates of ``work``
+            if not (folder / paths.SYNTHETIC_DIR).exists():
+                run_pipeline(chosen, folder, stages=["curate"], upstream=work)
+            synthetic = load_image_set(folder / paths.SYNTHETIC_DIR)
             accuracies = val_accuracies(with_synthetic(real, synthetic, chosen.benchmark), select, score, chosen)
             gains = np.array(accuracies) - np.array(out["real_only"])
             print(f"{name}: val gain {gains.mean():+.4f} {gains.round(4).tolist()}", flush=True)

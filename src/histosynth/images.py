@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from histosynth.errors import DataError
-from histosynth.fsutil import open_plain_file
 from histosynth.parallel import ordered_map
+from histosynth.plain_files import open_plain_file
 
 PNG_COMPRESS_LEVEL = 6
 # The image formats (PIL's names) each reader opens; PIL tries no other decoder. Images from

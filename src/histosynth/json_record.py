@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from histosynth.errors import DataError
-from histosynth.fsutil import open_plain_file
+from histosynth.plain_files import open_plain_file
 
 MAX_BYTES = 16 << 20  # a record is a few KB; this bounds a hostile one
 

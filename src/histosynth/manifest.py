@@ -15,10 +15,16 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from histosynth import schema_errors
 from histosynth.errors import DataError
-from histosynth.fsutil import atomic_write_bytes, open_plain_file
+from histosynth.fsutil import atomic_write_bytes
+from histosynth.paths import MANIFEST_NAME
+from histosynth.plain_files import open_plain_file
 
-MANIFEST_NAME = "manifest.parquet"
 SPLITS = ("train", "val", "test")
+# The `source` column: where an image comes from.
+SOURCE_REAL = "real"  # ingest: the data source's images
+SOURCE_ORIGINAL = "original"  # augment: a real train image, copied
+SOURCE_AFFINE = "affine"  # augment: an affine child of one
+SOURCE_SYNTHETIC = "synthetic"  # generate: made by a generator
 # Synthetic images made by editing a real image (generate.mode: edit): the real train image's id
 # and the edit strength. Absent from sampled sets.
 EDIT_OF = "edit_of"

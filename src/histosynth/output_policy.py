@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from histosynth.errors import DataError
-from histosynth.fsutil import open_plain_file
+from histosynth.plain_files import open_plain_file
 
 MARKER = ".histosynth-output"
 MARKER_TEXT = ("This folder was written by histosynth and is replaced whole when the command that wrote it runs "

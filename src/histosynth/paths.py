@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+MANIFEST_NAME = "manifest.parquet"  # beside the class folders of every image folder (histosynth.manifest)
+
 RAW_DIR = Path("data/raw")
 REAL_DIR = Path("data/real")
 AUGMENTED_DIR = Path("data/augmented")

@@ -1,5 +1,13 @@
-"""What a long epoch-based training run shows while it runs: one bar over all epochs, with
-elapsed time, an ETA, throughput and the latest figures; and log lines that do not break bars.
+"""Progress bars: every bar histosynth draws comes from here and obeys ``HISTOSYNTH_PROGRESS``.
+
+:func:`bar` makes a plain bar (images written, batches embedded, files hashed)::
+
+    for path in bar(paths, desc="verify", unit="file", min_total=1000):   # none for a quick job
+        ...
+
+:class:`EpochProgress` is what a long epoch-based training run shows while it runs: one bar over
+all epochs, with elapsed time, an ETA, throughput and the latest figures; and log lines that do
+not break bars.
 
 Any trainer that runs epochs (the GAN's, a diffusion model's) uses it the same way::
 
@@ -14,9 +22,10 @@ Any trainer that runs epochs (the GAN's, a diffusion model's) uses it the same w
                 log.info("%s", progress.describe())   # epoch 40/400: d_loss ..., 0:41 elapsed, ETA 6:09
 
 The bar starts at the resumed epoch (a run resumed at epoch 200 of 400 starts at 50 %), and its
-ETA is the average time per epoch of this run times the epochs left. It is drawn on stderr when
-stderr is a terminal; ``HISTOSYNTH_PROGRESS=1`` draws it anyway, ``HISTOSYNTH_PROGRESS=0`` never
-(CI logs: the trainer's log lines carry the same figures and timing).
+ETA is the average time per epoch of this run times the epochs left.
+
+Every bar is drawn on stderr when stderr is a terminal; ``HISTOSYNTH_PROGRESS=1`` draws it anyway,
+``HISTOSYNTH_PROGRESS=0`` never (CI logs: the log lines carry the figures and timing that matter).
 """
 
 from __future__ import annotations
@@ -25,8 +34,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any, TypeVar
 
 from tqdm import tqdm
 
@@ -34,6 +43,8 @@ PROGRESS_ENV = "HISTOSYNTH_PROGRESS"
 _ON, _OFF = {"1", "true", "yes", "on", "always"}, {"0", "false", "no", "off", "never"}
 
 Figure = float | int | str | None
+T = TypeVar("T")
+Bar = tqdm  # what bar() returns
 
 
 def bars_enabled(stream: IO[str] | None = None) -> bool:
@@ -58,6 +69,23 @@ def _size_options(stream: IO[str]) -> dict[str, Any]:
     if size.columns > 0 and size.lines > 0:
         return {"dynamic_ncols": True}
     return {"ncols": 1000, "nrows": 1000}
+
+
+def bar(iterable: Iterable[T] | None = None, *, desc: str, unit: str = "it", total: float | None = None,
+        min_total: float = 0, leave: bool = True, mininterval: float = 0.1, enabled: bool = True) -> tqdm:
+    """A progress bar over ``iterable`` (or, without one, moved by its ``update``) on stderr.
+
+    Drawn only where :func:`bars_enabled` says so, and not for a job of fewer than ``min_total``
+    items (``total``, else the iterable's length): it would be over before anyone read it. A bar
+    that is not drawn still iterates and counts. ``leave``: keep the finished bar on screen;
+    ``enabled=False``: never drawn (every process of a group but one).
+    """
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    file = sys.stderr
+    drawn = enabled and bars_enabled(file) and (total is None or total >= min_total)
+    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=leave, mininterval=mininterval, file=file,
+                disable=not drawn, **(_size_options(file) if drawn else {}))
 
 
 def format_duration(seconds: float | None) -> str:

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 from histosynth.errors import DataError
-from histosynth.fsutil import md5_plain_file
 from histosynth.images import md5_bytes
 from histosynth.manifest import MANIFEST_NAME
+from histosynth.plain_files import md5_plain_file
 
 SYNTHETIC_SET_KEY = "synthetic_set_md5"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")

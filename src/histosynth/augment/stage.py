@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -15,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.augment.ops import apply_all, describe
 from histosynth.augment.plan import ClassPlan, plan_class
 from histosynth.augment.preview import ClassPreview
@@ -25,15 +24,16 @@ from histosynth.config.augment import AugmentParams
 from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir
-from histosynth.output_policy import check_outputs
 from histosynth.images import encode_png, md5_file, write_pngs
-from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.manifest import (
+    MANIFEST_NAME, SOURCE_AFFINE, SOURCE_ORIGINAL, class_names_of, read_manifest, write_manifest,
+)
+from histosynth.output_policy import check_outputs
+from histosynth.torch_runtime import single_torch_thread
 
 log = logging.getLogger(__name__)
 
 SPLIT = "train"
-SOURCE_ORIGINAL = "original"
-SOURCE_AFFINE = "affine"
 RUN_INGEST = "run `dvc repro ingest` (or `histosynth ingest`)"
 # Seed streams: one per class for its plan, one per output image, so that no image's draws
 # depend on another's (nor on batching or thread counts).
@@ -75,8 +75,10 @@ def augment(
     with (
         atomic_output_dir(out_dir) as out,
         atomic_output_dir(preview_dir, "preview folder") as previews,
-        _single_threaded_torch(),
-        tqdm(total=params.per_class * len(classes), unit="img", desc="augment") as bar,
+        # on tiles this small intra-op threads save nothing, and on a busy machine they made the
+        # operations up to 50 times slower (0.2-0.4 ms vs 3-16 ms per image)
+        single_torch_thread(),
+        progress.bar(total=params.per_class * len(classes), unit="img", desc="augment") as bar,
     ):
         for cls in classes:
             plan = plan_class(len(cls.rows), params.per_class,
@@ -131,7 +133,8 @@ def _log_plan(cls: RealClass, plan: ClassPlan, per_class: int) -> None:
         log.info("class %r: %d originals + %d augmented", cls.name, len(plan.kept), len(plan.parents))
 
 
-def _copy_originals(cls: RealClass, plan: ClassPlan, real_dir: Path, out: Path, bar: tqdm) -> list[dict[str, Any]]:
+def _copy_originals(cls: RealClass, plan: ClassPlan, real_dir: Path, out: Path,
+                    bar: progress.Bar) -> list[dict[str, Any]]:
     rows = []
     for index in plan.kept:
         real = cls.rows.iloc[index]
@@ -153,7 +156,7 @@ def _write_children(
     out: Path,
     preview: ClassPreview,
     workers: int,
-    bar: tqdm,
+    bar: progress.Bar,
 ) -> list[dict[str, Any]]:
     """Render and write the class's augmented images; memory holds only the images in flight."""
     height, width = cls.images.shape[-2:]
@@ -196,14 +199,3 @@ def _row(cls: RealClass, image_id: str, path: str, source: str, md5: str, origin
     return dict(id=image_id, path=path, class_name=cls.name, label=cls.label, split=SPLIT, source=source,
                 md5=md5, origin=origin, ops=ops)
 
-
-@contextlib.contextmanager
-def _single_threaded_torch() -> Iterator[None]:
-    """Run torch ops on one thread: on tiles this small intra-op threads save nothing, and on a
-    busy machine they made the operations up to 50 times slower (0.2-0.4 ms vs 3-16 ms per image)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

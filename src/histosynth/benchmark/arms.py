@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from histosynth.augment.children import affine_children_of, children_per_class
-from histosynth.augment.stage import SOURCE_ORIGINAL
 from histosynth.classifier.train import Phase, Schedule, Stream
 from histosynth.config.augment import AugmentParams
 from histosynth.config.benchmark import BenchmarkParams
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.errors import DataError
-from histosynth.manifest import SPLITS, class_names_of, read_manifest
+from histosynth.manifest import SOURCE_ORIGINAL, SPLITS, class_names_of, read_manifest
 from histosynth.package import Package, load_package
 
 log = logging.getLogger(__name__)

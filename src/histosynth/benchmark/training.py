@@ -15,8 +15,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.classifier.embed import predict_proba
 from histosynth.classifier.train import EvalRecord, Schedule, train_classifier
 from histosynth.config.benchmark import BenchmarkParams
@@ -73,7 +73,7 @@ def run_all(training_sets: dict[str, Schedule], n_train: dict[str, int], params:
     arch = params.classifier
     log.info("%d trainings (%d training sets x %d seeds) of %s, %d steps each, %d at once", len(runs),
              len(training_sets), len(params.seeds), arch, params.steps, workers)
-    bar = tqdm(total=len(runs), desc="benchmark", unit="training")
+    bar = progress.bar(total=len(runs), desc="benchmark", unit="training")
     results: dict[Run, RunResult] = {}
 
     def done(run: Run, result: RunResult) -> None:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.classifier.model import SmallCNN, to_input
-from histosynth.generate.sampler import single_torch_thread
+from histosynth.torch_runtime import single_torch_thread
 
 BATCH_SIZE = 512
 
@@ -35,7 +35,7 @@ def embed(model: SmallCNN, images: np.ndarray, desc: str = "features") -> Embedd
     features = np.zeros((len(images), model.feature_dim), np.float32)
     logits = np.zeros((len(images), model.n_classes), np.float32)
     starts = range(0, len(images), BATCH_SIZE)
-    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=len(starts) < 4):
+    for start in progress.bar(starts, desc=desc, unit="batch", leave=False, min_total=4):
         f = model.features(to_input(images[start : start + BATCH_SIZE]))
         features[start : start + len(f)] = f.numpy()
         logits[start : start + len(f)] = model.head(f).numpy()

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.classifier.architectures import Arch, build_classifier
 from histosynth.classifier.model import to_input
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
-from histosynth.generate.sampler import single_torch_thread
+from histosynth.torch_runtime import single_torch_thread
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _train(schedule: Schedule, val: ImageSet | None, recipe: ClassifierRecipe, a
     history: list[EvalRecord] = []
     best_state, best_step, best_acc, scores_since_best = None, schedule.steps, -1.0, 0
     step, loss_sum, loss_steps = 0, 0.0, 0
-    bar = tqdm(total=schedule.steps, desc="classifier", unit="step", leave=False, mininterval=1.0)
+    bar = progress.bar(total=schedule.steps, desc="classifier", unit="step", leave=False, mininterval=1.0)
     stopped = False
     for phase in schedule.phases:
         tensors = [(to_input(s.images.images), torch.tensor(s.images.labels), s.weight) for s in phase.streams]

@@ -10,11 +10,11 @@ to the defaults in the code (which are not params.yaml's). Values are then valid
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import YAMLError
@@ -30,20 +30,6 @@ MAX_VALUES = 100_000  # YAML nodes after expanding aliases (a "billion laughs" f
 SHOWN_PROBLEMS = 20
 SHOWN_VALUE_CHARS = 60
 MERGE_TAG = "tag:yaml.org,2002:merge"
-
-# The sections each stage reads. dvc.yaml lists these (or keys inside them) as the stage's params,
-# so DVC refuses a params.yaml without them; the stage scripts and the CLI refuse it too.
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "ingest": ("data",),
-    "augment": ("augment",),
-    "train": ("gan",),
-    "generate": ("generate",),
-    "featurenet": ("qa",),
-    "curate": ("curate", "generate"),  # generate.n_per_class: how many ship
-    "qa": ("qa",),
-    "package": ("package", "qa", "data"),  # data.source: the card's provenance and licence
-    "benchmark": ("benchmark", "augment"),  # augment.*: the affine_synthetic arm's operations
-}
 
 
 def _yaml_problem(err: YAMLError, source: str) -> str:
@@ -152,19 +138,19 @@ def read_params_file(path: Path) -> Any:
     return raw
 
 
-def load_params(path: Path | str = PARAMS_FILE, stage: str | None = None) -> Params:
+def load_params(path: Path | str = PARAMS_FILE, *, reader: str | None = None, sections: Iterable[str] = ()) -> Params:
     """Read and validate params.yaml; raise ConfigError with one line per bad value.
 
-    ``stage`` (a key of STAGE_SECTIONS) names the stage or command reading it: the sections it
-    reads must be in the file, as DVC demands.
+    ``sections``: the sections that ``reader`` (a stage or command, histosynth.pipeline) reads; they
+    must be in the file, as DVC demands of the params a stage lists.
     """
     path = Path(path)
     raw = read_params_file(path)
-    if isinstance(raw, dict) and stage is not None:
-        missing = [section for section in STAGE_SECTIONS[stage] if section not in raw]
+    if isinstance(raw, dict):
+        missing = [section for section in sections if section not in raw]
         if missing:
-            sections = ", ".join(f"'{name}:'" for name in missing)
-            raise ConfigError(f"{path}: no {sections} section; `{stage}` reads it, and DVC refuses such a file "
+            names = ", ".join(f"'{name}:'" for name in missing)
+            raise ConfigError(f"{path}: no {names} section; `{reader}` reads it, and DVC refuses such a file "
                               "too (the code's defaults are not params.yaml's): add it, e.g. copied from the "
                               "project's params.yaml")
     return params_from_mapping(raw, source=str(path))
@@ -183,20 +169,31 @@ def params_from_mapping(raw: Any, source: str = "params") -> Params:
         raise ConfigError("\n".join(problems)) from None
 
 
-SectionT = TypeVar("SectionT", bound=BaseModel)
-
-
-def with_options(section: SectionT, prefix: str, **options: Any) -> SectionT:
-    """``section`` with the command-line ``options`` that were given (not None), validated as params.yaml
-    values are: a bad one is a ConfigError naming ``<prefix>.<key>``, the value and what is allowed."""
-    given = {key: value for key, value in options.items() if value is not None}
-    if not given:
-        return section
-    try:
-        return type(section).model_validate({**section.model_dump(), **given})
-    except ValidationError as err:
-        raise ConfigError("\n".join(_describe("command line", {**e, "loc": (prefix, *e["loc"])})
-                                     for e in err.errors())) from None
+def with_values(params: Params, values: Mapping[str, Any]) -> Params:
+    """``params`` with the command-line ``values`` that were given (not None) at their dotted keys
+    (``gan.epochs``, ``generate.diffusion.steps``), validated as params.yaml values are: a bad one is a
+    ConfigError naming the key, the value and what is allowed."""
+    given: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if value is not None:
+            section, _, rest = key.partition(".")
+            given.setdefault(section, {})[rest] = value
+    updated = {}
+    for section, keys in given.items():
+        current = getattr(params, section)
+        content = current.model_dump()
+        for key, value in keys.items():
+            *parents, last = key.split(".")
+            target = content
+            for parent in parents:
+                target = target[parent]
+            target[last] = value
+        try:
+            updated[section] = type(current).model_validate(content)
+        except ValidationError as err:
+            raise ConfigError("\n".join(_describe("command line", {**e, "loc": (section, *e["loc"])})
+                                         for e in err.errors())) from None
+    return params.model_copy(update=updated) if updated else params
 
 
 def _shown(value: Any) -> str:

@@ -23,10 +23,10 @@ from torch import nn
 
 from histosynth.classifier.embed import Embedding, embed
 from histosynth.dihedral import dihedral_variants
-from histosynth.generate.sampler import single_torch_thread
 from histosynth.qa.evaluate import pixel_vectors
 from histosynth.qa.knn import nearest
 from histosynth.qa.metrics import memorisation
+from histosynth.torch_runtime import single_torch_thread
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -25,20 +25,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from histosynth.augment.stage import SOURCE_AFFINE
+from histosynth import progress
 from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
 from histosynth.config.curate import CurateParams
 from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
 from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
-from histosynth.output_policy import check_outputs
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import read_png_rgb
-from histosynth.manifest import EDIT_OF, MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.manifest import EDIT_OF, MANIFEST_NAME, SOURCE_AFFINE, class_names_of, read_manifest, write_manifest
+from histosynth.md5sums import write_md5sums
 from histosynth.neutralise import csv_frame
+from histosynth.output_policy import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +132,7 @@ def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models:
            references: References) -> pd.DataFrame:
     columns: dict[str, list[np.ndarray]] = {"confidence": [], "realism": [], "realism_votes": [], "copy_ratio": [],
                                             "near_copy": []}
-    for start in tqdm(range(0, len(candidates), CHUNK), desc="curate", unit="chunk", leave=False,
-                      disable=len(candidates) <= CHUNK):
+    for start in progress.bar(range(0, len(candidates), CHUNK), desc="curate", unit="chunk", leave=False, min_total=2):
         rows = candidates.iloc[start : start + CHUNK]
         images = np.stack([read_png_rgb(folder / p) for p in rows["path"]])
         labels = rows["label"].to_numpy(np.int64)

@@ -33,7 +33,7 @@ from histosynth.config.data import GROUP_PATTERN_NAME, DataParams, GroupParams
 from histosynth.data.duplicates import find_matches
 from histosynth.data.fingerprint import Fingerprints, fingerprint_all
 from histosynth.errors import ConfigError, DataError
-from histosynth.fsutil import NotAPlainFile, open_plain_file
+from histosynth.plain_files import NotAPlainFile, open_plain_file
 
 log = logging.getLogger(__name__)
 

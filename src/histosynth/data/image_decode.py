@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from histosynth.errors import DataError
-from histosynth.fsutil import NotAPlainFile, open_plain_file
 from histosynth.images import DECODE_ERRORS as _DECODE_ERRORS
 from histosynth.images import USER_IMAGE_FORMATS, not_in_formats
+from histosynth.plain_files import NotAPlainFile, open_plain_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 RESAMPLE = Image.Resampling.LANCZOS

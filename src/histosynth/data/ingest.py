@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.config.data import DataParams
 from histosynth.data.duplicate_check import DuplicateCheck
 from histosynth.data.ingest_report import log_findings, write_ingest_report
@@ -33,13 +33,12 @@ from histosynth.data.sources import load_source, source_paths
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, unique_safe_names
 from histosynth.images import write_pngs
-from histosynth.manifest import SPLITS, write_manifest
+from histosynth.manifest import SOURCE_REAL, SPLITS, write_manifest
 from histosynth.neutralise import Block, for_terminal
 from histosynth.output_policy import check_outputs
 
 log = logging.getLogger(__name__)
 
-SOURCE_LABEL = "real"  # manifest `source` column: these are the real images
 CAP_STREAM = 2  # keeps the caps' generator apart from other seeded choices made from data.seed
 WRITE_WORKERS = min(8, os.cpu_count() or 1)
 COLUMNS = ["id", "path", "class_name", "label", "split", "source", "md5", "origin", "group", "duplicate_of"]
@@ -81,7 +80,7 @@ def _write_split(source: SourceImages, split: str, folders: list[str], params: D
     groups = part.groups if part.groups is not None else part.ids
     rows = [
         dict(id=part.ids[i], path=f"{split}/{folders[label]}/{part.ids[i]}.png", class_name=source.class_names[label],
-             label=label, split=split, source=SOURCE_LABEL, origin=part.origins[i], group=groups[i])
+             label=label, split=split, source=SOURCE_REAL, origin=part.origins[i], group=groups[i])
         for i, label in zip(keep, part.labels[keep].tolist())
     ]
     drop, duplicate_of = check.check(split, [(row["id"], row["class_name"], row["path"]) for row in rows],
@@ -94,8 +93,8 @@ def _write_split(source: SourceImages, split: str, folders: list[str], params: D
         (out / split / folders[label]).mkdir(parents=True)
     items = ((out / row["path"], part.image(keep[k])) for row, k in zip(rows, kept))
     md5s = write_pngs(items, workers=WRITE_WORKERS)
-    progress = tqdm(md5s, total=len(rows), desc=f"writing {split}", unit="img", disable=len(rows) < 500)
-    for md5, row in zip(progress, rows, strict=True):
+    for md5, row in zip(progress.bar(md5s, total=len(rows), desc=f"writing {split}", unit="img", min_total=500), rows,
+                        strict=True):
         row["md5"] = md5
     return rows
 

@@ -8,7 +8,7 @@ __all__ = ["generate", "regenerate"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: importing histosynth.generate.md5sums (as `verify` does) must not import torch.
+    # Lazy: importing histosynth.generate must not import torch until a sampler is needed.
     if name in __all__:
         from histosynth.generate import run
 

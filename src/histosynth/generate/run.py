@@ -19,12 +19,12 @@ import torch
 from histosynth.config.generate import DiffusionSampling, EditParams, GenerateParams
 from histosynth.errors import ConfigError, DataError
 from histosynth.fsutil import atomic_output_dir, replace_dir
-from histosynth.gan.checkpoint import GENERATOR_FILE, checkpoint_hash, read_record
 from histosynth.generate.edits import EditSampler, EditSources
 from histosynth.generate.sampler import BlockSampler, resolve_device, resolve_precision
 from histosynth.generate.shards import Shard, process_shard
 from histosynth.generate.writer import write_synthetic_set
 from histosynth.generators import family_name, known_archs, load_sampling_model
+from histosynth.model_record import GENERATOR_FILE, checkpoint_hash, read_record
 from histosynth.output_policy import check_outputs, mark_as_output
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ at once on worker threads instead, while the PNG writers use the cores as well.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -31,19 +30,9 @@ from torch import nn
 from histosynth.errors import ConfigError
 from histosynth.generate.latents import latents
 from histosynth.parallel import usable_cores
+from histosynth.torch_runtime import single_torch_thread
 
 FORWARD_BLOCK = 64
-
-
-@contextlib.contextmanager
-def single_torch_thread() -> Iterator[None]:
-    """Run torch ops on one intra-op thread here and in threads started inside the block."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def class_blocks(n_classes: int, n_per_class: int) -> list[tuple[int, int]]:

@@ -9,19 +9,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.errors import HistosynthError
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.fsutil import unique_safe_names
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler, class_blocks
 from histosynth.generate.shards import Shard
 from histosynth.images import write_pngs
-from histosynth.manifest import write_manifest
+from histosynth.manifest import SOURCE_SYNTHETIC, write_manifest
+from histosynth.md5sums import write_md5sums
 from histosynth.parallel import usable_cores
 
 SPLIT = "train"
-SOURCE = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -93,8 +92,8 @@ def write_images(sampler: BlockSampler, out_dir: Path, folders: Sequence[str], n
 
     total = sum(min(FORWARD_BLOCK, n_per_class - b * FORWARD_BLOCK) for _, b in blocks)
     workers = max(1, usable_cores() // processes_here)
-    md5s = list(tqdm(write_pngs(items(), workers=workers), total=total, unit="img", desc="generate",
-                     mininterval=1.0, disable=not show_progress))
+    md5s = list(progress.bar(write_pngs(items(), workers=workers), total=total, unit="img", desc="generate",
+                             mininterval=1.0, enabled=show_progress))
     return [(label, index, md5) for (label, index), md5 in zip(keys, md5s, strict=True)]
 
 
@@ -121,7 +120,7 @@ def write_index(out_dir: Path, class_names: Sequence[str], folders: Sequence[str
         "class_name": [class_names[label] for label in labels.tolist()],
         "label": labels,
         "split": SPLIT,
-        "source": SOURCE,
+        "source": SOURCE_SYNTHETIC,
         "md5": md5s,
         "origin": f"{provenance.family}:{provenance.checkpoint_md5}",
         "seed": np.int64(sampler.seed),

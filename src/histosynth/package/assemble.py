@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.errors import DataError
-from histosynth.fsutil import NotAPlainFile, open_plain_file
 from histosynth.images import MAX_IMAGE_FILE_BYTES, md5_bytes
 from histosynth.parallel import ordered_map
+from histosynth.plain_files import NotAPlainFile, open_plain_file
 
 log = logging.getLogger(__name__)
 
@@ -100,4 +100,4 @@ def place_files(jobs: Iterable[Job], total: int, link: bool, workers: int | None
     """Place and hash every job's file on ``workers`` threads (default: all usable cores); yield the
     results in input order."""
     placed = ordered_map(partial(place_file, link=link), jobs, workers)
-    yield from tqdm(placed, total=total, unit="img", desc="package", mininterval=1.0, disable=total < 1000)
+    yield from progress.bar(placed, total=total, unit="img", desc="package", mininterval=1.0, min_total=1000)

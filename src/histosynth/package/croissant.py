@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from histosynth.fsutil import open_plain_file, read_plain_bytes
 from histosynth.package.schema import (
     CARD_NAME, COLUMN_TYPES, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SOURCES,
 )
+from histosynth.plain_files import open_plain_file, read_plain_bytes
 
 if TYPE_CHECKING:  # verify reads croissant.json without loading the config machinery
     from histosynth.config import Params

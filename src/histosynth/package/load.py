@@ -25,11 +25,11 @@ import pandas as pd
 
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
-from histosynth.fsutil import entry_kind
-from histosynth.images import read_png_rgb
 from histosynth.manifest import SPLITS, class_names_of
+from histosynth.package.pixels import read_package_image
 from histosynth.package.schema import IMAGES_DIR, METADATA_PARQUET, SOURCES, read_metadata_parquet
 from histosynth.parallel import ordered_map
+from histosynth.plain_files import entry_kind
 
 # image_set() refuses an array larger than this share of the machine's memory.
 MEMORY_SHARE = 0.5
@@ -105,14 +105,6 @@ class Package:
         rows = self.select(split, source)
         sizes = list(zip(rows["width"].tolist(), rows["height"].tolist()))
         return PackageDataset(self.paths(rows), rows["label"].tolist(), self.class_names, transform, sizes)
-
-
-def read_package_image(path: Path, width: int, height: int) -> np.ndarray:
-    """One package image as (H, W, 3) uint8, or a DataError (module docstring: what is refused)."""
-    try:
-        return read_png_rgb(path, (width, height), follow_symlinks=False)
-    except DataError as err:
-        raise DataError(f"{err}; check the package with `histosynth verify`") from None
 
 
 def _memory_bytes() -> int:

@@ -25,9 +25,9 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from histosynth import schema_errors
 from histosynth.errors import DataError
-from histosynth.fsutil import open_plain_file
-from histosynth.manifest import SPLITS
+from histosynth.manifest import SOURCE_REAL, SOURCE_SYNTHETIC, SPLITS
 from histosynth.neutralise import csv_frame, restore_csv_frame
+from histosynth.plain_files import open_plain_file
 
 # The package's layout (DESIGN.md "Package layout").
 METADATA_CSV = "metadata.csv"
@@ -38,7 +38,7 @@ CROISSANT_NAME = "croissant.json"
 IMAGES_DIR = "images"
 CARD_NAME = "README.md"
 SQL_DIR = "sql"
-SOURCES = ("real", "synthetic")
+SOURCES = (SOURCE_REAL, SOURCE_SYNTHETIC)
 # Filled for synthetic images only (how the GAN made them); null for real ones.
 GENERATOR_COLUMNS = ("generator_run", "arch", "seed", "latent_index")
 # Filled for real images only: the patient, slide or original image (ingest's manifest), never in two splits.

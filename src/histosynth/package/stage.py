@@ -13,22 +13,23 @@ import pandas as pd
 from histosynth.config import Params
 from histosynth.errors import DataError, GateFailed
 from histosynth.fsutil import atomic_output_dir, atomic_write_bytes, atomic_write_text
-from histosynth.gan.checkpoint import read_record
-from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import md5_file
+from histosynth.json_record import read_json_record
 from histosynth.manifest import class_names_of
+from histosynth.md5sums import write_md5sums
+from histosynth.model_record import read_record
 from histosynth.output_policy import check_outputs
 from histosynth.package.assemble import Job, place_files
 from histosynth.package.card import citation_text, dataset_card
-from histosynth.package.croissant import croissant_bytes, croissant_metadata
-from histosynth.json_record import read_json_record
 from histosynth.package.collect import SOURCE_FILE, plan_rows
+from histosynth.package.croissant import croissant_bytes, croissant_metadata
+from histosynth.package.database import package_database
 from histosynth.package.provenance import source_provenance
 from histosynth.package.schema import (
     CARD_NAME, COLUMNS, CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SQL_DIR,
     metadata_csv_bytes, metadata_jsonl_bytes, metadata_parquet_bytes, validate_metadata,
 )
-from histosynth.sql import build_database, write_dumps
+from histosynth.package.sql import write_dumps
 from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def _write_md5sums_per_class(metadata: pd.DataFrame, root: Path) -> None:
 def _write_sql_dumps(metadata: pd.DataFrame, gan_record: dict[str, Any], qa_metrics: dict[str, Any],
                      params: Params, root: Path) -> list[str]:
     started = time.perf_counter()
-    db = build_database(metadata, gan_record, qa_metrics, name=params.package.name, version=params.package.version)
+    db = package_database(metadata, gan_record, qa_metrics, name=params.package.name, version=params.package.version)
     dumps = write_dumps(db, root / SQL_DIR)
     log.info("SQL dumps (%s) written in %.1f s", ", ".join(dumps), time.perf_counter() - started)
     return [path.relative_to(root).as_posix() for path in dumps.values()]

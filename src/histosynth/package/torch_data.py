@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from histosynth.package.load import read_package_image
+from histosynth.package.pixels import read_package_image
 
 
 class PackageDataset(Dataset):

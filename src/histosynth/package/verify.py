@@ -11,9 +11,9 @@ socket in it is a problem, and is never followed or read.
 
 ``deep`` also checks the dumps' content: ``sql/sqlite.sql`` is loaded (with a bounded budget)
 and compared with the metadata, and every dump is rendered again and compared byte for byte
-(:func:`histosynth.sql.check_dumps`); and ``metadata.jsonl`` must hold the Parquet file's rows. Without it the dumps are checked through the top-level
-``MD5SUMS`` only, which packaging wrote from the same data: 100k images verify in about 2 s
-instead of 35 s (bench/results/verify.md).
+(:func:`histosynth.package.sql.check_dumps`); and ``metadata.jsonl`` must hold the Parquet file's
+rows. Without it the dumps are checked through the top-level ``MD5SUMS`` only, which packaging wrote
+from the same data: 100k images verify in about 2 s instead of 35 s (bench/results/verify.md).
 """
 
 from __future__ import annotations
@@ -24,22 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.errors import DataError
-from histosynth.fsutil import entry_kind, md5_plain_file, open_plain_file
-from histosynth.generate.md5sums import MD5SUMS_NAME
+from histosynth.md5sums import MD5SUMS_NAME
 from histosynth.neutralise import for_terminal
-from histosynth.package.croissant import listed_checksums
 from histosynth.output_policy import MARKER
+from histosynth.package.croissant import listed_checksums
 from histosynth.package.schema import (
     CARD_NAME, CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET, SQL_DIR,
     read_metadata_csv, read_metadata_jsonl, read_metadata_parquet,
 )
 from histosynth.parallel import ordered_map
+from histosynth.plain_files import entry_kind, md5_plain_file, open_plain_file
 
-# histosynth.sql.DIALECTS, written out: importing histosynth.sql loads SQLAlchemy and torch, which
-# only --deep needs (a test keeps the two the same).
+# histosynth.package.sql.DIALECTS, written out: importing histosynth.package.sql loads SQLAlchemy and torch,
+# which only --deep needs (a test keeps the two the same).
 DUMPS = tuple(f"{SQL_DIR}/{name}.sql" for name in ("mysql", "postgresql", "sqlite"))
 # Top-level files every package has, whatever its MD5SUMS says.
 REQUIRED = (MD5SUMS_NAME, CARD_NAME, METADATA_CSV, METADATA_PARQUET, METADATA_JSONL, *DUMPS, CROISSANT_NAME)
@@ -257,8 +257,8 @@ def _hash_and_compare(root: Path, expected: dict[str, str], present: set[str], r
     report.files_checked = len(found)
     targets = sorted(path for path in found if expected[path])  # "" = no MD5 to compare with
     hashes = zip(targets, ordered_map(lambda path: _md5(root / path), targets))
-    for path, md5 in tqdm(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
-                          disable=len(targets) < 1000):
+    for path, md5 in progress.bar(hashes, total=len(targets), unit="file", desc="verify", mininterval=1.0,
+                                  min_total=1000):
         if md5 != expected[path]:
             report.modified.append(path)
 
@@ -291,7 +291,7 @@ def verify_package(path: Path | str, deep: bool = False) -> VerifyReport:
     if metadata is not None:
         report.images = len(metadata)
         if deep:
-            from histosynth.sql import check_dumps
+            from histosynth.package.sql import check_dumps
 
             _check_jsonl(root, present, metadata, report)
             report.problems += check_dumps(root, metadata)

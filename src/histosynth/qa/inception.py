@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def load_inception(weights: Path) -> torch.nn.Module:
 def inception_features(net: torch.nn.Module, images: np.ndarray, desc: str = "inception") -> np.ndarray:
     """(N, 2048) float32 features of (N, H, W, 3) uint8 images (resized to 299 inside the net)."""
     out = np.zeros((len(images), 2048), np.float32)
-    for start in tqdm(range(0, len(images), BATCH_SIZE), desc=desc, unit="batch", leave=False):
+    for start in progress.bar(range(0, len(images), BATCH_SIZE), desc=desc, unit="batch", leave=False):
         batch = torch.as_tensor(images[start : start + BATCH_SIZE]).permute(0, 3, 1, 2).contiguous()
         (features,) = net(batch)
         out[start : start + len(batch)] = features.numpy()

@@ -16,13 +16,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from histosynth.augment.stage import SOURCE_AFFINE
+from histosynth import progress
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.images import USER_IMAGE_FORMATS, read_png_rgb
-from histosynth.manifest import EDIT_OF, MANIFEST_NAME, class_names_of, read_manifest
+from histosynth.manifest import EDIT_OF, MANIFEST_NAME, SOURCE_AFFINE, class_names_of, read_manifest
 from histosynth.neutralise import for_terminal
 from histosynth.qa.sampling import class_rng, draw
 
@@ -181,7 +180,8 @@ def held_out(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
 
 def _read(folder: Path, rows: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
     labels = rows["label"].to_numpy(np.int64)
-    paths = tqdm(rows["path"], desc=f"reading {for_terminal(folder.name)}", unit="img", leave=False, disable=len(rows) < 2000)
+    paths = progress.bar(rows["path"], desc=f"reading {for_terminal(folder.name)}", unit="img", leave=False,
+                         min_total=2000)
     images = [read_png_rgb(folder / p, formats=USER_IMAGE_FORMATS) for p in paths]  # a set made elsewhere too
     if len({im.shape for im in images}) > 1:
         raise DataError(f"{folder}: images of different sizes; QA compares images of one size")

@@ -46,8 +46,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth.config.data import DataParams
 from histosynth.data.group_split import split_by_groups
 from histosynth.data.grouping import assign_groups
@@ -151,7 +151,7 @@ def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> list[_Image
     total = sum(len(scan.classes[name]) for name in names)
     images: list[_Image] = []
     skipped = 0
-    with tqdm(total=total, desc="decoding images", unit="img", disable=total < 200) as bar:
+    with progress.bar(total=total, desc="decoding images", unit="img", min_total=200) as bar:
         for label, name in enumerate(names):
             usable = 0
             for path in scan.classes[name]:

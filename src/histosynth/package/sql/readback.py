@@ -11,10 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from histosynth.errors import DataError
-from histosynth.fsutil import read_plain_bytes
 from histosynth.package.schema import COLUMNS
-from histosynth.sql import schema
-from histosynth.sql.records import PackageDatabase, Row, gan_ids_by_run
+from histosynth.package.sql import schema
+from histosynth.package.sql.records import PackageDatabase, Row, gan_ids_by_run
+from histosynth.plain_files import read_plain_bytes
 
 
 # Statements a histosynth dump never holds: ATTACH (like VACUUM INTO) reads or writes files; views

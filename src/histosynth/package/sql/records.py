@@ -1,4 +1,9 @@
-"""The rows of the package database, from the package metadata, the GAN record and the QA metrics."""
+"""The rows of the package database, from the package metadata, the GAN record and the QA metrics.
+
+What the rows need from other parts of the pipeline comes in as plain data (the networks'
+documents, which QA gate reads which metric): this code imports neither QA nor the generators
+(:func:`histosynth.package.database.package_database` feeds it).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,12 @@ from sqlalchemy import String, Table
 from histosynth.errors import DataError
 from histosynth.manifest import class_names_of
 from histosynth.package.schema import validate_metadata
-from histosynth.qa.gates import GATES
-from histosynth.sql import schema
-from histosynth.sql.describe import describe_gan
+from histosynth.package.sql import schema
 
 Row = dict[str, Any]
 GAN_ID = 1
+# (generator, discriminator) documents of gan_architectures (histosynth.package.networks.describe_gan)
+NetworkDocuments = tuple[dict[str, Any], dict[str, Any]]
 
 # images column <- metadata column (gan comes from generator_run through gan_architectures.checkpoint_md5).
 IMAGE_COLUMNS = {"id": "id", "file_path": "file_path", "class_name": "label", "source": "source", "split": "split",
@@ -70,23 +75,26 @@ def image_rows(metadata: pd.DataFrame, gan_ids: Mapping[str, int]) -> list[Row]:
 
 
 def build_database(metadata: pd.DataFrame, gan_record: dict[str, Any], qa_metrics: dict[str, Any] | None,
-                   *, name: str | None = None, version: str | None = None) -> PackageDatabase:
+                   *, networks: NetworkDocuments, gate_of_metric: Mapping[str, str], name: str | None = None,
+                   version: str | None = None) -> PackageDatabase:
     """The package database for ``metadata`` (the package's metadata rows), the GAN training record
     (``models/gan/record.json``) and the QA metrics (``reports/qa/metrics.json``, None = no QA run).
 
-    ``name`` and ``version`` (package.name, package.version) fill the one-row ``dataset`` table.
+    ``networks``: the generator's and discriminator's documents; ``gate_of_metric``: the QA gate
+    that reads each metric (its threshold and verdict go beside the figure). ``name`` and
+    ``version`` (package.name, package.version) fill the one-row ``dataset`` table.
     Raises DataError when the three disagree or a value does not fit its column.
     """
     metadata = validate_metadata(metadata.reset_index(drop=True), where="package metadata")
     _check_image_lengths(metadata)
-    gan = _gan_row(gan_record, _generator_run(metadata, gan_record))
+    gan = _gan_row(networks, _generator_run(metadata, gan_record))
     classes = _class_rows(metadata, gan_record, qa_metrics)
     records = {
         schema.dataset.name: [{"id": 1, "name": name, "version": version}],
         schema.gan_architectures.name: [gan],
         schema.class_names.name: classes,
         schema.training_parameters.name: [_training_row(gan_record)],
-        schema.qa_metrics.name: _qa_rows(qa_metrics, {row["name"]: row["id"] for row in classes}),
+        schema.qa_metrics.name: _qa_rows(qa_metrics, {row["name"]: row["id"] for row in classes}, gate_of_metric),
     }
     return PackageDatabase({table: [fit_row(schema.database.tables[table], row) for row in rows]
                             for table, rows in records.items()}, metadata)
@@ -137,8 +145,8 @@ def _generator_run(metadata: pd.DataFrame, record: dict[str, Any]) -> str | None
     return runs[0] if runs else None
 
 
-def _gan_row(record: dict[str, Any], checkpoint_md5: str | None) -> Row:
-    generator, discriminator = describe_gan(record)
+def _gan_row(networks: NetworkDocuments, checkpoint_md5: str | None) -> Row:
+    generator, discriminator = networks
     return {"id": GAN_ID, "generator": generator, "discriminator": discriminator,
             "latent_dim": generator["latent_dim"], "checkpoint_md5": checkpoint_md5,
             **{key: generator[key] for key in ("arch", "image_size", "n_classes", "width")}}
@@ -188,9 +196,9 @@ def _training_row(record: dict[str, Any]) -> Row:
     }
 
 
-def _qa_rows(qa_metrics: dict[str, Any] | None, label_of: Mapping[str, int]) -> list[Row]:
+def _qa_rows(qa_metrics: dict[str, Any] | None, label_of: Mapping[str, int],
+             gate_of: Mapping[str, str]) -> list[Row]:
     """One row per numeric per-class figure; the figures a gate reads carry its threshold and verdict."""
-    gate_of = {gate.metric: gate.name for gate in GATES}
     rows = []
     for class_name, figures in (qa_metrics or {}).get("classes", {}).items():
         if class_name not in label_of:

@@ -1,6 +1,6 @@
 """SQL dumps of the package database, one per dialect, rendered by SQLAlchemy.
 
-DDL is compiled per dialect from the tables in :mod:`histosynth.sql.schema`; rows go in as
+DDL is compiled per dialect from the tables in :mod:`histosynth.package.sql.schema`; rows go in as
 multi-row INSERTs whose values SQLAlchemy renders as literals (``literal_binds``), so every
 string is quoted and escaped by the dialect, never pasted into SQL here. A dump drops its tables
 first (children before parents), so it reloads over a previous load, and holds no timestamp:
@@ -22,14 +22,14 @@ from sqlalchemy import Dialect, insert
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, ExecutableDDLElement
 from sqlalchemy.sql import Executable
-from tqdm import tqdm
 
+from histosynth import progress
 from histosynth import __version__
 from histosynth.errors import ConfigError
 from histosynth.fsutil import remove_stale_temporaries, temporary_name
 from histosynth.output_policy import file_head_holds
-from histosynth.sql import schema
-from histosynth.sql.records import PackageDatabase
+from histosynth.package.sql import schema
+from histosynth.package.sql.records import PackageDatabase
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,8 @@ def render(db: PackageDatabase, name: str) -> Iterator[str]:
     for table in schema.TABLES:
         yield "\n"
         n_chunks = -(-db.count(table) // INSERT_ROWS)
-        chunks = tqdm(db.chunks(table, INSERT_ROWS), total=n_chunks, desc=f"{name} {table.name}", unit="insert",
-                      leave=False, disable=n_chunks < 20)
+        chunks = progress.bar(db.chunks(table, INSERT_ROWS), total=n_chunks, desc=f"{name} {table.name}",
+                              unit="insert", leave=False, min_total=20)
         yield from (_statement(insert(table).values(rows), dialect) for rows in chunks)
     yield "\nCOMMIT;\n"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from histosynth.errors import DataError
 from histosynth.output_policy import check_outputs
 from histosynth.package.schema import METADATA_PARQUET, read_metadata_parquet
-from histosynth.sql.check import SQL_DIR, dump_path, dump_vs_metadata
-from histosynth.sql.dump import dialect_of, is_sql_dump, render, write_dump
-from histosynth.sql.readback import database_from_dump, load_sqlite_dump
+from histosynth.package.sql.check import SQL_DIR, dump_path, dump_vs_metadata
+from histosynth.package.sql.dump import dialect_of, is_sql_dump, render, write_dump
+from histosynth.package.sql.readback import database_from_dump, load_sqlite_dump
 
 
 def export_sql(package_dir: Path, dialect: str, out: Path | None = None) -> None:

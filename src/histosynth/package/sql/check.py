@@ -4,7 +4,7 @@ Only with ``histosynth verify --deep``: by default verify checks the dumps throu
 ``MD5SUMS``.
 
 1. ``sql/sqlite.sql`` is loaded into an in-memory SQLite database (with a bounded budget, see
-   :func:`histosynth.sql.readback.load_sqlite_dump`); its classes and images are
+   :func:`histosynth.package.sql.readback.load_sqlite_dump`); its classes and images are
    compared with the metadata row by row (an image added, removed or changed is named).
 2. The database is rendered again from the metadata and the GAN/training/QA records that
    ``sqlite.sql`` holds, and every dump must equal that rendering byte for byte: a MySQL or
@@ -22,12 +22,12 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from histosynth.errors import DataError
-from histosynth.fsutil import is_plain_file
 from histosynth.manifest import class_names_of
 from histosynth.package.schema import COLUMNS
-from histosynth.sql import schema
-from histosynth.sql.dump import DIALECTS, render
-from histosynth.sql.readback import database_from_dump, load_sqlite_dump, read_images, read_records
+from histosynth.package.sql import schema
+from histosynth.package.sql.dump import DIALECTS, render
+from histosynth.package.sql.readback import database_from_dump, load_sqlite_dump, read_images, read_records
+from histosynth.plain_files import is_plain_file
 
 SQL_DIR = "sql"
 # Ids listed in a problem line (the count says how many there are).
