@@ -17,7 +17,10 @@ from typing import IO
 
 import numpy as np
 
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 8 << 20  # a block, the rows kept from it and the previous rows: about 24 MiB at most
+# zipfile's read(n) holds copies of up to n bytes while it gathers them: a block is filled by reads
+# of this size instead, so reading a block costs the block and the rows kept from it.
+READ_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,23 @@ def read_rows(path: Path, name: str, rows: np.ndarray) -> Iterator[np.ndarray]:
         wanted = 0  # position in ``rows``
         while wanted < len(rows):
             stop = min(n, done + per_block)
-            data = stream.read((stop - done) * row_bytes)
-            if len(data) != (stop - done) * row_bytes:
-                raise ValueError(f"{name}.npy ends after {done + len(data) // max(1, row_bytes)} of its {n} rows")
-            block = np.frombuffer(data, header.dtype).reshape(stop - done, *row_shape)
+            block = _read_exactly(stream, (stop - done) * row_bytes, name, done, n, row_bytes)
+            block = block.view(header.dtype).reshape(stop - done, *row_shape)
             upto = int(np.searchsorted(rows, stop))
             if upto > wanted:
                 yield block[rows[wanted:upto] - done]  # a copy: the block's bytes go
+            del block  # before the next one is read
             wanted, done = upto, stop
+
+
+def _read_exactly(stream: IO[bytes], size: int, name: str, done: int, n: int, row_bytes: int) -> np.ndarray:
+    """The next ``size`` bytes of ``stream`` as a uint8 array, READ_BYTES at a time."""
+    block = np.empty(size, np.uint8)
+    view, got = memoryview(block), 0
+    while got < size:
+        chunk = stream.read(min(READ_BYTES, size - got))
+        if not chunk:
+            raise ValueError(f"{name}.npy ends after {done + got // max(1, row_bytes)} of its {n} rows")
+        view[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return block
