@@ -1,5 +1,6 @@
-"""DVC stage `generate`: models/gan -> data/candidates/<class>/*.png + MD5SUMS per class + manifest:
-generate.n_per_class x generate.overgenerate candidates per class, for the `curate` stage."""
+"""DVC stage `generate`: models/gan (+ data/real's train images in generate.mode: edit) ->
+data/candidates/<class>/*.png + MD5SUMS per class + manifest: generate.n_per_class x
+generate.overgenerate candidates per class, for the `curate` stage."""
 
 from histosynth import paths
 from histosynth.config import load_params
@@ -10,7 +11,7 @@ from histosynth.generate import generate
 def main() -> None:
     params = load_params(stage="generate").generate
     generate(params.model_copy(update={"n_per_class": params.candidates_per_class}), paths.GAN_DIR,
-             paths.CANDIDATES_DIR)
+             paths.CANDIDATES_DIR, paths.REAL_DIR)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def tricky_metadata(classes: tuple[str, ...] = TRICKY_CLASSES, n_real: int = 2, 
                              origin=f"gan:{RUN}",
                              generator_run=RUN, arch="dcgan", seed=7, latent_index=i, label=label, class_name=name,
                              class_folder=folder, confidence=0.5 + i / (4 * n_synthetic), realism=1.0 + i,
-                             copy_ratio=0.9, curation="kept" if i else "filled"))
+                             copy_ratio=0.9, curation="kept" if i else "filled",
+                             edit_of=f"real_{label}_0" + "_'%\"" if i % 2 else None))
     frame = pd.DataFrame(rows)
     frame["file_path"] = "images/" + frame["class_folder"] + "/" + frame["id"] + ".png"
     frame["md5"] = [md5_of(path) for path in frame["file_path"]]
@@ -56,9 +57,10 @@ def tricky_metadata(classes: tuple[str, ...] = TRICKY_CLASSES, n_real: int = 2, 
     frame["height"] = 32
     frame = frame.sort_values(["label", "source", "id"], kind="stable")
     columns = ["id", "file_path", "class_name", "class_folder", "label", "source", "split", "group", "md5", "width",
-               "height", "origin", "generator_run", "arch", "seed", "latent_index", "confidence", "realism",
-               "copy_ratio", "curation"]
-    frame = frame.reindex(columns=columns).astype({"seed": "Int64", "latent_index": "Int64", "confidence": "float64",
+               "height", "origin", "generator_run", "arch", "seed", "latent_index", "edit_of", "confidence",
+               "realism", "copy_ratio", "curation"]
+    frame = frame.reindex(columns=columns).astype({"seed": "Int64", "latent_index": "Int64", "edit_of": "str",
+                                                   "confidence": "float64",
                                                    "realism": "float64", "copy_ratio": "float64", "curation": "str"})
     return validate_metadata(frame.reset_index(drop=True))
 

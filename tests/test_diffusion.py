@@ -132,7 +132,7 @@ def test_keys_of_the_other_family_are_named(gan, message):
 
 
 def test_registry_puts_every_arch_in_one_family():
-    assert set(known_archs()) == {"dcgan", "sagan", "ascgan", "cwgan128", "ddpm"}
+    assert set(known_archs()) == {"dcgan", "sagan", "ascgan", "cwgan128", "projected", "ddpm"}
     assert GAN_ARCHS == gan_archs()  # params.yaml's allowed values match the GAN registry
     assert {arch: family_name(arch) for arch in ("dcgan", "ddpm")} == {"dcgan": "gan", "ddpm": "diffusion"}
     with pytest.raises(ConfigError, match="gan.arch='vae' is unknown"):
@@ -239,3 +239,32 @@ def test_samplers_recover_the_image_an_exact_model_points_to(sampler, schedule, 
                                rtol=0)
     unconditional = GuidedSampler(oracle, noise, Sampling(sampler, 10, 0.0), n_classes=2)(z, labels)
     torch.testing.assert_close(unconditional, images[2].expand(4, -1, -1, -1), atol=1e-5, rtol=0)
+
+
+class NoiseOracle(torch.nn.Module):
+    """Predicts the very noise an image was noised with, whatever the timestep: a sampler that starts
+    an edit at the timestep it noised the image to walks straight back to the image."""
+
+    def __init__(self, noise: torch.Tensor) -> None:
+        super().__init__()
+        self.noise = noise
+        self.config = type("Config", (), {"sample_size": noise.shape[-1]})
+
+    def forward(self, x, t, class_labels, return_dict=False):
+        return (self.noise.repeat(len(x) // len(self.noise), 1, 1, 1),)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm"])
+@pytest.mark.parametrize("strength", [0.04, 0.35, 0.7])
+def test_an_edit_starts_denoising_at_the_noise_level_it_noised_the_image_to(sampler, strength):
+    from histosynth.generators.diffusion.networks import noise_config
+    from histosynth.generators.diffusion.sampling import GuidedSampler, Sampling, edit_steps
+
+    images = torch.rand(4, 3, 8, 8) * 1.6 - 0.8
+    z = torch.randn(4, 3 * 8 * 8)
+    model = GuidedSampler(NoiseOracle(z.reshape(4, 3, 8, 8)), noise_config(1000, "cosine", "epsilon"),
+                          Sampling(sampler, 25, 2.0), n_classes=2)
+    edited = model.edit(z, torch.tensor([0, 1, 1, 0]), images, strength)
+    torch.testing.assert_close(edited, images, atol=2e-4, rtol=0)
+    assert edit_steps(25, strength) == {0.04: 1, 0.35: 9, 0.7: 18}[strength]
+    assert edit_steps(25, 1.0) == 25 and edit_steps(25, 0.001) == 1

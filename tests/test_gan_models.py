@@ -39,7 +39,8 @@ def test_shapes_range_and_scores(arch: str, size: int) -> None:
     assert x.shape == (BATCH, 3, size, size)
     assert x.min() >= -1 and x.max() <= 1
     scores = D(x, y)
-    assert scores.shape == (BATCH,)
+    # one score per image, or (projected) a row of patch logits per image
+    assert scores.shape == ((BATCH, 64) if arch == "projected" else (BATCH,))
     assert torch.isfinite(scores).all()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,11 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import write_image_folder
 from dvc_project import tree_md5s
+from histosynth.config import params_from_mapping
 from histosynth.gan.checkpoint import save_generator, write_record
 from histosynth.gan.models import build_generator
 from histosynth.generate.sampler import FORWARD_BLOCK, class_blocks
 from histosynth.generate.shards import Shard
+from histosynth.generators import train
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "stages" / "generate.py"
@@ -72,6 +76,41 @@ def test_two_gloo_processes_write_exactly_the_files_of_one(tmp_path):
     assert len([name for name in alone if name.endswith(".png")]) == 3 * 70
     assert sharded == alone  # every PNG, every MD5SUMS and the manifest, byte for byte
     assert sorted(p.name for p in (project / "data").iterdir()) == ["candidates"]  # no temporary folder left
+
+
+@pytest.fixture(scope="module")
+def diffusion_model(tmp_path_factory) -> tuple[Path, Path]:
+    """(real folder as ingest writes it, a ddpm trained on it for one epoch)."""
+    root = tmp_path_factory.mktemp("ddpm")
+    real = write_image_folder(root / "real", {"train": 16, "val": 4}, size=28)
+    gan = params_from_mapping({"gan": dict(arch="ddpm", train_on="real", width=4, batch_size=16, epochs=1,
+                                           probe={"every": 0}, threads=1)}).gan
+    train(gan, real, real, root / "gan", root / "train_report")
+    return real, root / "gan"
+
+
+def make_edit_project(root: Path, diffusion_model: tuple[Path, Path], n_per_class: int) -> Path:
+    """data/real, models/gan (the ddpm) and params.yaml asking for edits."""
+    real, model = diffusion_model
+    shutil.copytree(real, root / "data" / "real")
+    shutil.copytree(model, root / "models" / "gan")
+    (root / "params.yaml").write_text(f"generate:\n  n_per_class: {n_per_class}\n  overgenerate: 1\n  device: cpu\n"
+                                      "  mode: edit\n  edit: {strength: 0.5}\n  diffusion: {steps: 4}\n")
+    return root
+
+
+def test_edits_under_two_gloo_processes_are_the_files_of_one(tmp_path, diffusion_model):
+    # 70 per class = 2 blocks per class; 16 train images per class, so every image is edited 4-5 times
+    sharded = make_edit_project(tmp_path / "sharded", diffusion_model, n_per_class=70)
+    done = subprocess.run(torchrun(2), cwd=sharded, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 processes" in done.stderr and "edits (strength 0.5)" in done.stderr
+    single = make_edit_project(tmp_path / "single", diffusion_model, n_per_class=70)
+    done = subprocess.run(one_process(), cwd=single, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    candidates = tree_md5s(sharded / "data" / "candidates")
+    assert len([name for name in candidates if name.endswith(".png")]) == 3 * 70
+    assert candidates == tree_md5s(single / "data" / "candidates")  # PNGs, MD5SUMS and the manifest (edit_of)
 
 
 def _rank_pid(parent: int, rank: int) -> int | None:

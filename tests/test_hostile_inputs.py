@@ -33,7 +33,7 @@ from test_generate_stage import make_checkpoint
 from test_ingest_folder import save_images
 
 REPO = Path(__file__).resolve().parents[1]
-QA_PARAMS = "qa: {enforce: false, kl: {n_per_class: 6}}\n"
+QA_PARAMS = "qa: {enforce: false, kl: {n_per_class: 6}, cas: {enabled: false}}\n"
 
 
 def test_file_and_class_names_that_are_not_utf8_are_ingested(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_qa_reports_a_text_file_named_png_in_one_line(qa_work: Path, tmp_path: P
 
 
 def test_qa_records_which_synthetic_set_it_judged(qa_work: Path, tmp_path: Path) -> None:
-    params = params_from_mapping({"qa": {"enforce": False, "kl": {"n_per_class": 6}}}).qa
+    params = params_from_mapping({"qa": {"enforce": False, "kl": {"n_per_class": 6}, "cas": {"enabled": False}}}).qa
     with_manifest = write_image_folder(tmp_path / "generated", {"train": 6}, seed=3, source="synthetic")
     plain = plain_class_folders(qa_work / "real", tmp_path / "theirs")
     for synthetic in (with_manifest, plain):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from histosynth.cli import app
 from histosynth.entry import EXIT_GATE
 from histosynth.errors import DataError, GateFailed
 from histosynth.fsutil import safe_name
+from histosynth.manifest import write_manifest
 from histosynth.package.schema import read_metadata_csv, read_metadata_parquet
 from histosynth.package.stage import build_package
 from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
@@ -94,6 +96,54 @@ def test_card_describes_counts_qa_and_provenance(inputs: PackageInputs, tmp_path
     assert REVISION in card and "`dcgan`" in card and "| g_lr | 0.0002 |" in card
     assert "Please cite: Tiny et al." in card
     assert "md5sum -c MD5SUMS" in card
+
+
+def mark_as_edits(inputs: PackageInputs, every: int = 2, sources: str = "train") -> None:
+    """Make every ``every``-th synthetic image an edit of a real image of its class (``sources``: that split)."""
+    real = pd.read_parquet(inputs.real / "manifest.parquet")
+    manifest = pd.read_parquet(inputs.synthetic / "manifest.parquet")
+    source_of = real[real["split"] == sources].groupby("label")["id"].first()
+    edits = manifest.index % every == 0
+    manifest["edit_of"] = manifest["label"].map(source_of).where(edits)
+    write_manifest(manifest, inputs.synthetic)
+    refresh_qa_verdict(inputs)
+
+
+def test_edits_record_their_source_in_metadata_sql_and_card(inputs: PackageInputs, tmp_path: Path) -> None:
+    mark_as_edits(inputs)
+    out = tmp_path / "package"
+    build(inputs, out)
+    parquet = read_metadata_parquet(out / "metadata.parquet")
+    pd.testing.assert_frame_equal(read_metadata_csv(out / "metadata.csv"), parquet)
+    edits = parquet[parquet["edit_of"].notna()]
+    assert len(edits) == len(AWKWARD_CLASSES) * N_SYNTHETIC // 2 and set(edits["source"]) == {"synthetic"}
+    real_ids = parquet[parquet["source"] == "real"].set_index("id")
+    assert (real_ids.loc[edits["edit_of"], "label"].to_numpy() == edits["label"].to_numpy()).all()
+    assert (real_ids.loc[edits["edit_of"], "split"] == "train").all()
+    connection = sqlite3.connect(":memory:")
+    connection.executescript((out / "sql" / "sqlite.sql").read_text("utf-8"))
+    rows = connection.execute("SELECT id, edit_of FROM images WHERE edit_of IS NOT NULL ORDER BY id").fetchall()
+    assert rows == sorted(edits[["id", "edit_of"]].itertuples(index=False, name=None))
+    jsonl = [json.loads(line) for line in (out / "metadata.jsonl").read_text("utf-8").splitlines()]
+    assert {r["id"]: r["edit_of"] for r in jsonl if r["edit_of"]} == dict(zip(edits["id"], edits["edit_of"]))
+    croissant = json.loads((out / "croissant.json").read_text("utf-8"))
+    images = next(r for r in croissant["recordSet"] if r["name"] == "images")
+    assert {"@id": "metadata.parquet"} == next(f for f in images["field"]
+                                               if f["name"] == "edit_of")["source"]["fileObject"]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "| synthetic | of which edits | total |" in card
+    assert f"| {N_SYNTHETIC} | {N_SYNTHETIC // 2} | {3 * PER_SPLIT + N_SYNTHETIC} |" in card
+    assert "edits of real train images (`edit_of` names the source)" in card
+    verified = CliRunner().invoke(app, ["verify", "--deep", str(out)])  # the dumps read back as the metadata
+    assert verified.exit_code == 0, verified.output
+
+
+def test_an_edit_of_an_image_that_is_no_real_train_image_of_its_class_is_refused(inputs: PackageInputs,
+                                                                                 tmp_path: Path) -> None:
+    mark_as_edits(inputs, sources="val")
+    with pytest.raises(DataError, match=r"edit\(s\) name no real train image of their class"):
+        build(inputs, tmp_path / "package")
+    assert not (tmp_path / "package").exists()
 
 
 def test_only_the_chosen_real_splits_are_packaged(inputs: PackageInputs, tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ TINY_PARAMS = {
     "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "threads": 1,
             "probe": {"every": 2, "max_images": 40}},
     "generate": {"n_per_class": 12},
-    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2}},
+    "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2},
+           "cas": {"enabled": True, "steps": 10}},
     "benchmark": {"seeds": [0], "steps": 20, "eval_every": 10, "width": 4, "bootstrap": {"resamples": 100},
                   "threads": 1},
 }
@@ -166,3 +167,36 @@ def test_exp_run_with_the_diffusion_arch_runs_the_whole_pipeline(project):
     assert "ddpm" in page and "Samples after the last" in page and "dvc repro train" not in page
     rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
     assert not rendered.get("errors"), rendered["errors"]
+
+
+def test_exp_run_with_the_projected_arch_runs_the_whole_pipeline(project):
+    # the frozen ImageNet network at its smallest input (32 px) keeps the tiny budget tiny on CPU
+    out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=projected",
+               "-S", "gan.feature_size=32").stdout
+    for stage in ("train", "generate", "curate", "qa", "package", "benchmark", "report"):
+        assert f"Running stage '{stage}'" in out
+    record = json.loads((project / "models/gan/record.json").read_text())
+    assert record["arch"] == "projected" and record["feature_network"]["name"] == "efficientnet-lite0"
+    qa = json.loads((project / "reports/qa/metrics.json").read_text())
+    assert 0 <= qa["cas"]["synthetic_only"] <= 1 and qa["cas"]["steps"] == TINY_PARAMS["qa"]["cas"]["steps"]
+    assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
+    assert "projected" in (project / "reports/index.html").read_text()
+    _run(project, "git", "checkout", "--", "params.yaml")
+
+
+def test_exp_run_with_diffusion_edits_runs_the_whole_pipeline(project):
+    # the tiny budget of TINY_PARAMS: a ddpm of width 4 trained for two epochs edits the real train tiles
+    out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=ddpm", "-S", "generate.mode=edit",
+               "-S", "generate.edit.strength=0.5", "-S", "generate.diffusion.steps=5").stdout
+    for stage in ("generate", "curate", "qa", "package", "benchmark", "report"):
+        assert f"Running stage '{stage}'" in out
+    read = ("import json, pandas; m = pandas.read_parquet('data/synthetic/manifest.parquet'); "
+            "r = pandas.read_parquet('data/real/manifest.parquet'); p = pandas.read_parquet('data/package/metadata.parquet'); "
+            "print(json.dumps({'sources': sorted(set(m.edit_of)), 'train': sorted(r[r.split == 'train'].id), "
+            "'strength': sorted(set(m.edit_strength)), 'packaged': int(p.edit_of.notna().sum()), 'n': len(m)}))")
+    found = json.loads(_run(project, sys.executable, "-c", read).stdout)
+    assert set(found["sources"]) <= set(found["train"]) and found["strength"] == [0.5]
+    assert found["packaged"] == found["n"]  # every shipped edit names its source in the package
+    assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
+    assert "of which edits" in (project / "data/package/README.md").read_text()
+    _run(project, "git", "checkout", "--", "params.yaml")

@@ -48,7 +48,8 @@ def test_inception_fid_is_reported_beside_its_floor(tmp_path, random_inception_w
     real = write_image_folder(tmp_path / "real", {"train": 6, "val": 6, "test": 2})
     synthetic = write_image_folder(tmp_path / "synthetic", {"train": 6}, seed=5, source="synthetic")
     train_featurenet(FeaturenetParams(epochs=2, folds=2), real, tmp_path / "featurenet")
-    params = params_from_mapping({"qa": {"enforce": False, "fid": {"inception_weights": str(random_inception_weights)}}}).qa
+    params = params_from_mapping({"qa": {"enforce": False, "fid": {"inception_weights": str(random_inception_weights)},
+                                         "cas": {"enabled": False}}}).qa
     with single_torch_thread():  # 2048-d eigen-decompositions crawl on two threads of a busy machine
         metrics = run_qa(params, real, synthetic, tmp_path / "featurenet", tmp_path / "qa").metrics
     overall = metrics["fid"]

@@ -117,3 +117,69 @@ def test_held_out_tissue_is_rarely_flagged_and_blurring_it_does_not_change_that(
     # Raw nearest distances call a blurry non-copy "memorised"; the ratio test does not.
     assert blurred_by_distance > 3 * blurred_by_ratio
     assert blurred_by_ratio <= 0.1
+
+
+# Edits of real images (generate.mode: edit): close to their own source by design, still copies when
+# they kept its pixels or when they reproduce another training image. A blend w * tile + (1 - w) * other
+# tile of the class stands in for an edit that moved a share 1 - w of the way to another image.
+
+
+def edit_check(tiles, candidates: np.ndarray, sources: np.ndarray | None) -> memorisation.CopyCheck:
+    """``check_copies`` of ``candidates`` against the training tiles; ``sources``: index of each edit's tile."""
+    train, train_y, heldout, heldout_y = tiles
+    originals = np.array([f"tile{i}" for i in range(len(train))])
+    held = memorisation.nearest_originals([pixel_vectors(v) for v in dihedral_variants(heldout)],
+                                          pixel_vectors(train), originals)
+    thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_y, int(train_y.max()) + 1, PERCENTILE)
+    return memorisation.check_copies([pixel_vectors(v) for v in dihedral_variants(candidates)], pixel_vectors(train),
+                                     originals, train_y, thresholds, None if sources is None else originals[sources])
+
+
+def blends(tiles, weight: float, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(images, source index): 120 training tiles each moved 1 - weight of the way to a held-out tile of its class."""
+    train, train_y, heldout, heldout_y = tiles
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(len(train), 120, replace=False)
+    partners = np.array([rng.choice(np.flatnonzero(heldout_y == train_y[s])) for s in sources])
+    mixed = weight * train[sources].astype(np.float64) + (1 - weight) * heldout[partners]
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8), sources
+
+
+def test_an_edit_is_not_a_copy_for_being_close_to_its_own_source(tiles):
+    edits, sources = blends(tiles, 0.7)
+    assert edit_check(tiles, edits, sources).flagged.mean() <= 0.05
+    assert edit_check(tiles, edits, None).flagged.mean() >= 0.8  # the same images, their source unknown
+
+
+@pytest.mark.parametrize("how", ["verbatim", "noise", "rotated"])
+def test_a_copy_of_another_training_image_is_flagged_whatever_source_it_names(tiles, how):
+    train = tiles[0]
+    picked = np.random.default_rng(5).choice(len(train), 120, replace=False)
+    copies = {"verbatim": train[picked], "noise": degrade(train[picked], "noise"),
+              "rotated": dihedral_variant(train[picked], 1)}[how]
+    check = edit_check(tiles, copies, np.roll(picked, 1))  # each names another tile as its source
+    assert check.flagged.mean() >= (1.0 if how != "noise" else 0.9)
+    assert not check.copies_source.any()
+
+
+def test_an_edit_that_kept_its_sources_pixels_is_a_copy(tiles):
+    train = tiles[0]
+    picked = np.random.default_rng(6).choice(len(train), 120, replace=False)
+    verbatim = edit_check(tiles, train[picked], picked)
+    assert verbatim.copies_source.all() and verbatim.flagged.all() and (verbatim.source_ratio == 0).all()
+    assert (verbatim.ratios > 0).all()  # no other original is that close: only the source test catches it
+    assert edit_check(tiles, dihedral_variant(train[picked], 6), picked).copies_source.all()
+    near_zero_strength, sources = blends(tiles, 0.9)  # a tenth of the way to another image
+    check = edit_check(tiles, near_zero_strength, sources)
+    assert check.copies_source.mean() >= 0.95 and check.flagged.mean() >= 0.95
+    assert np.isnan(edit_check(tiles, train[picked], None).source_ratio).all()  # samples have no source
+
+
+def test_nearest_originals_can_leave_out_each_querys_own_original():
+    reference = np.array([[0.0, 0.0], [0.1, 0.0], [1.0, 0.0], [3.0, 0.0]])  # rows 0 and 1 are one original
+    originals = np.array(["a", "a", "b", "c"])
+    query = [np.array([[0.0, 0.0], [0.0, 0.0]])]
+    found = memorisation.nearest_originals(query, reference, originals, exclude=np.array(["a", ""]))
+    assert list(found.d1) == [1.0, 0.0] and list(found.d2) == [3.0, 1.0]
+    assert list(memorisation.distances_to_originals(query, reference, originals, np.array(["b", "zz"]))) == \
+        [1.0, np.inf]

@@ -109,6 +109,13 @@ def test_qa_table_shows_every_gate_and_the_failing_class(html: str) -> None:
     assert "1 quality gate(s) failed, in 1 of 3 class(es)" in html
 
 
+def test_qa_section_shows_the_classification_accuracy_score(html: str) -> None:
+    section = html.split('id="cas"')[1].split("</table>")[0]
+    assert "trained on synthetic only" in section and "400 steps" in section
+    assert "<th>all classes</th><td class=\"num\">0.612</td><td class=\"num\">0.934</td>" in section
+    assert section.count("0.875") == 3  # one row per class
+
+
 def test_benchmark_shows_every_arm_gains_and_confusion(html: str) -> None:
     benchmark = part(html, "benchmark")
     for title in ("real only", "real + affine augmentation", "real + synthetic", "real + affine + synthetic",

@@ -79,7 +79,8 @@ def test_same_params_give_byte_identical_model_folder(tmp_path, tiny_real_dir):
     assert md5_file(first / checkpoint.GENERATOR_FILE) != md5_file(other_seed / checkpoint.GENERATOR_FILE)
 
 
-@pytest.mark.parametrize("settings", [dict(arch="dcgan"), dict(arch="ascgan", width=2, n_critic=2)])
+@pytest.mark.parametrize("settings", [dict(arch="dcgan"), dict(arch="ascgan", width=2, n_critic=2),
+                                      dict(arch="projected", feature_size=32)])
 def test_resumed_training_matches_uninterrupted_training(tmp_path, tiny_real_dir, caplog, settings):
     caplog.set_level(logging.INFO)
     # 3 batches per epoch; ascgan's G steps (every 2nd D step) straddle the resume point.
@@ -175,7 +176,8 @@ def test_cuda_without_gpu_is_a_config_error(tmp_path, tiny_real_dir):
 
 @pytest.mark.parametrize(
     "arch, size, width, precision",
-    [("dcgan", 32, 4, "bf16"), ("sagan", 32, 2, "fp32"), ("ascgan", 28, 2, "bf16"), ("cwgan128", 64, 2, "fp32")],
+    [("dcgan", 32, 4, "bf16"), ("sagan", 32, 2, "fp32"), ("ascgan", 28, 2, "bf16"), ("cwgan128", 64, 2, "fp32"),
+     ("projected", 28, 4, "bf16")],
 )
 def test_every_arch_trains(tmp_path, arch, size, width, precision):
     # bf16 autocast on the CPU runs the same code path that CUDA mixed precision takes.
@@ -239,6 +241,10 @@ def test_epoch_batches_are_seeded_and_shard_without_overlap():
     [
         ({"diffaugment": ["blur"]}, "unknown DiffAugment polic(ies) 'blur'"),
         ({"perceptual_weights": "vgg.pth"}, "only used by arch ascgan"),
+        ({"feature_size": 64}, "feature_size is only used by arch projected (arch is 'dcgan')"),
+        ({"arch": "projected", "feature_size": 16}, "gan.feature_size = 16"),
+        ({"pixel_discriminator": True}, "pixel_discriminator is only used by arch projected (arch is 'dcgan')"),
+        ({"arch": "ddpm", "pixel_discriminator": True}, "pixel_discriminator only apply to GAN archs"),
         ({"ema": 1.0}, "gan.ema = 1.0"),
         ({"precision": "fp16"}, "gan.precision = 'fp16'"),
         ({"checkpoint_every": 0}, "gan.checkpoint_every = 0"),

@@ -129,18 +129,31 @@ def generate(
                                      "(default: generate.diffusion.steps, else the model's)."),
     guidance: float | None = typer.Option(None, min=0.0, max=20.0, help="Diffusion checkpoints: classifier-free "
                                           "guidance scale (default: generate.diffusion.guidance, else the model's)."),
+    mode: Literal["sample", "edit"] | None = typer.Option(
+        None, help="sample: from noise; edit: diffusion checkpoints edit the real train images (default: generate.mode)."),
+    strength: float | None = typer.Option(None, min=0.0, max=1.0, help="Edits: t0 as a fraction of the noise "
+                                          "schedule, above 0 (default: generate.edit.strength)."),
+    real: Path = typer.Option(paths.REAL_DIR, help="Folder written by `ingest`: its train images are edited "
+                              "(edit mode only)."),
 ) -> None:
-    """Sample N images per class from a trained generator, with MD5SUMS per class and a manifest (the pipeline's
-    `generate` stage writes n_per_class x overgenerate candidates to data/candidates for `curate`)."""
+    """Sample N images per class from a trained generator, or edit the real train images with a diffusion one, with
+    MD5SUMS per class and a manifest (the pipeline's `generate` stage writes n_per_class x overgenerate candidates
+    to data/candidates for `curate`)."""
     from histosynth.generate import generate as run
 
     def job() -> None:
         params = load_params(params_file, "generate").generate
+        if strength == 0:
+            from histosynth.errors import ConfigError
+
+            raise ConfigError("--strength 0 would copy the real images; give a strength above 0 (at most 1)")
         diffusion = with_options(params.diffusion, "generate.diffusion", sampler=sampler, steps=steps,
                                  guidance=guidance)
+        edit = with_options(params.edit, "generate.edit", strength=strength)
         params = with_options(params, "generate", n_per_class=n_per_class, seed=seed, batch_size=batch_size,
-                              device=device, precision=precision, diffusion=diffusion.model_dump())
-        run(params, checkpoint, out)
+                              device=device, precision=precision, diffusion=diffusion.model_dump(), mode=mode,
+                              edit=edit.model_dump())
+        run(params, checkpoint, out, real)
 
     run_guarded(job)
 

@@ -19,6 +19,10 @@ from histosynth.fsutil import atomic_write_bytes, open_plain_file
 
 MANIFEST_NAME = "manifest.parquet"
 SPLITS = ("train", "val", "test")
+# Synthetic images made by editing a real image (generate.mode: edit): the real train image's id
+# and the edit strength. Absent from sampled sets.
+EDIT_OF = "edit_of"
+EDIT_STRENGTH = "edit_strength"
 
 MANIFEST_SCHEMA = pa.DataFrameSchema(
     {
@@ -35,6 +39,9 @@ MANIFEST_SCHEMA = pa.DataFrameSchema(
         # where the source has no groups), and the first train image it duplicates ("" = none).
         "group": pa.Column(str, pa.Check.str_length(min_value=1), required=False),
         "duplicate_of": pa.Column(str, required=False),
+        EDIT_OF: pa.Column(str, pa.Check.str_length(min_value=1), nullable=True, required=False),
+        EDIT_STRENGTH: pa.Column(float, pa.Check.in_range(0.0, 1.0, include_min=False), nullable=True,
+                                 required=False),
     },
     checks=[
         pa.Check(lambda df: df.groupby("label")["class_name"].nunique().le(1).all(),

@@ -107,3 +107,22 @@ def out_of_fold_probabilities(table: pd.DataFrame) -> np.ndarray:
 def ensemble_probabilities(models: list[nn.Module], images: np.ndarray) -> np.ndarray:
     """The models' mean softmax probabilities (N, K) of (N, H, W, 3) uint8 ``images``."""
     return np.mean([predict_proba(m, images) for m in models], axis=0).astype(np.float32)
+
+
+def unseen_source_probabilities(models: list[nn.Module], out_of_fold: pd.DataFrame, images: np.ndarray,
+                                sources: np.ndarray) -> np.ndarray:
+    """(N, K) probabilities of images made from real train images (edits, ``sources`` their ids), each
+    from the cross-fitted model that never saw its source: the edit's counterpart of an out-of-fold
+    prediction (a model that trained on the source would recognise it, not the edit)."""
+    fold_of = out_of_fold.set_index("id")["fold"]
+    missing = sorted(set(sources) - set(fold_of.index))
+    if missing:
+        raise DataError(f"edits of {missing[:3]}, which the cross-fitted classifiers did not train on; "
+                        "retrain them on this data (`dvc repro featurenet`)")
+    folds = fold_of.loc[list(sources)].to_numpy()
+    out = np.zeros((len(images), models[0].n_classes), np.float32)
+    for j, model in enumerate(models):
+        rows = np.flatnonzero(folds == j)
+        if len(rows):
+            out[rows] = predict_proba(model, images[rows])
+    return out

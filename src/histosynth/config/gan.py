@@ -14,11 +14,11 @@ from pydantic import Field, field_validator, model_validator
 
 from histosynth.config.base import MAX_BATCH, MAX_IMAGES_PER_CLASS, MAX_NETWORK_WIDTH, MAX_SEED, Section
 
-GAN_ARCHS = ("dcgan", "sagan", "ascgan", "cwgan128")
+GAN_ARCHS = ("dcgan", "sagan", "ascgan", "cwgan128", "projected")
 DIFFUSION_ARCHS = ("ddpm",)
 ARCHS = GAN_ARCHS + DIFFUSION_ARCHS
 # Keys that only a GAN reads: setting one for a diffusion arch is a mistake worth naming.
-GAN_ONLY_KEYS = ("latent_dim", "d_lr", "n_critic", "diffaugment")
+GAN_ONLY_KEYS = ("latent_dim", "d_lr", "n_critic", "diffaugment", "feature_size")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 
 
@@ -51,7 +51,7 @@ class DiffusionParams(Section):
 
 
 class GanParams(Section):
-    arch: Literal["dcgan", "sagan", "ascgan", "cwgan128", "ddpm"] = "dcgan"
+    arch: Literal["dcgan", "sagan", "ascgan", "cwgan128", "projected", "ddpm"] = "dcgan"
     # Train on the augmented set (thesis) or on the real train split directly.
     train_on: Literal["augmented", "real"] = "augmented"
     epochs: int = Field(30, ge=1)
@@ -65,6 +65,12 @@ class GanParams(Section):
     n_critic: int | None = Field(None, ge=1, le=100)
     # DiffAugment policies applied to every discriminator input; [] = off.
     diffaugment: list[str] | None = None
+    # projected only: the size images are resized to before the frozen ImageNet network
+    # (null = twice the image size, at least 64). CPU cost grows with its square.
+    feature_size: int | None = Field(None, ge=32, le=512)
+    # projected only: also judge the pixels with dcgan's discriminator, its loss weighing as much as
+    # the frozen network's four scales together (vision-aided GAN's ensemble, Kumari et al. 2022).
+    pixel_discriminator: bool = False
     # WGAN-GP gradient-penalty weight (used by wgan-gp archs only).
     gp_weight: float = Field(10.0, ge=0.0)
     # Generator (diffusion: UNet) EMA decay, reached after a warm-up (update n uses min(ema, (1+n)/(10+n)));
@@ -106,13 +112,26 @@ class GanParams(Section):
     def _keys_fit_the_family(self) -> "GanParams":
         if self.arch in DIFFUSION_ARCHS:
             wrong = [key for key in GAN_ONLY_KEYS if getattr(self, key) is not None]
+            wrong += ["pixel_discriminator"] if self.pixel_discriminator else []
             if wrong:
                 raise ValueError(f"{', '.join(wrong)} only apply to GAN archs (arch is {self.arch!r}, a diffusion "
-                                 "model); set them to null or switch arch")
+                                 "model); set them to null (pixel_discriminator: false) or switch arch")
         elif self.diffusion.is_set():
             raise ValueError(f"diffusion.{', diffusion.'.join(self.diffusion.is_set())} only apply to diffusion "
                              f"archs ({', '.join(DIFFUSION_ARCHS)}; arch is {self.arch!r}); set them to null or "
                              "switch arch")
+        return self
+
+    @model_validator(mode="after")
+    def _projected_keys_need_projected(self) -> "GanParams":
+        if self.arch == "projected" or self.arch in DIFFUSION_ARCHS:
+            return self
+        if self.feature_size is not None:
+            raise ValueError(f"feature_size is only used by arch projected (arch is {self.arch!r}); set it to null "
+                             "or switch arch")
+        if self.pixel_discriminator:
+            raise ValueError(f"pixel_discriminator is only used by arch projected (arch is {self.arch!r}); set it "
+                             "to false or switch arch")
         return self
 
     @model_validator(mode="after")

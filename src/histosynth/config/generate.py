@@ -29,6 +29,17 @@ class DiffusionSampling(Section):
     guidance: float | None = Field(None, ge=0.0, le=20.0)
 
 
+class EditParams(Section):
+    """``generate.mode: edit``: real train images partly noised and denoised under their own label
+    (SDEdit, Meng et al. 2022; DA-Fusion, Trabucco et al. 2024). Diffusion checkpoints only."""
+
+    # t0 as a fraction of the noise schedule: the edit runs the last round(strength x steps) of the
+    # sampler's steps (at least one), starting from the real image noised to timestep ~ strength x T.
+    # Near 0 the edit returns its source (QA counts that as a copy); 1 = sampling from noise.
+    # 0.2: chosen on BloodMNIST's real val split (bench/results/diffusion_edits.md).
+    strength: float = Field(0.2, gt=0.0, le=1.0)
+
+
 class GenerateParams(Section):
     # Images per class that ship (data/synthetic) after curation.
     n_per_class: int = Field(200, ge=1, le=MAX_IMAGES_PER_CLASS)
@@ -48,6 +59,11 @@ class GenerateParams(Section):
     # grey level or so from fp32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     diffusion: DiffusionSampling = DiffusionSampling()
+    # sample: images from noise. edit: each real train image of a class edited in turn (image i of
+    # a class edits its (i mod n)-th train image, n = the class's train images), so every real
+    # image gets about n_per_class x overgenerate / n candidates; each records its source (edit_of).
+    mode: Literal["sample", "edit"] = "sample"
+    edit: EditParams = EditParams()
 
     @model_validator(mode="after")
     def _candidates_fit(self) -> "GenerateParams":

@@ -100,6 +100,18 @@ class MemorisationParams(Section):
     max_share: float = Field(0.1, ge=0.0, le=1.0)
 
 
+class CasParams(Section):
+    """Classification Accuracy Score (histosynth.qa.cas): a classifier trained on the synthetic images
+    only, beside the same recipe trained on the real train split only, both scored on real val.
+    Reported, not gated. The recipe is ``qa.featurenet``'s (batch size, lr, weight decay, width,
+    dihedral augmentation); the two trainings run at once on a 2-core machine."""
+
+    enabled: bool = True
+    # Optimisation steps of each of the two trainings (the demo: about 30 s on 2 cores).
+    steps: int = Field(400, ge=1)
+    seed: int = Field(0, ge=0)
+
+
 class QaParams(Section):
     # false: report only; true: the qa stage fails when a gate fails.
     enforce: bool = True
@@ -117,5 +129,7 @@ class QaParams(Section):
     label: LabelParams = LabelParams()
     diversity: DiversityParams = DiversityParams()
     memorisation: MemorisationParams = MemorisationParams()
-    # Training recipe of the domain feature net and its cross-fitted copies (the `featurenet` stage).
+    # Training recipe of the domain feature net and its cross-fitted copies (the `featurenet` stage);
+    # also the recipe of the classification accuracy score's two trainings.
     featurenet: FeaturenetParams = FeaturenetParams()
+    cas: CasParams = CasParams()

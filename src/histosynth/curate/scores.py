@@ -1,7 +1,8 @@
 """Per-image scores of synthetic candidates, and what real images score on the same scales.
 
 - confidence: the cross-fitted classifiers' mean probability of the class the image was made
-  for; real reference: each real train image's out-of-fold probability of its own class.
+  for (an edit of a real image: the probability under the one classifier that never saw it);
+  real reference: each real train image's out-of-fold probability of its own class.
 - realism: the k-NN realism score of Kynkaanniemi et al. (2019) in each cross-fitted model's
   feature space, against the train images that model never saw: max_i r_i / |x - y_i| over
   reference images y_i with k-NN radius r_i (the half with the largest radii pruned, as the
@@ -9,7 +10,8 @@
   images scored against the others.
 - near-copy ratio: nearest / second-nearest distance to an original among real train images and
   their affine children, in pixels, flips and turns included (histosynth.qa.metrics.memorisation);
-  real reference: the val images' ratios.
+  real reference: the val images' ratios. An edit's own source is left out of its ratio and
+  tested with QA's own-source rule instead.
 """
 
 from __future__ import annotations
@@ -39,9 +41,15 @@ def embed_all(models: list[nn.Module], images: np.ndarray) -> list[Embedding]:
         return [embed(model, images) for model in models]
 
 
-def confidence(embeddings: list[Embedding], labels: np.ndarray) -> np.ndarray:
-    """Mean probability, over the models, of each image's intended class."""
-    probabilities = np.mean([softmax(e.logits) for e in embeddings], axis=0)
+def confidence(embeddings: list[Embedding], labels: np.ndarray, source_folds: np.ndarray | None = None) -> np.ndarray:
+    """Mean probability, over the models, of each image's intended class; ``source_folds`` (-1 = none):
+    an edit's is that of the one model that never saw its source (as the real images' out-of-fold
+    reference is)."""
+    each = np.stack([softmax(e.logits) for e in embeddings])
+    probabilities = each.mean(axis=0)
+    if source_folds is not None:
+        edits = np.flatnonzero(source_folds >= 0)
+        probabilities[edits] = each[source_folds[edits], edits]
     return probabilities[np.arange(len(labels)), labels]
 
 
@@ -102,9 +110,9 @@ class CopyReference:
         thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_labels, n_classes, percentile)
         return cls(vectors, originals, labels, thresholds)
 
-    def ratios(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(near-copy ratio, flagged) of each image."""
-        found = memorisation.nearest_originals([pixel_vectors(v) for v in dihedral_variants(images)], self.vectors,
-                                               self.originals)
-        ratios = found.ratios
-        return ratios, memorisation.near_copies(ratios, self.labels[found.index], self.thresholds)
+    def ratios(self, images: np.ndarray, sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(near-copy ratio, flagged) of each image; ``sources``: the original each edit was made from
+        ("" = none), left out of its ratio and tested with the own-source rule (qa.metrics.memorisation)."""
+        check = memorisation.check_copies([pixel_vectors(v) for v in dihedral_variants(images)], self.vectors,
+                                          self.originals, self.labels, self.thresholds, sources)
+        return check.ratios, check.flagged

@@ -37,7 +37,7 @@ from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.output_policy import check_outputs
 from histosynth.generate.md5sums import write_md5sums
 from histosynth.images import read_png_rgb
-from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest, write_manifest
+from histosynth.manifest import EDIT_OF, MANIFEST_NAME, class_names_of, read_manifest, write_manifest
 from histosynth.neutralise import csv_frame
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,17 @@ class References:
     confidence_thresholds: np.ndarray  # (K,) per class
     realism: list[tuple[RealismReference, float]]  # per fold model: reference and threshold
     copies: CopyReference
+    fold_of: dict[str, int]  # real train image id -> the fold whose model never saw it
+
+    def source_folds(self, sources: np.ndarray | None) -> np.ndarray | None:
+        """Per candidate, the fold of its source (-1: no source); None when no candidate is an edit."""
+        if sources is None or not np.any(sources != ""):
+            return None
+        unknown = sorted(set(sources[sources != ""].tolist()) - set(self.fold_of))
+        if unknown:
+            raise DataError(f"candidates edit {unknown[:3]}, which are not real train images here; regenerate them "
+                            "from this data/real (`dvc repro generate`)")
+        return np.array([self.fold_of.get(s, -1) for s in sources.tolist()], np.int64)
 
 
 def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_dir: Path, augmented_dir: Path | None,
@@ -115,7 +126,7 @@ def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None
         originals = np.concatenate([originals, augmented.loc[children, "origin"].to_numpy(str)])
         labels = np.concatenate([labels, augmented.loc[children, "label"].to_numpy(np.int64)])
     copies = CopyReference.of(images, originals, labels, val.images, val.labels, len(names), params.near_copy_percentile)
-    return References(names, confidence_thresholds, realism, copies)
+    return References(names, confidence_thresholds, realism, copies, dict(zip(train_ids.tolist(), folds.tolist())))
 
 
 def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models: list,
@@ -128,12 +139,13 @@ def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models:
         images = np.stack([read_png_rgb(folder / p) for p in rows["path"]])
         labels = rows["label"].to_numpy(np.int64)
         embeddings = embed_all(models, images)
-        columns["confidence"].append(confidence(embeddings, labels))
+        sources = rows[EDIT_OF].fillna("").to_numpy(str) if EDIT_OF in rows else None
+        columns["confidence"].append(confidence(embeddings, labels, references.source_folds(sources)))
         realism = np.array([ref.scores(e.features) for e, (ref, _) in zip(embeddings, references.realism)])
         thresholds = np.array([t for _, t in references.realism])[:, None]
         columns["realism"].append(realism.mean(axis=0))
         columns["realism_votes"].append((realism >= thresholds).mean(axis=0))
-        ratio, flagged = references.copies.ratios(images)
+        ratio, flagged = references.copies.ratios(images, sources)
         columns["copy_ratio"].append(ratio)
         columns["near_copy"].append(flagged)
     scores = candidates[["id", "class_name", "label"]].reset_index(drop=True)

@@ -1,4 +1,5 @@
-"""Adversarial losses on raw discriminator scores (``D(x, y) -> [B]``, no sigmoid).
+"""Adversarial losses on raw discriminator scores (``D(x, y) -> [B]``, or ``[B, N]`` patch logits, no sigmoid;
+every loss is a mean over all scores).
 
 - ``bce``: non-saturating GAN loss with the sigmoid folded into the loss
   (``softplus(-s) = -log sigmoid(s)``), numerically safe under mixed precision.

@@ -22,6 +22,7 @@ def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path
     """Train (or resume) and return the final record (also written to ``model_dir/record.json``)."""
     settings = resolve_settings(params)
     data = load_training_data(train_dir, holdout_dir, settings, check_image_size)
+    settings = settings.for_images(data.image_size)
     fingerprint = settings.fingerprint(data.manifest_md5, data.class_names, data.image_size)
     with training_runtime(settings.device, settings.precision, settings.threads) as runtime:
         trainer = GanTrainer(settings, runtime, len(data.class_names), data.image_size)
@@ -33,9 +34,33 @@ def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path
             loss_columns=_loss_columns(settings),
             divergence_hint="Lower gan.g_lr / gan.d_lr or change gan.seed",
             record={"arch": settings.arch, "family": "gan", "width": settings.width,
-                    "generator_weights": "ema" if settings.ema > 0 else "raw", "optimizer": "adam"},
+                    "generator_weights": "ema" if settings.ema > 0 else "raw", "optimizer": "adam",
+                    **_feature_network_record(settings)},
+            versions=_feature_network_versions(settings),
         )
         return run_training(settings, runtime, data, family, model_dir, report_dir)
+
+
+def _feature_network_record(settings: TrainSettings) -> dict[str, Any]:
+    """projected: which frozen network judged the images, and the MD5 of its weights file."""
+    if settings.arch != "projected":
+        return {}
+    from histosynth.gan.models import efficientnet_lite, projected
+
+    weights = efficientnet_lite.weights_file()
+    return {"feature_network": {
+        "name": efficientnet_lite.NAME, "package": efficientnet_lite.PACKAGE,
+        "package_version": weights.package_version, "weights_file": weights.path.name, "weights_md5": weights.md5,
+        "input_size": settings.feature_size, "stages": list(projected.FEATURE_STAGES),
+        "normalisation": "imagenet", "pixel_discriminator": settings.pixel_discriminator}}
+
+
+def _feature_network_versions(settings: TrainSettings) -> dict[str, str]:
+    if settings.arch != "projected":
+        return {}
+    from histosynth.gan.models import efficientnet_lite
+
+    return {efficientnet_lite.PACKAGE: efficientnet_lite.weights_file().package_version}
 
 
 def _loss_columns(settings: TrainSettings) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,6 +101,10 @@ class BlockSampler:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             x = self.generator(z.to(self.device), y.to(self.device))
         return to_uint8_images(x)
+
+    def manifest_columns(self, labels: np.ndarray, indices: np.ndarray) -> dict[str, Any]:
+        """Per-image manifest columns beyond the shared ones (edits: their source); none for samples."""
+        return {}
 
     def image(self, label: int, index: int) -> np.ndarray:
         """Image ``index`` of class ``label``, (S, S, 3) uint8."""

@@ -132,6 +132,7 @@ def write_index(out_dir: Path, class_names: Sequence[str], folders: Sequence[str
         "device": sampler.device.type,
         "precision": sampler.precision,
         **provenance.sampling,
+        **sampler.manifest_columns(labels, indices),
     })
     write_manifest(manifest, out_dir)
     return manifest

@@ -49,5 +49,8 @@ def sampling_model(record: dict[str, Any], sampling: DiffusionSampling | None) -
 
 def networks(record: dict[str, Any]) -> tuple[nn.Module, nn.Module | None]:
     arch, n_classes, image_size, latent_dim, width = _shape(record)
+    feature_network = record.get("feature_network", {})  # projected only
     return (build_generator(arch, n_classes=n_classes, image_size=image_size, latent_dim=latent_dim, width=width),
-            build_discriminator(arch, n_classes=n_classes, image_size=image_size, width=width))
+            build_discriminator(arch, n_classes=n_classes, image_size=image_size, width=width,
+                                feature_size=feature_network.get("input_size"),
+                                pixel_discriminator=feature_network.get("pixel_discriminator", False)))

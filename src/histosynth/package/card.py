@@ -22,7 +22,9 @@ from histosynth.manifest import SPLITS
 from histosynth.neutralise import csv_frame
 from histosynth.package.markdown import Markup, code, code_block, paragraphs, text
 from histosynth.package.provenance import Provenance, public_source
-from histosynth.package.schema import CROISSANT_NAME, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET
+from histosynth.package.schema import (
+    CROISSANT_NAME, EDIT_COLUMN, IMAGES_DIR, METADATA_CSV, METADATA_JSONL, METADATA_PARQUET,
+)
 
 # (metrics.json key, column title, its real-vs-real floor key or None)
 QA_FIGURES = (
@@ -71,6 +73,12 @@ def counts_table(metadata: pd.DataFrame, class_names: list[str]) -> str:
             for label, name in enumerate(class_names)]
     rows.append(["", Markup("**all**"), "", *counts.sum().tolist(), len(metadata)])
     header = ["label", "class", "folder", *(f"real {split}" for split in SPLITS), "synthetic", "total"]
+    edits = metadata[EDIT_COLUMN].notna()
+    if edits.any():  # a column for the edits of real images among the synthetic ones
+        per_class = edits.groupby(metadata["label"]).sum().reindex(range(len(class_names)), fill_value=0)
+        for row, n in zip(rows, [*per_class.tolist(), int(edits.sum())]):
+            row.insert(-1, int(n))
+        header.insert(-1, "of which edits")
     return table(header, rows)
 
 
@@ -125,6 +133,7 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
         "kernels by instruction set; other capabilities round differently).",
         f"- Synthetic images: latent seed {', '.join(map(str, seeds)) or '–'}; image `latent_index` of class "
         "`label` is reproduced by `histosynth.generate.regenerate(model_dir, seed, label, latent_index)`.",
+        *_edits_line(synthetic),
         "",
         "Generator training parameters:",
         "",
@@ -135,6 +144,15 @@ def made_section(params: Params, gan_record: dict[str, Any], metadata: pd.DataFr
         table(["parameter", "value"], [[f"package.{key}", json.dumps(value, ensure_ascii=False)] for key, value
                                         in params.package.model_dump(exclude=UNTABULATED_PARAMS).items()]),
     ])
+
+
+def _edits_line(synthetic: pd.DataFrame) -> list[str]:
+    n = int(synthetic[EDIT_COLUMN].notna().sum())
+    if not n:
+        return []
+    return [f"- {n} synthetic images are edits of real train images (`edit_of` names the source): the diffusion "
+            "model partly noised each and denoised it under its own label (SDEdit, `generate.mode: edit`); "
+            "`regenerate(..., edit=..., real_dir=...)` reproduces one."]
 
 
 def citation_text(params: Params) -> str:
@@ -195,8 +213,9 @@ def dataset_card(metadata: pd.DataFrame, class_names: list[str], params: Params,
         f"- `{IMAGES_DIR}/<class folder>/MD5SUMS`: the MD5 of every image in that folder (`md5sum -c`).",
         f"- `{METADATA_CSV}`, `{METADATA_PARQUET}`: one row per image (the same rows): id, file_path, class_name, "
         "class_folder, label, source (real or synthetic), split, group, md5, width, height, origin, generator_run, arch, "
-        "seed, latent_index, and curation's scores of each synthetic image: confidence (the real-trained "
-        "classifiers' probability of its class), realism, copy_ratio (nearest / second-nearest training image) and "
+        "seed, latent_index, edit_of (an edit's source image), and curation's scores of each synthetic image: "
+        "confidence (the real-trained classifiers' probability of its class), realism, copy_ratio (nearest / "
+        "second-nearest training image) and "
         "curation (kept: passed every test; filled: kept to fill a class short of passers)." + ORIGIN_NOTE.get(
             params.data.source_kind, ""),
         *_neutralised_note(metadata),

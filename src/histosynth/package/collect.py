@@ -18,7 +18,9 @@ import pandas as pd
 from histosynth.errors import DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.manifest import class_names_of, read_manifest
-from histosynth.package.schema import COLUMNS, CURATION_COLUMNS, GENERATOR_COLUMNS, GROUP_COLUMN, IMAGES_DIR
+from histosynth.package.schema import (
+    COLUMNS, CURATION_COLUMNS, EDIT_COLUMN, GENERATOR_COLUMNS, GROUP_COLUMN, IMAGES_DIR,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,13 @@ def plan_rows(real_dir: Path, synthetic_dir: Path, real_splits: Sequence[str]) -
     class_names = _shared_class_names(real, synthetic, real_dir, synthetic_dir)
     folders = unique_safe_names(class_names)
 
+    train_ids = real.loc[real["split"] == "train", ["id", "label"]]
     real = real[real["split"].isin(real_splits)]
     missing = _missing_columns(synthetic, SYNTHETIC_COLUMNS)
     if missing:
         raise DataError(f"{synthetic_dir}: the manifest lacks {', '.join(missing)}; it was not written by "
                         "`generate` (rerun `dvc repro generate`)")
+    _check_edit_sources(synthetic, train_ids, synthetic_dir, real_dir)
     parts = [_rows(real, real_dir, folders), _rows(synthetic.rename(columns=SYNTHETIC_COLUMNS), synthetic_dir, folders)]
     rows = pd.concat(parts, ignore_index=True)
     _require_unique_ids(rows)
@@ -67,16 +71,29 @@ def _rows(manifest: pd.DataFrame, folder: Path, class_folders: list[str]) -> pd.
     rows["class_folder"] = [class_folders[label] for label in manifest["label"]]
     rows["file_path"] = IMAGES_DIR + "/" + rows["class_folder"] + "/" + rows["id"] + ".png"
     rows["width"] = rows["height"] = 0
-    for column in (*GENERATOR_COLUMNS, *CURATION_COLUMNS):  # absent from real manifests (and uncurated sets)
+    for column in (*GENERATOR_COLUMNS, EDIT_COLUMN, *CURATION_COLUMNS):  # absent from real manifests (and some sets)
         rows[column] = manifest[column] if column in manifest.columns else None
     # real images: their group (a manifest from before groups: each image its own); synthetic: none
     real = manifest["source"] == "real"
     rows[GROUP_COLUMN] = (manifest[GROUP_COLUMN] if GROUP_COLUMN in manifest.columns else manifest["id"]).where(real)
     rows = rows.astype({"width": "int64", "height": "int64", "seed": "Int64", "latent_index": "Int64",
-                        "generator_run": "str", "arch": "str", GROUP_COLUMN: "str", "confidence": "float64",
-                        "realism": "float64", "copy_ratio": "float64", "curation": "str"})
+                        "generator_run": "str", "arch": "str", GROUP_COLUMN: "str", EDIT_COLUMN: "str",
+                        "confidence": "float64", "realism": "float64", "copy_ratio": "float64", "curation": "str"})
     rows[SOURCE_FILE] = [str(folder / path) for path in manifest["path"]]
     return rows
+
+
+def _check_edit_sources(synthetic: pd.DataFrame, train: pd.DataFrame, synthetic_dir: Path, real_dir: Path) -> None:
+    """Every edit names a real train image of its own class (whether or not the train split is packaged)."""
+    if EDIT_COLUMN not in synthetic:
+        return
+    edits = synthetic[synthetic[EDIT_COLUMN].notna()]
+    label_of = dict(zip(train["id"], train["label"]))
+    wrong = edits[[label_of.get(source) != label for source, label in zip(edits[EDIT_COLUMN], edits["label"])]]
+    if len(wrong):
+        raise DataError(f"{synthetic_dir}: {len(wrong)} edit(s) name no real train image of their class in "
+                        f"{real_dir} (e.g. {wrong['id'].iloc[0]!r} edit_of {wrong[EDIT_COLUMN].iloc[0]!r}); "
+                        "regenerate them from this data (`dvc repro generate`)")
 
 
 def public_origins(origins: pd.Series, folder: Path) -> pd.Series:

@@ -97,6 +97,8 @@ FIELD_DESCRIPTIONS = {
     "seed": "Synthetic images: the latent seed of the generation run.",
     "latent_index": "Synthetic images: index of the image's latent vector in its class (with seed and label "
                     "it reproduces the image).",
+    "edit_of": "Synthetic images made by editing a real image (generate.mode: edit): the id of that real train "
+               "image; empty for samples drawn from noise.",
     "confidence": "Curated synthetic images: the real-trained classifiers' probability of the intended class.",
     "realism": "Curated synthetic images: k-NN realism score in feature space.",
     "copy_ratio": "Curated synthetic images: distance to the nearest / second-nearest training image.",

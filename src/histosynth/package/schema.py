@@ -46,7 +46,10 @@ GROUP_COLUMN = "group"
 # Filled for curated synthetic images (histosynth.curate): the scores that decided they ship, and
 # whether they passed every test ("kept") or filled up a class short of passers ("filled").
 CURATION_COLUMNS = ("confidence", "realism", "copy_ratio", "curation")
-NULLABLE_COLUMNS = (GROUP_COLUMN, *GENERATOR_COLUMNS, *CURATION_COLUMNS)
+# Filled for synthetic images made by editing a real image (generate.mode: edit): the id of that
+# real train image; empty for samples drawn from noise and for real images.
+EDIT_COLUMN = "edit_of"
+NULLABLE_COLUMNS = (GROUP_COLUMN, *GENERATOR_COLUMNS, EDIT_COLUMN, *CURATION_COLUMNS)
 
 COLUMN_TYPES: dict[str, str] = {
     "id": "str",
@@ -65,6 +68,7 @@ COLUMN_TYPES: dict[str, str] = {
     "arch": "str",
     "seed": "Int64",
     "latent_index": "Int64",
+    "edit_of": "str",
     "confidence": "float64",
     "realism": "float64",
     "copy_ratio": "float64",
@@ -116,6 +120,7 @@ METADATA_SCHEMA = pa.DataFrameSchema(
         "arch": pa.Column(str, nullable=True),
         "seed": pa.Column("Int64", pa.Check.ge(0), nullable=True),
         "latent_index": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+        "edit_of": pa.Column(str, pa.Check.str_length(min_value=1), nullable=True),
         "confidence": pa.Column("float64", pa.Check.in_range(0.0, 1.0), nullable=True),
         "realism": pa.Column("float64", pa.Check.ge(0.0), nullable=True),
         "copy_ratio": pa.Column("float64", pa.Check.ge(0.0), nullable=True),
@@ -136,6 +141,8 @@ METADATA_SCHEMA = pa.DataFrameSchema(
         pa.Check(lambda df: df.groupby("group")["split"].nunique().le(1).all(), error="a group must lie in one split"),
         pa.Check(lambda df: ~(df[list(CURATION_COLUMNS)].notna().any(axis=1) & (df["source"] == "real")),
                  error=f"{', '.join(CURATION_COLUMNS)} are empty for real rows"),
+        pa.Check(lambda df: ~(df[EDIT_COLUMN].notna() & (df["source"] == "real")),
+                 error=f"{EDIT_COLUMN} is empty for real rows"),
     ],
     strict=True,
     ordered=True,

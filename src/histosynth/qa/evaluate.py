@@ -179,6 +179,8 @@ def memorisation_by_class(inputs: QaInputs, space: FeatureSpace,
                           params: QaParams) -> tuple[PerClass, list[dict[str, Any]]]:
     """Near-copy shares (distance-ratio test, see qa.metrics.memorisation) in pixel and feature
     space, each beside the share of held-out real images flagged, plus a per-image distance table.
+    An edit is compared with the originals other than its source, and with its source by the
+    stricter own-source test (``source_copy_share_*``; the table's ``*_source_ratio``).
 
     The reference is everything the generator may have learned from: real train and its affine
     children, a child counting as its original. Nearest originals are searched among all classes:
@@ -195,14 +197,16 @@ def memorisation_by_class(inputs: QaInputs, space: FeatureSpace,
                   [pixel_vectors(v) for v in dihedral_variants(inputs.synthetic.images.images)]),
         "feature": (np.concatenate([space.train, space.affine]), [space.val], [space.synthetic]),
     }
+    sources = inputs.synthetic.originals
+    edits = sources if sources is not None and np.any(sources != "") else None
     out: PerClass = {c: {} for c in checked_labels(inputs)}
-    columns: dict[str, dict[str, np.ndarray]] = {"synthetic": {}, "real_heldout": {}}
+    columns: dict[str, dict[str, Any]] = {"synthetic": {}, "real_heldout": {}}
     for name, (reference, held, syn) in spaces.items():
         held_n = memorisation.nearest_originals(held, reference, trained_on.originals)
-        syn_n = memorisation.nearest_originals(syn, reference, trained_on.originals)
-        held_r, syn_r = held_n.ratios, syn_n.ratios
+        held_r = held_n.ratios
         thresholds = memorisation.near_copy_thresholds(held_r, val_y, n_classes, percentile)
-        flagged = memorisation.near_copies(syn_r, ref_y[syn_n.index], thresholds)
+        check = memorisation.check_copies(syn, reference, trained_on.originals, ref_y, thresholds, edits)
+        syn_n, syn_r, flagged = check.found, check.ratios, check.flagged
         floor_draws = _heldout_shares(held_r, val_y, ref_y[held_n.index], n_classes, params, name)
         distance_thresholds = memorisation.near_copy_thresholds(held_n.d1, val_y, n_classes, percentile)
         closer = memorisation.near_copies(syn_n.d1, ref_y[syn_n.index], distance_thresholds)
@@ -217,9 +221,17 @@ def memorisation_by_class(inputs: QaInputs, space: FeatureSpace,
                 f"median_nearest_train_{name}_synthetic": float(np.median(syn_n.d1[mine])),
                 f"median_nearest_train_{name}_real_heldout": _median(held_n.d1[_of(val_y, c)]),
             })
+            if edits is not None:  # edits that copy their own source (counted in memorised_share too)
+                out[c][f"source_copy_share_{name}"] = float(check.copies_source[mine].mean())
         for source, found, ratios in (("synthetic", syn_n, syn_r), ("real_heldout", held_n, held_r)):
             columns[source].update({f"{name}_distance": found.d1, f"{name}_ratio": ratios,
                                     f"nearest_train_id_{name}": trained_on.ids[found.index]})
+        if edits is not None:
+            columns["synthetic"][f"{name}_source_ratio"] = check.source_ratio
+            columns["real_heldout"][f"{name}_source_ratio"] = np.full(len(held_r), np.nan)
+    if edits is not None:
+        columns["synthetic"]["edit_of"] = edits
+        columns["real_heldout"]["edit_of"] = np.full(len(inputs.val.ids), "")
     rows = []
     for source, labels, ids in (("synthetic", syn_y, inputs.synthetic.ids), ("real_heldout", val_y, inputs.val.ids)):
         table = {"class": [inputs.class_names[y] for y in labels], "source": [source] * len(ids), "id": ids,

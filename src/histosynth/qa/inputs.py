@@ -22,7 +22,7 @@ from histosynth.augment.stage import SOURCE_AFFINE
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.images import USER_IMAGE_FORMATS, read_png_rgb
-from histosynth.manifest import MANIFEST_NAME, class_names_of, read_manifest
+from histosynth.manifest import EDIT_OF, MANIFEST_NAME, class_names_of, read_manifest
 from histosynth.neutralise import for_terminal
 from histosynth.qa.sampling import class_rng, draw
 
@@ -36,8 +36,8 @@ QA_SPLITS = ("train", "val")
 class LabelledImages:
     images: ImageSet
     ids: np.ndarray  # (N,) str, the manifest ids (or file paths for plain folders)
-    # (N,) str: the real train image each one was made from (itself for real images); what
-    # "the same original" means for the memorisation gate.
+    # (N,) str: the real train image each one was made from: itself for real images, the source
+    # of an edit for synthetic ones ("" for samples). What "the same original" means for memorisation.
     originals: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -86,7 +86,8 @@ def load_qa_inputs(real_dir: Path, synthetic_dir: Path, max_per_class: int, seed
     picked = [rows.index[rows["label"] == c][draw(int((rows["label"] == c).sum()), max_per_class,
                                                    class_rng(seed, c, "synthetic"))]
               for c in range(len(names))]
-    synthetic = _read(synthetic_dir, rows.loc[np.concatenate(picked)], names)
+    chosen = rows.loc[np.concatenate(picked)]
+    synthetic = _with_sources(_read(synthetic_dir, chosen, names), chosen, real)
     sizes = {s.images.images.shape[1:3] for s in (*splits.values(), affine, synthetic) if len(s)}
     if len(sizes) > 1:
         raise DataError(f"real ({real_dir}) and synthetic ({synthetic_dir}) images differ in size: "
@@ -96,6 +97,17 @@ def load_qa_inputs(real_dir: Path, synthetic_dir: Path, max_per_class: int, seed
         log.warning("no synthetic images for class(es) %s: they are not checked", ", ".join(missing))
     train = splits["train"]
     return QaInputs(names, LabelledImages(train.images, train.ids, train.ids), splits["val"], affine, synthetic)
+
+
+def _with_sources(synthetic: LabelledImages, rows: pd.DataFrame, real: pd.DataFrame) -> LabelledImages:
+    """The synthetic images with ``originals`` set to the real train image each edit was made from ("" = none)."""
+    sources = rows["edit_of"].to_numpy(str)
+    train_ids = set(real.loc[real["split"] == "train", "id"])
+    unknown = sorted(set(sources[sources != ""]) - train_ids)
+    if unknown:
+        raise DataError(f"edits of images that are not real train images here ({', '.join(unknown[:3])}); "
+                        "regenerate them from this data/real (`dvc repro generate`)")
+    return LabelledImages(synthetic.images, synthetic.ids, sources)
 
 
 def _affine_children(augmented_dir: Path | None, real: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
@@ -126,7 +138,9 @@ def _synthetic_rows(folder: Path, real: pd.DataFrame, names: tuple[str, ...]) ->
         raise DataError(f"{folder}: synthetic image folder not found; run the generate stage "
                         "(`dvc repro generate`) or pass the folder of your own images")
     if (folder / MANIFEST_NAME).is_file():
-        rows = read_manifest(folder)[["id", "path", "class_name"]]
+        manifest = read_manifest(folder)
+        rows = manifest[["id", "path", "class_name"]].assign(
+            edit_of=manifest[EDIT_OF].fillna("").astype(str) if EDIT_OF in manifest else "")
     else:
         rows = _rows_from_class_folders(folder, real)
     unknown = sorted(set(rows["class_name"]) - set(names))
@@ -149,8 +163,8 @@ def _rows_from_class_folders(folder: Path, real: pd.DataFrame) -> pd.DataFrame:
                             f"{sorted(set(class_of_folder))})")
         for path in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
             rel = path.relative_to(folder).as_posix()
-            rows.append({"id": rel, "path": rel, "class_name": class_of_folder[sub.name]})
-    return pd.DataFrame(rows, columns=["id", "path", "class_name"])
+            rows.append({"id": rel, "path": rel, "class_name": class_of_folder[sub.name], "edit_of": ""})
+    return pd.DataFrame(rows, columns=["id", "path", "class_name", "edit_of"])
 
 
 def held_out(manifest: pd.DataFrame, split: str) -> pd.DataFrame:

@@ -7,7 +7,8 @@
   (bin centre) and the six series <channel>_real, <channel>_synthetic.
 - ``memorisation.csv``: per synthetic and held-out real (val + test) image, the distance to its nearest
   training image and the ratio of that to the distance to the second nearest, in pixel and feature
-  space, and which training image is nearest.
+  space, and which training image is nearest (an edit's own source left out, and judged in the
+  extra columns ``edit_of`` and ``*_source_ratio``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from histosynth.qa.metrics.colour_kl import CHANNELS
 
 MEMORISATION_COLUMNS = ["class", "source", "id", "pixel_distance", "pixel_ratio", "nearest_train_id_pixel",
                         "feature_distance", "feature_ratio", "nearest_train_id_feature"]
+# Added when the synthetic set holds edits of real images: the source, and the ratio of the distance
+# to it to the distance to the nearest other training image (the columns above leave the source out).
+EDIT_MEMORISATION_COLUMNS = ["edit_of", "pixel_source_ratio", "feature_source_ratio"]
 
 
 def json_ready(obj: Any) -> Any:
@@ -65,5 +69,6 @@ def write_report(report_dir: Path, metrics: dict[str, Any], histogram_rows: list
             if len(rows):
                 csv_frame(overlay_table(rows, bins)).to_csv(tmp / "histograms" / f"{folder}.csv", index=False,
                                                  lineterminator="\n")
-        distances = pd.DataFrame(memorisation_rows, columns=MEMORISATION_COLUMNS)
+        edits = EDIT_MEMORISATION_COLUMNS if memorisation_rows and "edit_of" in memorisation_rows[0] else []
+        distances = pd.DataFrame(memorisation_rows, columns=MEMORISATION_COLUMNS + edits)
         csv_frame(distances).to_csv(tmp / "memorisation.csv", index=False, lineterminator="\n")

@@ -18,13 +18,16 @@ from typing import Any
 import numpy as np
 
 from histosynth.classifier.checkpoint import load_classifier
-from histosynth.classifier.crossfit import load_out_of_fold, out_of_fold_probabilities
+from histosynth.classifier.crossfit import (
+    load_fold_models, load_out_of_fold, out_of_fold_probabilities, unseen_source_probabilities,
+)
 from histosynth.classifier.embed import embed
 from histosynth.config.qa import QaParams
 from histosynth.errors import DataError
 from histosynth.neutralise import Block
 from histosynth.output_policy import check_outputs
 from histosynth.qa import evaluate
+from histosynth.qa.cas import classification_accuracy_score
 from histosynth.qa.evaluate import FeatureSpace
 from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, smallest_margin, verdict_table
 from histosynth.qa.inputs import QaInputs, load_qa_inputs
@@ -81,7 +84,9 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
                                            params.draws)
     with timings.step("label consistency"):
         labels = evaluate.label_agreement_by_class(inputs, _out_of_fold_predictions(featurenet_dir, inputs),
-                                                   val.predictions, synthetic.predictions, params)
+                                                   val.predictions, _synthetic_predictions(featurenet_dir, inputs,
+                                                                                           synthetic.predictions),
+                                                   params)
     with timings.step("duplicates"):
         duplicates = evaluate.duplicates_by_class(inputs)
     with timings.step("memorisation"):
@@ -89,6 +94,11 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     if params.fid.inception_weights is not None:
         with timings.step("Inception FID"):
             overall_fid.update(_inception_fid(params.fid.inception_weights, inputs, params.seed))
+    cas = None
+    if params.cas.enabled:
+        with timings.step("classification accuracy score"):
+            cas = classification_accuracy_score(params.cas, params.featurenet, inputs.train.images,
+                                                inputs.synthetic.images, inputs.val.images)
 
     parts = (kl, features, labels, duplicates, memorised)
     figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in parts for k, v in part[c].items()}
@@ -96,6 +106,7 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     results = evaluate_gates(figures, params)
     passed = not any(r.failed for r in results)
     metrics = {**_assemble(passed, figures, results, overall_fid, record, inputs),
+               **({"cas": cas} if cas is not None else {}),
                SYNTHETIC_SET_KEY: synthetic_set_md5(synthetic_dir)}
     with timings.step("write report"):
         write_report(report_dir, metrics, histogram_rows, memorisation_rows, inputs.class_names, params.kl.bins)
@@ -103,6 +114,9 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
     closest = smallest_margin(results)
     if closest is not None:
         log.info("closest call: %s %s, margin %+.0f%%", closest.class_name, closest.gate.name, 100 * closest.margin)
+    if cas is not None:
+        log.info("classification accuracy score on real val: synthetic only %.3f, real only %.3f (not gated)",
+                 cas["synthetic_only"], cas["real_only"])
     log.info("QA time per step: %s", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if not passed:
         if params.enforce:
@@ -127,6 +141,20 @@ def _out_of_fold_predictions(featurenet_dir: Path, inputs: QaInputs) -> np.ndarr
         raise DataError(f"{featurenet_dir}: no out-of-fold prediction for {len(missing)} real train image(s) "
                         f"(e.g. {sorted(missing)[0]}); retrain the feature net (`dvc repro featurenet`)")
     return out_of_fold_probabilities(table.loc[inputs.train.ids]).argmax(axis=1)
+
+
+def _synthetic_predictions(featurenet_dir: Path, inputs: QaInputs, predictions: np.ndarray) -> np.ndarray:
+    """The feature net's predictions of the synthetic images, except for edits of real train images: the
+    cross-fitted classifier that never saw an edit's source predicts it (the feature net trained on it)."""
+    sources = inputs.synthetic.originals
+    edits = np.flatnonzero(sources != "") if sources is not None else np.zeros(0, int)
+    if not len(edits):
+        return predictions
+    probabilities = unseen_source_probabilities(load_fold_models(featurenet_dir), load_out_of_fold(featurenet_dir),
+                                                inputs.synthetic.images.images[edits], sources[edits])
+    out = predictions.copy()
+    out[edits] = probabilities.argmax(axis=1)
+    return out
 
 
 def _class_counts(inputs: QaInputs, c: int) -> dict[str, int]:

@@ -39,6 +39,7 @@ class QaMetrics(_Input):
     classes: dict[str, QaClass]
     fid: dict[str, Any] = Field(default_factory=dict)
     featurenet: dict[str, Any] = Field(default_factory=dict)
+    cas: dict[str, Any] | None = None  # absent when qa.cas.enabled is false
 
 
 class TrainMetrics(_Input):

@@ -140,6 +140,7 @@ def read_images(engine: Engine, where: str) -> pd.DataFrame:
                images.c.split, images.c.group_name.label("group"), images.c.md5, images.c.width, images.c.height,
                images.c.origin,
                gans.c.checkpoint_md5.label("generator_run"), gans.c.arch, images.c.seed, images.c.latent_index,
+               images.c.edit_of,
                images.c.confidence, images.c.realism, images.c.copy_ratio, images.c.curation)
         .select_from(images.outerjoin(classes, images.c.class_name == classes.c.id)
                      .outerjoin(gans, images.c.gan == gans.c.id))

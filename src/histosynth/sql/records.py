@@ -23,7 +23,7 @@ GAN_ID = 1
 # images column <- metadata column (gan comes from generator_run through gan_architectures.checkpoint_md5).
 IMAGE_COLUMNS = {"id": "id", "file_path": "file_path", "class_name": "label", "source": "source", "split": "split",
                  "group_name": "group", "md5": "md5", "width": "width", "height": "height", "origin": "origin", "seed": "seed",
-                 "latent_index": "latent_index", "confidence": "confidence", "realism": "realism",
+                 "latent_index": "latent_index", "edit_of": "edit_of", "confidence": "confidence", "realism": "realism",
                  "copy_ratio": "copy_ratio", "curation": "curation"}
 # training_parameters columns filled from the record's params entry of the same name.
 PARAM_COLUMNS = ("loss", "batch_size", "epochs", "g_lr", "d_lr", "n_critic", "weight_decay", "gp_weight", "ema",

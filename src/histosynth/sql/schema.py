@@ -189,6 +189,9 @@ images = Table(
     _gan_reference(nullable=True),
     Column("seed", BigInteger),
     Column("latent_index", Integer),
+    # An edit's source: the id of the real train image it was made from (null: a sample or a real
+    # image). Not a foreign key: the train split need not be in the package.
+    Column("edit_of", String(NAME_LENGTH)),
     # Curation's scores of a synthetic image (null for real ones): histosynth.curate.
     Column("confidence", Double),
     Column("realism", Double),

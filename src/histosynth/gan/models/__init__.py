@@ -1,7 +1,7 @@
 """Label-conditioned GAN architectures, selected by name (``gan.arch``).
 
 Every generator maps ``(z: [B, latent_dim], y: [B] long)`` to images ``[B, 3, S, S]`` in [-1, 1];
-every discriminator maps ``(x, y)`` to raw scores ``[B]`` (no sigmoid).
+every discriminator maps ``(x, y)`` to raw scores ``[B]`` (no sigmoid); projected gives ``[B, N]`` patch logits.
 """
 
 from histosynth.gan.models.registry import (

@@ -47,7 +47,9 @@ class GanTrainer:
         self.settings, self.runtime = settings, runtime
         torch.manual_seed(derive_seed(settings.seed, "init"))  # weight init is the same on every process
         generator = build_generator(settings.arch, n_classes, image_size, settings.latent_dim, settings.width)
-        discriminator = build_discriminator(settings.arch, n_classes, image_size, settings.width)
+        discriminator = build_discriminator(settings.arch, n_classes, image_size, settings.width,
+                                            feature_size=settings.feature_size,
+                                            pixel_discriminator=settings.pixel_discriminator)
         self.generator, self.discriminator = generator.to(runtime.device), discriminator.to(runtime.device)
         self.ema = build_generator_ema(self.generator, settings.ema, warmup=True) if settings.ema > 0 else None
         self.n_classes = n_classes

@@ -47,13 +47,34 @@ class TrainSettings:
     device: str
     precision: str
     threads: int
+    # projected only (None for the other archs, and then left out of the record and the fingerprint):
+    # the frozen network's input size, resolved against the image size by :func:`for_images`.
+    feature_size: int | None = None
+    pixel_discriminator: bool = False  # projected only; left out of the record and fingerprint when false
 
     def as_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as in record.json
+        fields = dataclasses.asdict(self)
+        if fields["feature_size"] is None:
+            del fields["feature_size"]
+        if not fields["pixel_discriminator"]:
+            del fields["pixel_discriminator"]
+        return json.loads(json.dumps(fields))  # tuples -> lists, as in record.json
+
+    def for_images(self, image_size: int) -> "TrainSettings":
+        """The settings for training on ``image_size`` px images (resolves the projected arch's feature size)."""
+        if self.arch != "projected":
+            return self
+        from histosynth.gan.models.projected import default_feature_size
+
+        return dataclasses.replace(self, feature_size=self.feature_size or default_feature_size(image_size))
 
     def fingerprint(self, data_md5: str, class_names: tuple[str, ...], image_size: int) -> str:
         """Identity of a training run: same fingerprint = a checkpoint this run may continue."""
         files = {"perceptual_weights": _file_md5(Path(self.perceptual_weights))} if self.perceptual_weights else {}
+        if self.arch == "projected":  # the frozen network's weights define the run too
+            from histosynth.gan.models.efficientnet_lite import weights_file
+
+            files["feature_network_md5"] = weights_file().md5
         return run_fingerprint(self.as_dict(), data_md5, class_names, image_size, files)
 
 
@@ -87,6 +108,8 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         gp_weight=params.gp_weight,
         standing_stats=params.standing_stats,
         perceptual_weights=params.perceptual_weights,
+        feature_size=params.feature_size,
+        pixel_discriminator=params.pixel_discriminator,
         **run_fields(params),
     )
 

@@ -4,7 +4,9 @@
 DPM-Solver++ add no noise after the first step, so an image is a function of its initial noise,
 its class and the sampling settings alone. That is what lets the GAN machinery of
 ``histosynth.generate`` (per-image seeded latents, fixed blocks, ``regenerate``) serve diffusion
-models unchanged.
+models unchanged. :meth:`GuidedSampler.edit` does the same from a real image partly noised with
+``z`` (SDEdit, Meng et al. 2022): the image-to-image recipe of diffusers' pipelines, which run the
+last ``strength`` share of the sampler's steps.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class Sampling:
         return 1 if self.guidance in (0.0, 1.0) else 2
 
 
+def edit_steps(steps: int, strength: float) -> int:
+    """Sampler steps an edit of ``strength`` runs: round(strength x steps), at least one."""
+    return max(1, min(steps, int(strength * steps + 0.5)))
+
+
 class GuidedSampler(nn.Module):
     """``forward(z [B, 3*S*S], y [B]) -> images [B, 3, S, S]`` in [-1, 1]."""
 
@@ -51,6 +58,21 @@ class GuidedSampler(nn.Module):
         scheduler = sampling_scheduler(self.noise, s.sampler, s.steps)
         x = z.float().reshape(len(z), 3, self.image_size, self.image_size) * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
+            x = scheduler.step(self.predict(x, t, y), t, x).prev_sample
+        return x.clamp(-1.0, 1.0)
+
+    def edit(self, z: torch.Tensor, y: torch.Tensor, x0: torch.Tensor, strength: float) -> torch.Tensor:
+        """Real images ``x0`` [B, 3, S, S] in [-1, 1] noised with ``z`` to the sampler's timestep nearest
+        ``strength`` x T and denoised under labels ``y``: [B, 3, S, S] in [-1, 1]."""
+        s = self.sampling
+        scheduler = sampling_scheduler(self.noise, s.sampler, s.steps)
+        begin = s.steps - edit_steps(s.steps, strength)
+        if hasattr(scheduler, "set_begin_index"):  # multistep solvers index their sigmas from here
+            scheduler.set_begin_index(begin)
+        timesteps = scheduler.timesteps[begin:]
+        noise = z.float().reshape(x0.shape)
+        x = scheduler.add_noise(x0.float(), noise, timesteps[:1].repeat(len(x0)))
+        for t in timesteps:
             x = scheduler.step(self.predict(x, t, y), t, x).prev_sample
         return x.clamp(-1.0, 1.0)
 

@@ -24,6 +24,15 @@ class's real images far more often than another's). A class with fewer than two 
 uses the percentile of all of them. With few held-out images the percentile is the smallest
 ratio or near it, so real images get flagged more often than the nominal rate; the gate's floor
 measures exactly that rate. An exact copy has ratio 0 and is always flagged.
+
+Edits of real images (``generate.mode: edit``) are close to their own source by design, so an
+edit is judged twice (:func:`check_copies`): against every original *but* its source, with the
+test above (a copy of any other training image is a copy), and against its source with a fixed,
+stricter ratio: it copies its source when it is at least :data:`SOURCE_COPY_RATIO` times closer
+to it than to the nearest other original (the literature's fixed "d1 < d2 / 3", or the class's
+calibrated threshold where that is lower). An edit that kept its source's pixels (a strength near
+0, or a verbatim copy) has a ratio near 0 and is a copy, for privacy as for any image; an edit
+that changed its source about a third of the way to the next real image is not.
 """
 
 from __future__ import annotations
@@ -34,6 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from histosynth.qa.knn import nearest
+
+# An edit copies its own source when d(edit, source) <= this x d(edit, nearest other original)
+# (Yoon et al. 2023, Gu et al. 2023: "memorised if d1 < d2 / 3"); see the module docstring.
+SOURCE_COPY_RATIO = 1.0 / 3.0
 
 
 @dataclass(frozen=True)
@@ -52,20 +65,24 @@ class NearestOriginals:
 
 
 def nearest_originals(query_variants: Sequence[np.ndarray], reference: np.ndarray,
-                      reference_originals: np.ndarray) -> NearestOriginals:
+                      reference_originals: np.ndarray, exclude: np.ndarray | None = None) -> NearestOriginals:
     """For each query (given as one or more variants of the same rows), its two nearest originals.
 
     ``reference_originals`` (R,) names the original of each reference row; rows of one original
     count once. Each variant is searched for enough neighbours to be sure of reaching a second
-    original, then the variants' candidates are merged.
+    original, then the variants' candidates are merged. ``exclude`` (N,) names an original to
+    leave out per query (an edit's source; "" = none).
     """
-    codes = np.unique(reference_originals, return_inverse=True)[1].reshape(-1)
+    names, codes = np.unique(reference_originals, return_inverse=True)
+    codes = codes.reshape(-1)
     largest_group = int(np.bincount(codes).max()) if len(codes) else 0
-    k = min(len(reference), largest_group + 1)
+    k = min(len(reference), largest_group * (2 if exclude is not None else 1) + 1)
     if k < 1:
         raise ValueError("memorisation needs at least one reference image")
     distances, indices = zip(*(nearest(variant, reference, k=k) for variant in query_variants))
     d, i = np.concatenate(distances, axis=1), np.concatenate(indices, axis=1)
+    if exclude is not None:
+        d = np.where(codes[i] == _codes_of(np.asarray(exclude, str), names)[:, None], np.inf, d)
     order = np.argsort(d, axis=1, kind="stable")
     d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
     origin = codes[i]
@@ -73,6 +90,84 @@ def nearest_originals(query_variants: Sequence[np.ndarray], reference: np.ndarra
     has_other = other.any(axis=1)
     second = np.where(has_other, d[np.arange(len(d)), other.argmax(axis=1)], np.inf)
     return NearestOriginals(d[:, 0], second, i[:, 0])
+
+
+def _codes_of(wanted: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Position of each wanted original in the sorted ``names``; -1 where it is not one ("" included)."""
+    if len(names) == 0:
+        return np.full(len(wanted), -1)
+    position = np.minimum(np.searchsorted(names, wanted), len(names) - 1)
+    return np.where(names[position] == wanted, position, -1)
+
+
+def distances_to_originals(query_variants: Sequence[np.ndarray], reference: np.ndarray,
+                           reference_originals: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(N,) distance from each query (its nearest variant) to the nearest reference row of original
+    ``targets[i]``; inf where that original has no reference row ("" = none)."""
+    targets = np.asarray(targets, str)
+    out = np.full(len(targets), np.inf)
+    rows_of: dict[str, list[int]] = {}
+    for row, name in enumerate(np.asarray(reference_originals, str).tolist()):
+        rows_of.setdefault(name, []).append(row)
+    for name in np.unique(targets):
+        rows = rows_of.get(str(name))
+        if not rows:
+            continue
+        queries = np.flatnonzero(targets == name)
+        mine = reference[rows].astype(np.float32)
+        for variant in query_variants:
+            diff = variant[queries].astype(np.float32)[:, None, :] - mine[None, :, :]
+            out[queries] = np.minimum(out[queries], np.sqrt((diff * diff).sum(axis=2)).min(axis=1))
+    return out
+
+
+@dataclass(frozen=True)
+class CopyCheck:
+    """The memorisation verdict of each query image (see :func:`check_copies`)."""
+
+    found: NearestOriginals  # nearest originals, an edit's own source left out
+    flagged: np.ndarray  # (N,) bool: a near-copy of some original, its source included
+    source_ratio: np.ndarray  # (N,) d(source) / d(nearest other original); NaN for images that are no edit
+    copies_source: np.ndarray  # (N,) bool: an edit that copies its source
+
+    @property
+    def ratios(self) -> np.ndarray:
+        return self.found.ratios
+
+
+def check_copies(query_variants: Sequence[np.ndarray], reference: np.ndarray, reference_originals: np.ndarray,
+                 reference_labels: np.ndarray, thresholds: np.ndarray,
+                 sources: np.ndarray | None = None) -> CopyCheck:
+    """Near-copies among the queries, with ``thresholds`` per class (:func:`near_copy_thresholds`).
+
+    ``sources`` (N,): the original each query was edited from ("" = none). An edit is flagged when it
+    is a near-copy of another original, or when it copies its source: d(source) / d(nearest other
+    original) at most min(:data:`SOURCE_COPY_RATIO`, the threshold of the source's class).
+    """
+    found = nearest_originals(query_variants, reference, reference_originals, exclude=sources)
+    flagged = near_copies(found.ratios, reference_labels[found.index], thresholds)
+    n = len(found.d1)
+    source_ratio = np.full(n, np.nan)
+    copies_source = np.zeros(n, bool)
+    if sources is not None:
+        sources = np.asarray(sources, str)
+        edits = np.flatnonzero(sources != "")
+        to_source = distances_to_originals([v[edits] for v in query_variants], reference, reference_originals,
+                                           sources[edits])
+        known = np.isfinite(to_source)
+        other = found.d1[edits].astype(np.float64)
+        ratio = np.divide(to_source, other, out=np.ones_like(to_source), where=np.isfinite(other) & (other > 0))
+        ratio[to_source == 0] = 0.0
+        source_ratio[edits[known]] = ratio[known]
+        labels = _source_labels(sources[edits[known]], reference_originals, reference_labels)
+        limit = np.minimum(SOURCE_COPY_RATIO, np.nan_to_num(thresholds[labels], nan=SOURCE_COPY_RATIO))
+        copies_source[edits[known]] = ratio[known] <= limit
+    return CopyCheck(found, flagged | copies_source, source_ratio, copies_source)
+
+
+def _source_labels(sources: np.ndarray, reference_originals: np.ndarray, reference_labels: np.ndarray) -> np.ndarray:
+    label_of = dict(zip(np.asarray(reference_originals, str).tolist(), np.asarray(reference_labels).tolist()))
+    return np.array([label_of[s] for s in sources.tolist()], np.int64)
 
 
 def near_copy_thresholds(heldout_values: np.ndarray, heldout_labels: np.ndarray, n_classes: int,

@@ -67,6 +67,27 @@ class GateRow:
     cells: list[GateCell]  # one per class, in QaView.classes order
 
 
+CAS_TEXT = ("Classification accuracy score: a small classifier trained on the synthetic tiles alone, and the same "
+            "recipe trained on the real train tiles alone, each scored on the real val tiles it never saw. "
+            "The closer the first comes to the second, the more of the classes the generator has learned; "
+            "it is reported, not gated.")
+
+
+@dataclass(frozen=True)
+class CasRow:
+    name: str  # a class, or "all classes"
+    synthetic_only: float | None
+    real_only: float | None
+    n_val: int | None
+
+
+@dataclass(frozen=True)
+class CasView:
+    rows: list[CasRow]  # all classes first, then one per class
+    steps: int | None
+    text: str = CAS_TEXT
+
+
 @dataclass(frozen=True)
 class QaView:
     passed: bool
@@ -76,6 +97,7 @@ class QaView:
     rows: list[GateRow]
     overall_fid: tuple[float, float | None] | None  # (FID, real-vs-real floor) over all classes
     featurenet_accuracy: float | None
+    cas: CasView | None = None
     floor_text: str = FLOOR_TEXT
 
 
@@ -102,7 +124,18 @@ def qa_section(metrics: QaMetrics | None) -> QaView | Missing:
         rows=rows,
         overall_fid=None if fid is None else (fid, number_or_none(metrics.fid.get("fid_real_floor"))),
         featurenet_accuracy=number_or_none(metrics.featurenet.get("real_val_accuracy")),
+        cas=_cas_view(metrics.cas),
     )
+
+
+def _cas_view(cas: dict | None) -> CasView | None:
+    if not cas:
+        return None
+    rows = [CasRow("all classes", number_or_none(cas.get("synthetic_only")), number_or_none(cas.get("real_only")),
+                   cas.get("n_val"))]
+    rows += [CasRow(name, number_or_none(v.get("synthetic_only")), number_or_none(v.get("real_only")), v.get("n_val"))
+             for name, v in (cas.get("per_class") or {}).items()]
+    return CasView(rows, cas.get("steps"))
 
 
 def _gate_row(gate: Gate, metrics: QaMetrics) -> GateRow:
