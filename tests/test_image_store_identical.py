@@ -30,7 +30,7 @@ from histosynth.images import encode_png
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = "691622c4b4ee5749630dfa37a726a61ef2bf2fe2"  # main before the image store
+BASE = "5a11fa69c0f4fdbf4e74324f4945c49c78308944"  # main before the image store (as merged)
 # beside the checkout (/work/main) or one level up (a worktree under /work/wt/)
 SHARED_BLOODMNIST = next((p for p in (REPO.parent / "shared" / "data" / "bloodmnist.npz",
                                       REPO.parents[1] / "shared" / "data" / "bloodmnist.npz") if p.is_file()),
