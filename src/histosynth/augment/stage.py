@@ -21,10 +21,9 @@ from histosynth.augment.plan import ClassPlan, plan_class
 from histosynth.augment.preview import ClassPreview
 from histosynth.augment.rudi import draw_operations
 from histosynth.config.augment import AugmentParams
-from histosynth.dataset import load_image_set
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir
-from histosynth.images import encode_png, md5_file, write_pngs
+from histosynth.images import encode_png, md5_file, read_png_rgb, write_pngs
 from histosynth.manifest import (
     MANIFEST_NAME, SOURCE_AFFINE, SOURCE_ORIGINAL, class_names_of, read_manifest, write_manifest,
 )
@@ -48,7 +47,24 @@ class RealClass:
     name: str
     folder: str  # its folder name in the real set, reused for the output
     rows: pd.DataFrame  # its rows of the real manifest
-    images: torch.Tensor  # (N, 3, H, W) uint8, in the order of ``rows``
+    images: "Originals"  # in the order of ``rows``
+
+
+class Originals:
+    """A class's train originals, each decoded as a (3, H, W) uint8 tensor when asked for: a class
+    makes at most ``augment.per_class`` images, so memory stays the same however many it has."""
+
+    def __init__(self, paths: list[Path], size: tuple[int, int]) -> None:
+        self._paths = paths
+        self.shape = (len(paths), 3, *size)  # size: (height, width)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        height, width = self.shape[2:]
+        pixels = read_png_rgb(self._paths[int(index)], size=(width, height))  # another size: a DataError
+        return torch.from_numpy(np.array(pixels.transpose(2, 0, 1), order="C"))  # a writable copy
 
 
 def augment(
@@ -114,14 +130,13 @@ def read_real_train(real_dir: Path) -> list[RealClass]:
     if missing:
         raise DataError(f"{real_dir}: {len(missing)} image file(s) in the manifest are missing "
                         f"(e.g. {missing[0]}); {RUN_INGEST} again")
-    images = load_image_set(real_dir, SPLIT).images
+    size = read_png_rgb(real_dir / train["path"].iloc[0]).shape[:2]
     classes = []
     for label, name in enumerate(names):
-        mask = (train["label"] == label).to_numpy()
-        rows = train[mask].reset_index(drop=True)
+        rows = train[(train["label"] == label).to_numpy()].reset_index(drop=True)
         folder = PurePosixPath(rows["path"].iloc[0]).parent.name
-        tensors = torch.from_numpy(images[mask]).permute(0, 3, 1, 2).contiguous()
-        classes.append(RealClass(label, name, folder, rows, tensors))
+        originals = Originals([real_dir / p for p in rows["path"]], size)
+        classes.append(RealClass(label, name, folder, rows, originals))
     return classes
 
 

@@ -76,7 +76,10 @@ def _write_split(source: SourceImages, split: str, folders: list[str], params: D
     """Check and write one split's (capped) images; the split's data is released when this returns."""
     part = source.read_split(split)
     cap = params.max_per_class if split == "train" else params.max_eval_per_class
-    keep = capped_indices(part.labels, cap, (params.seed, CAP_STREAM, SPLITS.index(split))).tolist()
+    keep = capped_indices(part.labels, cap, (params.seed, CAP_STREAM, SPLITS.index(split)))
+    if part.select is not None:
+        part.select(keep)
+    keep = keep.tolist()
     groups = part.groups if part.groups is not None else part.ids
     rows = [
         dict(id=part.ids[i], path=f"{split}/{folders[label]}/{part.ids[i]}.png", class_name=source.class_names[label],

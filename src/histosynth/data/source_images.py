@@ -18,6 +18,9 @@ class SplitImages:
     image: Callable[[int], np.ndarray]  # index -> (S, S, 3) uint8 RGB at data.image_size
     # N group names (patient, slide, original image: never in two splits); None = each image its own
     groups: Sequence[str] | None = None
+    # Called once, before any image is asked for, with the (ascending) indices that will be: a source
+    # that must decode a split to reach its images decodes those alone. None: every index is available.
+    select: Callable[[np.ndarray], None] | None = None
 
     def __post_init__(self) -> None:
         if not len(self.labels) == len(self.ids) == len(self.origins):

@@ -32,8 +32,9 @@ class, the images sorted by path are shuffled by a generator seeded from ``data.
 label; the first ``round(test_fraction * n)`` go to test, the next ``round(val_fraction * n)``
 to val, the rest to train).
 
-Memory: every image is decoded once and kept at ``data.image_size`` until written
-(``N * size * size * 3`` bytes: 10,000 images of 224 px take 1.5 GB).
+Memory: every image is decoded once, at ``data.image_size``, into an image store on disk
+(histosynth.image_store; TMPDIR needs ``N * size * size * 3`` bytes: 1.5 GB for 10,000 images of
+224 px) and read from there when grouped, checked and written.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from histosynth.data.image_decode import IMAGE_SUFFIXES, UnreadableImageError, r
 from histosynth.data.source_images import SourceImages, SplitImages
 from histosynth.errors import DataError
 from histosynth.fsutil import readable, safe_name
+from histosynth.image_store import ImageStore, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class _Scan:
 
 @dataclass(frozen=True)
 class _Image:
-    pixels: np.ndarray
+    row: int  # in the image store
     label: int
     relpath: str
 
@@ -92,12 +94,12 @@ def load_folder(params: DataParams) -> SourceImages:
         found = f"only the class folder {names[0]!r}" if names else "no class folders"
         raise DataError(f"{root.resolve()}: found {found}; a folder source needs at least two"
                         " sub-folders, one per class, each holding that class's images")
-    images = _decode(root, scan, names, params.image_size)
+    images, store = _decode(root, scan, names, params.image_size)
     relpaths = [image.relpath for image in images]
-    groups = assign_groups(relpaths, [_image_id(path) for path in relpaths], lambda i: images[i].pixels, params)
+    groups = assign_groups(relpaths, [_image_id(path) for path in relpaths], lambda i: store.read([i])[0], params)
     split_of = split_by_groups([image.label for image in images], groups, names, params.val_fraction,
                                params.test_fraction, params.seed)
-    return SourceImages(tuple(names), partial(_split_images, images, split_of, groups))
+    return SourceImages(tuple(names), partial(_split_images, images, store, split_of, groups))
 
 
 def _scan(root: Path) -> _Scan:
@@ -147,10 +149,11 @@ def _image_files(folder: Path, scan: _Scan) -> list[Path]:
     return files
 
 
-def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> list[_Image]:
+def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> tuple[list[_Image], ImageStore]:
     total = sum(len(scan.classes[name]) for name in names)
     images: list[_Image] = []
     skipped = 0
+    writer = StoreWriter((size, size, 3), expected=total)
     with progress.bar(total=total, desc="decoding images", unit="img", min_total=200) as bar:
         for label, name in enumerate(names):
             usable = 0
@@ -162,7 +165,8 @@ def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> list[_Image
                     log.warning("skipped %s", err)
                     skipped += 1
                     continue
-                images.append(_Image(pixels, label, path.relative_to(root).as_posix()))
+                images.append(_Image(writer.count, label, path.relative_to(root).as_posix()))
+                writer.add(pixels)
                 usable += 1
             if not usable:
                 folder = root.resolve() / name
@@ -171,17 +175,18 @@ def _decode(root: Path, scan: _Scan, names: list[str], size: int) -> list[_Image
                 raise DataError(f"class folder {folder}: {detail}; add images or remove the folder")
     if skipped:
         log.warning("skipped %d of %d image files that could not be read (named above)", skipped, total)
-    return images
+    return images, writer.finish()
 
 
-def _split_images(images: list[_Image], split_of: list[str], groups: list[str], split: str) -> SplitImages:
+def _split_images(images: list[_Image], store: ImageStore, split_of: list[str], groups: list[str],
+                  split: str) -> SplitImages:
     chosen = [image for image, s in zip(images, split_of) if s == split]
     return SplitImages(
         labels=np.array([image.label for image in chosen], dtype=np.int64),
         ids=[_image_id(image.relpath) for image in chosen],
         # inside the source folder only: where that folder lies on this machine is nobody's business
         origins=[readable(image.relpath) for image in chosen],
-        image=lambda i: chosen[i].pixels,
+        image=lambda i: store.read([chosen[i].row])[0],
         groups=[group for group, s in zip(groups, split_of) if s == split],
     )
 

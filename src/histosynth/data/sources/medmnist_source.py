@@ -8,9 +8,11 @@
   which lets medmnist download it (and check its MD5).
 - Grayscale sets (e.g. OrganAMNIST) become RGB with three equal channels.
 - Multi-label (ChestMNIST) and 3D sets are refused: the pipeline needs one class per 2D image.
-- Memory: the medmnist class reads a whole split into memory; splits are read one at a time
-  and each image is taken from that array without copies, so the peak is the largest split
-  (PathMNIST at 224 px: about 13.5 GB for train; cap it with a smaller size where that hurts).
+- Memory: a split's images are never in memory at once. Labels are read first; the images that
+  ingest keeps (``data.max_per_class``) then stream out of the ``.npz`` a block at a time
+  (histosynth.data.npz_blocks) into an image store on disk (histosynth.image_store: TMPDIR needs
+  the kept images' size, e.g. 13.5 GB for PathMNIST's whole train split at 224 px).
+- Download: medmnist's own download, which checks the file's MD5 against MedMNIST's.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from histosynth.config.data import DataParams
+from histosynth.data import npz_blocks
 from histosynth.data.source_images import SourceImages, SplitImages
 from histosynth.errors import ConfigError, DataError
+from histosynth.image_store import ImageStore, write_store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ def load_medmnist(params: DataParams) -> SourceImages:
         root.mkdir(parents=True, exist_ok=True)
     dataset_class = getattr(medmnist, info["python_class"])
     class_names = tuple(info["label"][str(i)] for i in range(len(info["label"])))
-    return SourceImages(class_names, partial(_read_split, dataset_class, params, flag, path, url, class_names))
+    return SourceImages(class_names, partial(_read_split, dataset_class, info, params, flag, path, url, class_names))
 
 
 def _supported_info(medmnist: Any, flag: str) -> dict[str, Any]:
@@ -79,48 +83,87 @@ def _supported_info(medmnist: Any, flag: str) -> dict[str, Any]:
     return medmnist.INFO[flag]
 
 
-def _read_split(dataset_class: type, params: DataParams, flag: str, path: Path, url: str,
+def _read_split(dataset_class: type, info: dict[str, Any], params: DataParams, flag: str, path: Path, url: str,
                 class_names: tuple[str, ...], split: str) -> SplitImages:
-    download = params.download and not path.is_file()
-    if download:
+    if params.download and not path.is_file():
         log.info("downloading %s into %s", url, path.parent)
+        _download(dataset_class, info, path, params.image_size, url)
+    where = f"{path} ({split})"
     try:
-        dataset = dataset_class(split=split, size=params.image_size, root=str(path.parent), download=download)
-    except RuntimeError as err:  # medmnist's (multi-line) download failure
-        raise DataError(f"downloading {url} into {path.parent.resolve()} failed"
-                        f" ({str(err).strip().splitlines()[0]}); download it by hand into that folder") from None
-    except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        labels = npz_blocks.read_array(path, f"{split}_labels")
+        header = npz_blocks.read_header(path, f"{split}_images")
+    except _UNREADABLE as err:
         raise DataError(f"{path}: not a readable MedMNIST .npz file ({err})") from None
-    images, labels = _checked_arrays(dataset.imgs, dataset.labels, params.image_size, len(class_names),
-                                     f"{path} ({split})")
-    if images.ndim == 3:
-        def image(i: int) -> np.ndarray:
-            return np.repeat(images[i][..., None], 3, axis=2)
-    else:
-        def image(i: int) -> np.ndarray:
-            return images[i]
+    labels = _checked_arrays(header, labels, params.image_size, len(class_names), where)
+    images = _StoredSplit(path, f"{split}_images", header, where)
     n = len(labels)
     return SplitImages(
         labels=labels,
         ids=[f"{flag}_{split}_{i:06d}" for i in range(n)],
         origins=[f"{path.name}:{split}_images[{i}]" for i in range(n)],
-        image=image,
+        image=images.image,
+        select=images.select,
     )
 
 
-def _checked_arrays(images: np.ndarray, labels: np.ndarray, size: int, n_classes: int,
-                    where: str) -> tuple[np.ndarray, np.ndarray]:
-    """The split's images (N, S, S[, 3]) uint8 and labels (N,) int64, or a DataError saying what is off."""
-    shape_ok = images.ndim == 3 or (images.ndim == 4 and images.shape[3] == 3)
-    if images.dtype != np.uint8 or not shape_ok or images.shape[1:3] != (size, size):
+_UNREADABLE = (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def _download(dataset_class: type, info: dict[str, Any], path: Path, size: int, url: str) -> None:
+    """medmnist's download (with its MD5 check) of ``path``, without reading the file into memory."""
+    downloader = dataset_class.__new__(dataset_class)  # what MedMNIST.download reads, and nothing else
+    downloader.info, downloader.root, downloader.size_flag = info, str(path.parent), size_suffix(size)
+    try:
+        downloader.download()
+    except RuntimeError as err:  # medmnist's (multi-line) download failure
+        raise DataError(f"downloading {url} into {path.parent.resolve()} failed"
+                        f" ({str(err).strip().splitlines()[0]}); download it by hand into that folder") from None
+
+
+class _StoredSplit:
+    """The images of one split, streamed out of the .npz into an image store when ingest says which."""
+
+    def __init__(self, path: Path, member: str, header: npz_blocks.ArrayHeader, where: str) -> None:
+        self.path, self.member, self.header, self.where = path, member, header, where
+        self.rows: np.ndarray | None = None
+        self.store: ImageStore | None = None
+
+    def select(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, np.int64)
+        size = self.header.shape[1]
+        grey = len(self.header.shape) == 3
+        blocks = (np.repeat(block[..., None], 3, axis=3) if grey else block
+                  for block in npz_blocks.read_rows(self.path, self.member, rows))
+        try:
+            self.store = write_store(blocks, (size, size, 3), expected=len(rows))
+        except _UNREADABLE as err:
+            raise DataError(f"{self.where}: not a readable MedMNIST .npz file ({err})") from None
+        self.rows = rows
+
+    def image(self, i: int) -> np.ndarray:
+        if self.store is None:
+            self.select(np.arange(self.header.shape[0]))
+        position = int(np.searchsorted(self.rows, i))
+        if position == len(self.rows) or self.rows[position] != i:
+            raise IndexError(f"image {i} of {self.where} was not selected")
+        return self.store.read([position])[0]
+
+
+def _checked_arrays(images: npz_blocks.ArrayHeader, labels: np.ndarray, size: int, n_classes: int,
+                    where: str) -> np.ndarray:
+    """The split's labels (N,) int64 once its images (their header: (N, S, S[, 3]) uint8) and labels
+    are what MedMNIST publishes, or a DataError saying what is off."""
+    shape = images.shape
+    shape_ok = len(shape) == 3 or (len(shape) == 4 and shape[3] == 3)
+    if images.dtype != np.uint8 or not shape_ok or shape[1:3] != (size, size):
         raise DataError(f"{where}: expected uint8 images of shape (N, {size}, {size}[, 3]),"
-                        f" found {images.dtype} {images.shape}")
+                        f" found {images.dtype} {shape}")
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
-    if labels.shape != (len(images),):
+    if labels.shape != (shape[0],):
         raise DataError(f"{where}: expected one label per image, found labels of shape {labels.shape}"
-                        f" for {len(images)} images")
+                        f" for {shape[0]} images")
     labels = labels.astype(np.int64)
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise DataError(f"{where}: labels must lie in 0..{n_classes - 1}, found {labels.min()}..{labels.max()}")
-    return images, labels
+    return labels
