@@ -33,7 +33,9 @@ TINY_PARAMS = {
 
 
 def env() -> dict[str, str]:
-    out = dict(os.environ)
+    # As from a user's terminal, also under `make test`: a make started inside make would print
+    # "Entering directory" lines after the summary that `make repro` must end with.
+    out = {key: value for key, value in os.environ.items() if key not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     # Stage commands call `python`: make it this interpreter.
     out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
     for key, value in (("GIT_AUTHOR_NAME", "test"), ("GIT_AUTHOR_EMAIL", "test@example.invalid"),

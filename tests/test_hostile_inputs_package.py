@@ -80,7 +80,9 @@ def test_metadata_with_a_huge_cell_or_too_many_columns_is_refused_unread(package
         load_package(package)
     wide = pd.concat([metadata, pd.DataFrame({f"extra{i}": 0 for i in range(100)}, index=metadata.index)], axis=1)
     (package / "metadata.parquet").write_bytes(metadata_parquet_bytes(wide))
-    with pytest.raises(DataError, match=r"its Parquet footer declares 120 columns; package metadata has 20"):
+    columns = len(metadata.columns)
+    with pytest.raises(DataError, match=rf"its Parquet footer declares {columns + 100} columns; package metadata has "
+                                        rf"{columns}"):
         load_package(package)
 
 

@@ -71,10 +71,11 @@ def test_a_broken_image_is_caught(page: Path, tmp_path: Path) -> None:
 
 def test_screenshot_shows_the_page(page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
-    chromium(page, tmp_path / "profile", "--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={shot}")
+    # tall enough to reach the first class's sample grids below the overview and the gate tables
+    chromium(page, tmp_path / "profile", "--hide-scrollbars", "--window-size=1280,3200", f"--screenshot={shot}")
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
-    assert pixels.shape == (2400, 1280, 3)
+    assert pixels.shape == (3200, 1280, 3)
     assert pixels.std() > 20  # text, tables and images, not a blank page
     # The red blobs of the first class's sample grids (conftest.textured_image) are on screen.
     red = (pixels[..., 0] > 150) & (pixels[..., 1] < 80) & (pixels[..., 2] < 100)

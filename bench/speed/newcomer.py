@@ -259,7 +259,7 @@ def _load_summary(samples: list[tuple[float, float, float]]) -> dict[str, float]
 
 def markdown(result: dict[str, Any]) -> str:
     m, load = result["machine"], result["load_average"]
-    lines = ["# A newcomer's first commands, timed (`bench/newcomer.py`)", "",
+    lines = ["# A newcomer's first commands, timed (`bench/speed/newcomer.py`)", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
              f"torch {m.get('torch', '?')}; {m['date']}; commit {result['code']['commit']}. "
              f"Load average before {load['before'][0]:.2f}, during (1-min, mean / max) "
