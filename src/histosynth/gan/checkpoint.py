@@ -22,12 +22,10 @@ from torch import nn
 
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_bytes, atomic_write_text
-from histosynth.images import md5_file
-from histosynth.json_record import read_json_record, require_fields
-
-CHECKPOINT_FILE = "checkpoint.pt"
-GENERATOR_FILE = "generator.pt"
-RECORD_FILE = "record.json"
+# The file names and the record's reader live on the ground floor (no torch there); re-exported here.
+from histosynth.model_record import (  # noqa: F401
+    CHECKPOINT_FILE, GENERATOR_FILE, RECORD_FIELDS, RECORD_FILE, RETRAIN, checkpoint_hash, read_record,
+)
 
 
 def _save_tensors(path: Path, obj: dict[str, Any]) -> None:
@@ -61,25 +59,6 @@ def write_record(model_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_text(Path(model_dir) / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-# What every reader of record.json relies on (build the generator, name the classes).
-RECORD_FIELDS = {"arch": "text", "class_names": "names", "n_classes": "count", "image_size": "count",
-                 "latent_dim": "count", "width": "count"}
-RETRAIN = "retrain the generator (`dvc repro train` or `histosynth train`)"
-
-
-def read_record(model_dir: Path) -> dict[str, Any]:
-    """``record.json`` of ``model_dir``, checked: a DataError says what is missing or malformed."""
-    path = Path(model_dir) / RECORD_FILE
-    if not path.exists():
-        raise DataError(f"{path}: no training record; train a generator first (`dvc repro train`)")
-    record = read_json_record(path, RETRAIN)
-    require_fields(record, RECORD_FIELDS, path, RETRAIN)
-    if len(record["class_names"]) != record["n_classes"]:
-        raise DataError(f"{path}: n_classes = {record['n_classes']} but {len(record['class_names'])} class names; "
-                        f"{RETRAIN}")
-    return record
-
-
 def load_generator(model_dir: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The trained generator (eval mode, on ``device``) and its training record."""
     from histosynth.gan.models import build_generator
@@ -101,11 +80,3 @@ def load_weights_into(generator: nn.Module, model_dir: Path) -> None:
         generator.load_state_dict(_load_tensors(path, "cpu"))
     except RuntimeError as err:
         raise DataError(f"{path}: weights do not match the architecture in {RECORD_FILE} ({err})") from None
-
-
-def checkpoint_hash(model_dir: Path) -> str:
-    """MD5 of ``generator.pt``: identifies the generator that made a synthetic image."""
-    path = Path(model_dir) / GENERATOR_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: generator weights missing; retrain (`dvc repro train`)")
-    return md5_file(path)
