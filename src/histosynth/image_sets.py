@@ -13,19 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.dataset import ImageSet
+from histosynth.dataset import ImageSet, manifest_rows
 from histosynth.image_store import StoredImages, concat, decode_into_store, take
 from histosynth.images import read_png_rgb
-from histosynth.manifest import class_names_of, read_manifest
 
 
 def open_image_set(folder: Path | str, split: str | None = None) -> ImageSet:
     """The images of ``folder``'s manifest (optionally one split), in manifest order, stored."""
     folder = Path(folder)
-    df = read_manifest(folder)
-    names = tuple(class_names_of(df))
-    if split is not None:
-        df = df[df["split"] == split]
+    df, names = manifest_rows(folder, split)
     store = decode_into_store([folder / p for p in df["path"]], read_png_rgb, desc=f"reading {folder.name}")
     return ImageSet(StoredImages.of(store, (0, 0, 3)), df["label"].to_numpy(np.int64), names)
 

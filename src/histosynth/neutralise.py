@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import numbers
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from histosynth.fsutil import readable
@@ -117,17 +118,18 @@ def _text_columns(frame: pd.DataFrame) -> list[str]:
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its text cells (and column names) neutralised for a CSV file; numbers untouched."""
-    out = frame.copy()
-    for column in _text_columns(frame):
-        out[column] = frame[column].map(csv_cell).astype(frame[column].dtype)
-    out.columns = [csv_cell(column) for column in frame.columns]
-    return out
+    return _map_text(frame, csv_cell)
 
 
 def restore_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The inverse of :func:`csv_frame` for a frame read back from its CSV file."""
+    return _map_text(frame, restore_csv_cell)
+
+
+def _map_text(frame: pd.DataFrame, cell: Callable[[str], str]) -> pd.DataFrame:
+    """A copy of ``frame`` with ``cell`` applied to every text cell and column name."""
     out = frame.copy()
     for column in _text_columns(frame):
-        out[column] = frame[column].map(restore_csv_cell).astype(frame[column].dtype)
-    out.columns = [restore_csv_cell(column) for column in frame.columns]
+        out[column] = frame[column].map(cell).astype(frame[column].dtype)
+    out.columns = [cell(column) for column in frame.columns]
     return out
