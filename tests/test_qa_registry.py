@@ -6,13 +6,14 @@ import pytest
 
 import histosynth.qa.evaluate  # noqa: F401  (registers the computations)
 from histosynth.config.qa import QaParams
-from histosynth.qa.registry import GATES, METRICS, Setting, computation, computes
+from histosynth.qa.registry import GATE_ORDER, GATES, METRICS, Setting, computation, computes
 
 
 def test_every_metric_has_its_computation_and_every_gate_one_metric() -> None:
     assert all(callable(computation(metric)) for metric in METRICS)
     names = [gate.name for gate in GATES]
     assert len(names) == len(set(names)) == sum(len(metric.gates) for metric in METRICS)
+    assert tuple(names) == GATE_ORDER
 
 
 def test_a_computation_for_an_unknown_metric_is_refused() -> None:

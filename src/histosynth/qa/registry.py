@@ -113,7 +113,12 @@ METRICS: tuple[QaMetric, ...] = (
     )),
 )
 
-GATES: tuple[Gate, ...] = tuple(gate for metric in METRICS for gate in metric.gates)
+# The order the verdict table, metrics.json, the report and the summary list the gates in: how the
+# images look (colour, overall), then what they show (class, variety), then copies.
+GATE_ORDER = ("colour_kl", "fid", "label_consistency", "coverage", "duplicates", "memorisation_pixel",
+              "memorisation_feature")
+GATES: tuple[Gate, ...] = tuple(sorted((gate for metric in METRICS for gate in metric.gates),
+                                       key=lambda gate: GATE_ORDER.index(gate.name)))
 
 _COMPUTATIONS: dict[str, Callable[..., Any]] = {}
 
