@@ -34,8 +34,11 @@ def hed_to_rgb(hed: torch.Tensor) -> torch.Tensor:
 def hed_jitter(images: torch.Tensor, scale: float, shift: float, generator: torch.Generator) -> torch.Tensor:
     """(N, 3, H, W) uint8 images with their stains jittered, one draw per image and stain channel."""
     n = len(images)
-    alpha = 1.0 + scale * (2.0 * torch.rand((n, 1, 1, 3), generator=generator, dtype=torch.float64) - 1.0)
-    beta = shift * (2.0 * torch.rand((n, 1, 1, 3), generator=generator, dtype=torch.float64) - 1.0)
-    rgb = images.permute(0, 2, 3, 1).to(torch.float64) / 255.0
+    alpha = 1.0 + scale * (2.0 * torch.rand((n, 1, 3), generator=generator) - 1.0)
+    beta = shift * (2.0 * torch.rand((n, 1, 3), generator=generator) - 1.0)
+    # float32 pixels as (N, H*W, 3) rows: one matrix product per conversion (float32 is exact enough:
+    # the round trip misses a pixel by far less than the half step that would change its uint8 value)
+    rgb = images.permute(0, 2, 3, 1).reshape(n, -1, 3).to(torch.float32) / 255.0
     jittered = hed_to_rgb(rgb_to_hed(rgb) * alpha + beta)
-    return (jittered * 255.0).round().to(torch.uint8).permute(0, 3, 1, 2).contiguous()
+    out = (jittered * 255.0).round().to(torch.uint8)
+    return out.reshape(n, *images.shape[2:], 3).permute(0, 3, 1, 2).contiguous()
