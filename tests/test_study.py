@@ -21,7 +21,7 @@ from histosynth.config import params_from_mapping
 from histosynth.errors import ConfigError
 from histosynth.study.aggregate import summarise
 from histosynth.study.grid import grid
-from histosynth.study.runner import RECORD, Step, params_hash, run_steps
+from histosynth.study.runner import RECORD, Step, params_hash, run_steps, steps
 
 # One regime (the costly shared stages once), two generator seeds: killed after the first one's run.
 TOY_STUDY = {"regimes": [{"name": "long_tail", "real_per_class": 16, "long_tail": {"classes": ["stroma"], "keep": 0.25}}],
@@ -91,6 +91,22 @@ def test_a_step_recorded_with_the_same_params_is_not_run_again_and_a_changed_one
     assert json.loads((tmp_path / "a" / RECORD).read_text()) == {"one": key, "two": key}
     changed = [steps[0], Step(tmp_path / "a", "two", "other", lambda: ran.append("two again"))]
     assert run_steps(changed) == {"ran": 1, "skipped": 1} and ran[2:] == ["two again"]
+
+
+def test_a_changed_param_reruns_the_steps_it_reaches_and_no_others():
+    grid_of_one = {"regimes": [{"name": "r", "real_per_class": 5}], "generator_seeds": [0]}
+
+    def changed(**sections: dict) -> list[str]:
+        before = steps(params_from_mapping({"study": grid_of_one}), Path("study"))
+        after = steps(params_from_mapping({**sections, "study": grid_of_one}), Path("study"))
+        assert [s.title for s in before] == [s.title for s in after]
+        return [old.title for old, new in zip(before, after) if old.key != new.key]
+
+    run = [f"r/gan-seed0: {name}" for name in ("train", "generate", "curate", "qa", "package", "arms")]
+    assert changed(benchmark={"steps": 7}) == ["r/gan-seed0: arms", "r/shared: arms"]
+    assert changed(gan={"epochs": 7}) == run
+    assert changed(curate={"realism_k": 4}) == run[2:]
+    assert changed(augment={"seed": 1}) == ["r/shared: augment", "r/shared: featurenet", *run, "r/shared: arms"]
 
 
 def test_a_failed_step_is_not_recorded(tmp_path: Path):

@@ -26,7 +26,7 @@ from histosynth import paths, progress
 from histosynth.config import Params
 from histosynth.config.benchmark import GENERATOR_FREE_ARMS
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
-from histosynth.pipeline import run_pipeline
+from histosynth.pipeline import run_pipeline, stage
 from histosynth.study.grid import Run, grid, regime_params, run_folder, shared_folder
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,16 @@ class Step:
         return f"{self.folder.parent.name}/{self.folder.name}: {self.name}"
 
 
-def params_hash(params: Params, sections: Iterable[str] | None = None) -> str:
-    """A hash of ``params`` (the ``sections`` named, default all but ``study``)."""
+def params_hash(params: Params, sections: Iterable[str] | None = None, after: str = "") -> str:
+    """A hash of ``params`` (the ``sections`` named, default all but ``study``) and of the key of the step
+    whose outputs this one reads (``after``): a step runs again when what it reads changed."""
     dumped = params.model_dump(mode="json", exclude={"study"})
     chosen = dumped if sections is None else {name: dumped[name] for name in sections}
-    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([chosen, after], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _stage_key(params: Params, name: str, after: str) -> str:
+    return params_hash(params, stage(name).sections, after)
 
 
 def read_record(folder: Path) -> dict[str, str]:
@@ -78,25 +83,29 @@ def is_done(step: Step) -> bool:
 
 
 def steps(base: Params, study_dir: Path) -> list[Step]:
-    """Every step of the study in the order they run."""
+    """Every step of the study in the order they run. A step's key covers the params sections it reads
+    and the key of the step before it (the stages of one folder in order, a run's first stage after the
+    regime's shared ones), so a changed param reruns the steps it reaches and no others."""
     out: list[Step] = []
     runs = grid(base)
+    free = [arm for arm in base.study.arms if arm in GENERATOR_FREE_ARMS]
+    synthetic = [arm for arm in base.study.arms if arm not in GENERATOR_FREE_ARMS]
     for regime in base.study.regimes:
         params, shared = regime_params(base, regime), shared_folder(study_dir, regime)
-        shared_key = params_hash(params, ("data", "augment", "qa"))
+        shared_key = ""
         for name in SHARED_STAGES:
+            shared_key = _stage_key(params, name, shared_key)
             out.append(Step(shared, name, shared_key, _stage(params, shared, name)))
-        regime_runs = [run for run in runs if run.regime == regime]
-        free = [arm for arm in base.study.arms if arm in GENERATOR_FREE_ARMS]
-        for position, run in enumerate(regime_runs):
-            folder, key = run_folder(study_dir, run), params_hash(run.params)
+        for position, run in enumerate(run for run in runs if run.regime == regime):
+            folder, key = run_folder(study_dir, run), shared_key
             for name in GENERATOR_STAGES:
+                key = _stage_key(run.params, name, key)
                 out.append(Step(folder, name, key, _stage(run.params, folder, name, upstream=shared)))
-            synthetic = [arm for arm in base.study.arms if arm not in GENERATOR_FREE_ARMS]
             if synthetic:
-                out.append(Step(folder, "arms", key, _arms(run, folder, shared, synthetic)))
-            if position == 0 and free:
-                free_key = params_hash(params, ("data", "augment", "benchmark", "package"))
+                out.append(Step(folder, "arms", params_hash(run.params, ("benchmark", "augment"), key),
+                                _arms(run, folder, shared, synthetic)))
+            if position == 0 and free:  # the real splits of the first run's package: the same in every run
+                free_key = params_hash(params, ("benchmark", "augment", "package"), shared_key)
                 out.append(Step(shared, "arms", free_key, _arms(run, shared, shared, free, package_from=folder)))
     return out
 
