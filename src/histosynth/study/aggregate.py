@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from histosynth import paths
 from histosynth.benchmark.bootstrap import percentile_interval, resampled_recalls, resampled_scores, stratified_counts
 from histosynth.benchmark.scores import METRICS, scores
 from histosynth.config import Params
@@ -93,6 +94,14 @@ def _load_arms(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return {arm: np.load(folder / ARMS_DIR / f"{arm}.npy") for arm in info["n_train"]}, info
 
 
+def _qa_passed(folder: Path) -> bool | None:
+    """Whether the run's synthetic images passed QA (reported, not enforced, in a study); None if unknown."""
+    try:
+        return bool(json.loads((folder / paths.QA_REPORT_DIR / "metrics.json").read_text(encoding="utf-8"))["passed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def study_results(params: Params, study_dir: Path) -> dict[str, Any]:
     """study.json's content from the study folder: one entry per regime (per regime and recipe,
     named ``<regime>/<recipe>``, when the study has several recipes)."""
@@ -119,11 +128,14 @@ def study_results(params: Params, study_dir: Path) -> dict[str, Any]:
             figures = summarise({arm: probabilities[arm] for arm in ARMS if arm in probabilities},
                                 np.asarray(info["labels"]), info["class_names"], regime.long_tail.classes, n_train,
                                 bootstrap.resamples, bootstrap.confidence, bootstrap.seed)
+            qa = {run.name: _qa_passed(run_folder(study_dir, run)) for run in runs
+                  if run.regime == regime and run.recipe == recipe}
             name = f"{regime.name}/{recipe}" if len(study.recipes) > 1 else regime.name
             regimes[name] = {"real_per_class": regime.real_per_class or None,
                              "long_tail": bool(regime.long_tail.classes), "rare_classes": list(regime.long_tail.classes),
                              "recipe": recipe, "generator_seeds": list(study.generator_seeds),
-                             "classifier_seeds": info["seeds"], "n_test": len(info["labels"]), **figures}
+                             "classifier_seeds": info["seeds"], "n_test": len(info["labels"]), "qa_passed": qa,
+                             **figures}
     return {"regimes": regimes,
             "bootstrap": {"resamples": bootstrap.resamples, "confidence": bootstrap.confidence, "seed": bootstrap.seed,
                           "method": "percentile; test images paired and class-stratified; classifier seeds and "

@@ -51,6 +51,9 @@ def markdown(result: dict[str, Any]) -> str:
             lines += ["", "| recall of the rare classes | " + " | ".join(rare) + " |", "|---|" + "---|" * len(rare)]
             for arm, recalls in regime["rare_class_recall"].items():
                 lines.append(f"| {arm} | " + " | ".join(_figure(recalls[c]) for c in rare) + " |")
+        verdicts = {True: "passed", False: "failed", None: "unknown"}
+        lines += ["", "QA of the synthetic images (reported, not enforced): "
+                  + ", ".join(f"{run} {verdicts[passed]}" for run, passed in regime["qa_passed"].items()) + "."]
         lines.append("")
     return "\n".join(lines)
 
