@@ -65,3 +65,22 @@ def test_strong_augment_is_a_function_of_the_generator_and_leaves_torchs_global_
     assert torch.equal(first, second) and torch.equal(torch.rand(1), after)
     assert first.shape == images.shape and first.dtype == torch.uint8
     assert (first != images).flatten(1).any(1).float().mean() > 0.5  # most images changed, each its own way
+
+
+def test_without_a_policy_the_strong_augmentation_is_the_stain_jitter_alone():
+    images = torch.randint(0, 256, (8, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(3)
+    torch.randint(0, 2**62, (1,), generator=generator)  # the policy's seed, drawn whatever the policy
+    expected = hed_jitter(images, 0.05, 0.01, generator)
+    assert torch.equal(StrongAugment(0.05, 0.01, "none")(images, torch.Generator().manual_seed(3)), expected)
+    assert not torch.equal(StrongAugment(0.05, 0.01, "rand_augment")(images, torch.Generator().manual_seed(3)),
+                           expected)
+
+
+def test_an_unknown_policy_is_refused_naming_the_allowed_ones():
+    from histosynth.config import params_from_mapping
+    from histosynth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"benchmark.strong.policy = 'autoaugment': Input should be "
+                                          r"'trivial_augment_wide', 'rand_augment' or 'none'"):
+        params_from_mapping({"benchmark": {"strong": {"policy": "autoaugment"}}})

@@ -97,7 +97,7 @@ class BenchmarkData:
 
     def arms(self, params: BenchmarkParams) -> dict[str, Schedule]:
         """The training schedule of each arm of ``benchmark.arms``, in :data:`ARMS` order."""
-        strong = StrongAugment(params.strong.hed_scale, params.strong.hed_shift)
+        strong = StrongAugment(params.strong.hed_scale, params.strong.hed_shift, params.strong.policy)
         makers = {
             "real_only": lambda: single_stream(self.real_train, params),
             "affine": lambda: single_stream(concat(self.real_train, self.affine_children), params),

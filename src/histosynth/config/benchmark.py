@@ -29,10 +29,12 @@ DEFAULT_ARMS = ["real_only", "affine", "augmented", "affine_synthetic", "synthet
 
 
 class StrongParams(Section):
-    """``benchmark.strong``: the strong conventional baseline's stain jitter (Tellez et al. 2019): each
+    """``benchmark.strong``: the strong conventional baseline's on-the-fly augmentation: torchvision's
+    ``policy`` (trivial_augment_wide | rand_augment | none), then stain jitter (Tellez et al. 2019): each
     HED stain channel s of each image becomes alpha s + beta, alpha ~ U(1 - hed_scale, 1 + hed_scale),
-    beta ~ U(-hed_shift, hed_shift), after torchvision's TrivialAugmentWide."""
+    beta ~ U(-hed_shift, hed_shift)."""
 
+    policy: Literal["trivial_augment_wide", "rand_augment", "none"] = "trivial_augment_wide"
     hed_scale: float = Field(0.05, ge=0.0, le=1.0)
     hed_shift: float = Field(0.01, ge=0.0, le=1.0)
 
