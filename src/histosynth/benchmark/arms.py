@@ -12,7 +12,7 @@
   question is whether synthetic images help on top of classic augmentation.
 - ``synthetic_only``: the synthetic images alone.
 - ``strong``: the strong conventional baseline: the real train split, every batch augmented on
-  the fly (TrivialAugmentWide and HED stain jitter, :mod:`histosynth.benchmark.strong`).
+  the fly (HED stain jitter, after a torchvision policy if asked: :mod:`histosynth.benchmark.strong`).
 - ``strong_synthetic``: as ``augmented``, with every batch (real and synthetic images) augmented
   as in ``strong``: do synthetic images help on top of strong augmentation?
 - ``real_weighted``: the real train split, each image's loss weighted by N / (K n_class): the
