@@ -35,7 +35,7 @@ class StrongParams(Section):
     beta ~ U(-hed_shift, hed_shift)."""
 
     # none: chosen on BloodMNIST's real val (bench/results/strong_baseline.md), where TrivialAugmentWide and
-    # RandAugment cost 2-4 points of accuracy and stain jitter alone did not
+    # RandAugment cost 3-4 points of accuracy and stain jitter alone did not
     policy: Literal["trivial_augment_wide", "rand_augment", "none"] = "none"
     hed_scale: float = Field(0.05, ge=0.0, le=1.0)
     hed_shift: float = Field(0.01, ge=0.0, le=1.0)
