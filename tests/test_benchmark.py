@@ -17,11 +17,11 @@ import torch
 from conftest import write_image_folder
 from histosynth.augment import augment
 from histosynth.benchmark import run_benchmark
-from histosynth.benchmark.arms import ARMS, BenchmarkData
+from histosynth.benchmark.arms import BenchmarkData
 from histosynth.benchmark.run import benchmark
 from histosynth.classifier.architectures import small_input_resnet18
 from histosynth.config import params_from_mapping
-from histosynth.config.benchmark import BenchmarkParams
+from histosynth.config.benchmark import ARMS as ALL_ARMS, DEFAULT_ARMS as ARMS, BenchmarkParams
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.package.stage import build_package
@@ -60,7 +60,7 @@ def pipeline_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 @pytest.fixture(scope="module")
 def outputs(pipeline_inputs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reports") / "benchmark"
-    run_benchmark(fast_params(sweep=[3]), AUGMENT, *pipeline_inputs, out)
+    run_benchmark(fast_params(sweep=[3], arms=list(ALL_ARMS)), AUGMENT, *pipeline_inputs, out)
     return out
 
 
@@ -69,22 +69,25 @@ def test_every_arm_is_scored_on_the_real_test_split(outputs: Path):
     n_classes = len(AWKWARD_CLASSES)
     real, children, synthetic = PER_SPLIT * n_classes, 4 * n_classes, N_SYNTHETIC * n_classes
     synthetic_children = round(N_SYNTHETIC * 4 / PER_SPLIT) * n_classes  # as many children per image as the real ones
-    assert {arm: metrics[arm]["n_train"] for arm in ARMS} == {
+    assert {arm: metrics[arm]["n_train"] for arm in ALL_ARMS} == {
         "real_only": real, "affine": real + children, "augmented": real + synthetic,
-        "affine_synthetic": real + children + synthetic + synthetic_children, "synthetic_only": synthetic}
+        "affine_synthetic": real + children + synthetic + synthetic_children, "synthetic_only": synthetic,
+        "strong": real, "strong_synthetic": real + synthetic, "real_weighted": real, "real_oversampled": real}
     assert metrics["n_test"] == PER_SPLIT * n_classes and metrics["seeds"] == [0, 1]
     assert metrics["classifier"] == "small_cnn"
-    for arm in ARMS:
+    for arm in ALL_ARMS:
         for name in ("accuracy", "balanced_accuracy", "auc"):
             figure = metrics[arm][name]
             assert len(figure["values"]) == 2 and 0 <= figure["ci_low"] <= figure["ci_high"] <= 1
+        assert list(metrics[arm]["recall"]) == list(AWKWARD_CLASSES)
     assert set(metrics["gains"]) == {"augmented_vs_real_only", "augmented_vs_affine", "affine_synthetic_vs_affine",
-                                     "affine_synthetic_vs_real_only"}
+                                     "affine_synthetic_vs_real_only", "strong_vs_real_only", "strong_synthetic_vs_strong",
+                                     "strong_synthetic_vs_real_only"}
     assert set(metrics["gains"]["augmented_vs_affine"]["auc"]) == {"mean", "ci_low", "ci_high"}
 
 
 def test_plot_files_have_the_columns_dvc_plots_and_the_report_read(outputs: Path):
-    for arm in ARMS:
+    for arm in ALL_ARMS:
         roc = pd.read_csv(outputs / "roc" / f"{arm}.csv", keep_default_na=False)
         assert list(roc.columns) == ["curve", "fpr", "tpr"]
         assert set(roc["curve"]) == {*AWKWARD_CLASSES, "micro"}  # names with quotes, commas and "NA" survive
@@ -125,7 +128,7 @@ def test_dvc_plots_draws_the_roc_and_confusion_files(outputs: Path, tmp_path: Pa
 @pytest.mark.slow  # two worker processes start a fresh interpreter each: about 20 s on a busy 2-core machine
 def test_same_params_give_identical_outputs_whatever_the_number_of_workers(pipeline_inputs, outputs, tmp_path):
     again = tmp_path / "benchmark"
-    run_benchmark(fast_params(sweep=[3], threads=2), AUGMENT, *pipeline_inputs, again)
+    run_benchmark(fast_params(sweep=[3], threads=2, arms=list(ALL_ARMS)), AUGMENT, *pipeline_inputs, again)
     assert files_of(again) == files_of(outputs)
 
 
@@ -224,3 +227,41 @@ def test_the_resnet18_classifier_trains_on_small_tiles(tmp_path: Path):
     data = BenchmarkData(*(solid_colour_set(4, seed) for seed in range(6)))
     metrics = benchmark(fast_params(classifier="resnet18", seeds=[0], steps=2), data, tmp_path / "out")
     assert metrics["classifier"] == "resnet18" and len(metrics["augmented"]["auc"]["values"]) == 1
+
+
+def test_the_arms_of_benchmark_arms_run_in_their_order_with_their_streams():
+    real = solid_colour_set(1, 0)
+    rare = ImageSet(np.concatenate([real.images, real.images[:1].repeat(3, 0)]), np.array([0, 1, 2, 0, 0, 0]),
+                    real.class_names)  # 4 red, 1 green, 1 blue
+    sets = [solid_colour_set(2, seed) for seed in range(6)]
+    data = BenchmarkData(rare, *sets[1:])
+    arms = data.arms(fast_params(arms=["real_oversampled", "strong_synthetic", "real_weighted", "strong"]))
+    assert list(arms) == ["strong", "strong_synthetic", "real_weighted", "real_oversampled"]
+    (strong,) = arms["strong"].phases[0].streams
+    assert strong.images is rare and strong.transform is not None
+    assert all(s.transform == strong.transform for s in arms["strong_synthetic"].phases[0].streams)
+    (weighted,) = arms["real_weighted"].phases[0].streams
+    assert weighted.class_weights == pytest.approx((0.5, 2.0, 2.0))  # N / (K n): the mean image weight stays 1
+    oversampled = arms["real_oversampled"].phases[0].streams
+    assert [(s.share, s.images.labels.tolist()) for s in oversampled] == [(1.0, [0, 0, 0, 0]), (1.0, [1]), (1.0, [2])]
+
+
+def test_the_strong_arm_is_seeded_and_changes_the_training(tmp_path: Path):
+    data = BenchmarkData(*(solid_colour_set(4, seed) for seed in range(6)))
+    params = fast_params(arms=["real_only", "strong"], seeds=[0])
+    first, second = (benchmark(params, data, tmp_path / name) for name in ("a", "b"))
+    assert files_of(tmp_path / "a") == files_of(tmp_path / "b")
+    history = {arm: pd.read_csv(tmp_path / "a" / "history" / f"{arm}.csv")["train_loss"].tolist()
+               for arm in ("real_only", "strong")}
+    assert history["real_only"] != history["strong"]
+    assert first["strong"]["n_train"] == second["real_only"]["n_train"] == 12
+
+
+def test_an_unknown_arm_is_refused_naming_the_allowed_ones():
+    from histosynth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"benchmark.arms = \['real_only', 'stong'\]: unknown arm\(s\) 'stong'; "
+                                          r"allowed: real_only, affine, .*real_oversampled"):
+        params_from_mapping({"benchmark": {"arms": ["real_only", "stong"]}})
+    with pytest.raises(ConfigError, match="benchmark.arms = \\[\\]: List should have at least 1 item"):
+        params_from_mapping({"benchmark": {"arms": []}})

@@ -119,16 +119,22 @@ def test_perfect_separation_gives_accuracy_and_auc_one_and_roc_curves_through_th
         assert curve["fpr"].is_monotonic_increasing and curve["tpr"].is_monotonic_increasing
 
 
+def names(labels: np.ndarray) -> list[str]:
+    return [f"class {k}" for k in range(labels.max() + 1)]
+
+
 def test_summary_of_two_arms_with_the_same_predictions_shows_no_gain():
     labels = np.repeat(np.arange(3), 10)
     same = [noisy_probabilities(labels, 3, 1.0, seed=s) for s in range(3)]
     arms = {"real_only": arm(*same), "affine": arm(*same), "augmented": arm(*same), "affine_synthetic": arm(*same),
-            "synthetic_only": arm(*[noisy_probabilities(labels, 3, 0.2, seed=s) for s in range(3)])}
-    summary = summarise(arms, labels, [0, 1, 2], BootstrapParams(resamples=200), "small_cnn")
+            "synthetic_only": arm(*[noisy_probabilities(labels, 3, 0.2, seed=s) for s in range(3)]),
+            "strong": arm(*same), "strong_synthetic": arm(*same)}
+    summary = summarise(arms, labels, [0, 1, 2], BootstrapParams(resamples=200), "small_cnn", names(labels))
     assert summary["real_only"] == summary["affine"] == summary["augmented"] != summary["synthetic_only"]
     assert set(summary["gains"]) == {f"{better}_vs_{than}" for better, than in GAINS}
-    without = summarise({k: v for k, v in arms.items() if k != "affine_synthetic"}, labels, [0, 1, 2],
-                        BootstrapParams(resamples=200), "small_cnn")
+    without = summarise({k: v for k, v in arms.items() if k not in ("affine_synthetic", "strong", "strong_synthetic")},
+                        labels, [0, 1, 2],
+                        BootstrapParams(resamples=200), "small_cnn", names(labels))
     assert set(without["gains"]) == {"augmented_vs_real_only", "augmented_vs_affine"}  # gains of absent arms left out
     for better, than in GAINS:
         for name in METRICS:
@@ -145,7 +151,7 @@ def test_a_gain_is_the_difference_of_the_means_and_its_interval_excludes_zero_wh
     weak = [noisy_probabilities(labels, 3, 0.3, seed=s) for s in range(2)]
     strong = [noisy_probabilities(labels, 3, 3.0, seed=s) for s in range(2)]
     arms = {"real_only": arm(*weak), "affine": arm(*weak), "augmented": arm(*strong), "synthetic_only": arm(*weak)}
-    summary = summarise(arms, labels, [0, 1], BootstrapParams(resamples=300), "small_cnn")
+    summary = summarise(arms, labels, [0, 1], BootstrapParams(resamples=300), "small_cnn", names(labels))
     gain = summary["gains"]["augmented_vs_real_only"]["accuracy"]
     expected = summary["augmented"]["accuracy"]["mean"] - summary["real_only"]["accuracy"]["mean"]
     assert gain["mean"] == pytest.approx(expected, abs=2e-6)
@@ -156,7 +162,7 @@ def test_one_seed_has_no_spread():
     labels = np.repeat(np.arange(2), 5)
     p = noisy_probabilities(labels, 2, 1.0, seed=0)
     arms = {name: arm(p) for name in ("real_only", "affine", "augmented", "synthetic_only")}
-    summary = summarise(arms, labels, [0], BootstrapParams(resamples=100), "small_cnn")
+    summary = summarise(arms, labels, [0], BootstrapParams(resamples=100), "small_cnn", names(labels))
     assert summary["augmented"]["auc"]["std"] is None
 
 
@@ -168,7 +174,22 @@ def test_intervals_widen_when_retraining_moves_the_figures_and_seeds_are_resampl
 
     def width(resample_seeds: bool) -> float:
         params = BootstrapParams(resamples=500, resample_seeds=resample_seeds)
-        figure = summarise(arms, labels, [0, 1, 2], params, "small_cnn")["augmented"]["accuracy"]
+        figure = summarise(arms, labels, [0, 1, 2], params, "small_cnn", names(labels))["augmented"]["accuracy"]
         return figure["ci_high"] - figure["ci_low"]
 
     assert width(True) > 2 * width(False)
+
+
+def test_each_class_recall_is_the_mean_over_seeds_with_an_interval_around_it():
+    labels = np.repeat(np.arange(3), 20)
+    perfect = np.eye(3, dtype=np.float32)[labels]
+    blind_to_c = perfect.copy()
+    blind_to_c[labels == 2] = np.eye(3, dtype=np.float32)[0]  # class 2 always called class 0
+    half = perfect.copy()
+    half[np.flatnonzero(labels == 1)[:10]] = np.eye(3, dtype=np.float32)[0]  # half of class 1 missed, one seed
+    summary = summarise({"real_only": arm(perfect, half), "augmented": arm(blind_to_c, blind_to_c)}, labels, [0, 1],
+                        BootstrapParams(resamples=200), "small_cnn", ["a", "b", "c"])
+    assert summary["augmented"]["recall"]["c"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert summary["augmented"]["recall"]["a"]["mean"] == 1.0
+    b = summary["real_only"]["recall"]["b"]
+    assert b["mean"] == 0.75 and b["ci_low"] < 0.75 < b["ci_high"] <= 1.0

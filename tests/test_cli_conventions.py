@@ -23,7 +23,7 @@ from package_inputs import write_package_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_ORDER = ["ingest", "augment", "train", "generate", "featurenet", "curate", "qa", "package", "benchmark", "report",
-                  "summary", "verify", "export-sql", "publish"]
+                  "summary", "study", "verify", "export-sql", "publish"]
 TINY_GAN = dict(train_on="real", width=4, latent_dim=16, batch_size=16, epochs=2, checkpoint_every=1,
                 probe={"every": 1, "max_images": 8}, device="cpu", g_lr=1e30, d_lr=1e30)
 

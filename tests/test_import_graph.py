@@ -14,8 +14,9 @@ from import_graph import ROOT, cycles, direct_imports, group, group_edges, modul
 STAGE_PACKAGES = {f"{ROOT}.{name}" for name in ("data", "augment", "generators", "generate", "curate",
                                                "classifier", "qa", "package", "benchmark", "report", "publish",
                                                "pipeline")}
-# The command line, and the summary that reads the outputs of qa, benchmark and report (its end of `dvc repro`).
-ABOVE_EVERYTHING = {f"{ROOT}.cli", f"{ROOT}.summary"}
+# The command line, the summary that reads the outputs of qa, benchmark and report (its end of `dvc repro`),
+# and the study that runs the whole pipeline over a grid.
+ABOVE_EVERYTHING = {f"{ROOT}.cli", f"{ROOT}.summary", f"{ROOT}.study"}
 
 
 def ground_floor() -> set[str]:

@@ -40,11 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.
 from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth import paths
-from histosynth.benchmark.arms import ARMS, load_benchmark_data
+from histosynth.benchmark.arms import load_benchmark_data
 from histosynth.benchmark.bootstrap import percentile_interval, resampled_scores, stratified_counts
 from histosynth.benchmark.scores import METRICS, scores
 from histosynth.benchmark.training import run_all
 from histosynth.config import Params, load_params, params_from_mapping
+from histosynth.config.benchmark import DEFAULT_ARMS
 from histosynth.entry import setup_logging
 from histosynth.pipeline import run_pipeline
 from histosynth.qa.report import json_ready
@@ -57,6 +58,7 @@ SYNTHETIC_PER_CLASS = 400
 STUDY_GAN_EPOCHS = 300
 STUDY_STEPS, STUDY_EVAL_EVERY = 1500, 100  # every training of every arm: 1,500 steps, scored on val every 100
 GENERATOR_FREE = ("real_only", "affine")
+ARMS = tuple(DEFAULT_ARMS)  # the five arms this study was run with (bloodmnist_study.py runs them all)
 SHARED_STAGES = ("ingest", "augment", "featurenet")
 GENERATOR_STAGES = ("train", "generate", "curate", "qa", "package")
 GAINS = (("augmented", "real_only"), ("augmented", "affine"), ("affine_synthetic", "affine"),

@@ -11,6 +11,16 @@
   as many affine children of the synthetic images (per image, per class) added to them: the
   question is whether synthetic images help on top of classic augmentation.
 - ``synthetic_only``: the synthetic images alone.
+- ``strong``: the strong conventional baseline: the real train split, every batch augmented on
+  the fly (HED stain jitter, after a torchvision policy if asked: :mod:`histosynth.benchmark.strong`).
+- ``strong_synthetic``: as ``augmented``, with every batch (real and synthetic images) augmented
+  as in ``strong``: do synthetic images help on top of strong augmentation?
+- ``real_weighted``: the real train split, each image's loss weighted by N / (K n_class): the
+  long-tail baseline that makes every class count the same.
+- ``real_oversampled``: the real train split, every class filling the same share of every batch
+  (the rare classes' images drawn more often): the other long-tail baseline.
+
+``benchmark.arms`` chooses which arms run.
 
 Every arm trains for ``benchmark.steps`` steps, selects its weights on the real val split and
 is tested on the real test split.
@@ -25,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from histosynth.augment.children import affine_children_of, children_per_class
-from histosynth.classifier.train import Phase, Schedule, Stream
+from histosynth.benchmark.strong import StrongAugment
+from histosynth.classifier.train import BatchTransform, Phase, Schedule, Stream
 from histosynth.config.augment import AugmentParams
-from histosynth.config.benchmark import BenchmarkParams
+from histosynth.config.benchmark import ARMS, GENERATOR_FREE_ARMS, BenchmarkParams
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.errors import DataError
 from histosynth.manifest import SOURCE_ORIGINAL, SPLITS, class_names_of, read_manifest
@@ -35,7 +46,7 @@ from histosynth.package import Package, load_package
 
 log = logging.getLogger(__name__)
 
-ARMS = ("real_only", "affine", "augmented", "affine_synthetic", "synthetic_only")
+__all__ = ["ARMS", "GENERATOR_FREE_ARMS", "BenchmarkData", "load_benchmark_data"]
 
 
 def concat(*sets: ImageSet) -> ImageSet:
@@ -85,22 +96,31 @@ class BenchmarkData:
         return self.test.class_names
 
     def arms(self, params: BenchmarkParams) -> dict[str, Schedule]:
-        """Each arm's training schedule, in :data:`ARMS` order."""
-        real_and_affine = concat(self.real_train, self.affine_children)
-        synthetic_and_affine = concat(self.synthetic, self.synthetic_children)
-        return {"real_only": single_stream(self.real_train, params),
-                "affine": single_stream(real_and_affine, params),
-                "augmented": with_synthetic(self.real_train, self.synthetic, params),
-                "affine_synthetic": with_synthetic(real_and_affine, synthetic_and_affine, params),
-                "synthetic_only": single_stream(self.synthetic, params)}
+        """The training schedule of each arm of ``benchmark.arms``, in :data:`ARMS` order."""
+        strong = StrongAugment(params.strong.hed_scale, params.strong.hed_shift, params.strong.policy)
+        makers = {
+            "real_only": lambda: single_stream(self.real_train, params),
+            "affine": lambda: single_stream(concat(self.real_train, self.affine_children), params),
+            "augmented": lambda: with_synthetic(self.real_train, self.synthetic, params),
+            "affine_synthetic": lambda: with_synthetic(concat(self.real_train, self.affine_children),
+                                                       concat(self.synthetic, self.synthetic_children), params),
+            "synthetic_only": lambda: single_stream(self.synthetic, params),
+            "strong": lambda: single_stream(self.real_train, params, strong),
+            "strong_synthetic": lambda: with_synthetic(self.real_train, self.synthetic, params, strong),
+            "real_weighted": lambda: Schedule((Phase(params.steps, (Stream(
+                self.real_train, class_weights=balancing_weights(self.real_train)),)),), params.eval_every),
+            "real_oversampled": lambda: Schedule((Phase(params.steps, class_streams(self.real_train)),),
+                                                 params.eval_every),
+        }
+        return {arm: makers[arm]() for arm in ARMS if arm in params.arms}
 
     def n_train(self) -> dict[str, int]:
-        """Distinct training images per arm."""
-        return {"real_only": len(self.real_train), "affine": len(self.real_train) + len(self.affine_children),
-                "augmented": len(self.real_train) + len(self.synthetic),
-                "affine_synthetic": sum(map(len, (self.real_train, self.affine_children, self.synthetic,
-                                                  self.synthetic_children))),
-                "synthetic_only": len(self.synthetic)}
+        """Distinct training images per arm (every arm, whether ``benchmark.arms`` runs it or not)."""
+        real, synthetic = len(self.real_train), len(self.synthetic)
+        return {"real_only": real, "affine": real + len(self.affine_children), "augmented": real + synthetic,
+                "affine_synthetic": real + synthetic + len(self.affine_children) + len(self.synthetic_children),
+                "synthetic_only": synthetic, "strong": real, "strong_synthetic": real + synthetic,
+                "real_weighted": real, "real_oversampled": real}
 
     def synthetic_per_class(self) -> int:
         """The fewest synthetic images any class has (the largest sweep point)."""
@@ -117,19 +137,37 @@ class BenchmarkData:
         return with_synthetic(self.real_train, first_per_class(self.synthetic, n_per_class), params)
 
 
-def single_stream(images: ImageSet, params: BenchmarkParams) -> Schedule:
-    return Schedule((Phase(params.steps, (Stream(images),)),), params.eval_every)
+def single_stream(images: ImageSet, params: BenchmarkParams, transform: BatchTransform | None = None) -> Schedule:
+    return Schedule((Phase(params.steps, (Stream(images, transform=transform),)),), params.eval_every)
 
 
-def with_synthetic(real: ImageSet, synthetic: ImageSet, params: BenchmarkParams) -> Schedule:
-    """Real and synthetic images as ``benchmark.mode`` says, in ``benchmark.steps`` steps."""
+def with_synthetic(real: ImageSet, synthetic: ImageSet, params: BenchmarkParams,
+                   transform: BatchTransform | None = None) -> Schedule:
+    """Real and synthetic images as ``benchmark.mode`` says, in ``benchmark.steps`` steps (each batch
+    changed by ``transform`` when given)."""
     if params.mode == "pretrain":
         pretrain = round(params.steps * params.pretrain_share)
-        return Schedule((Phase(pretrain, (Stream(synthetic),)), Phase(params.steps - pretrain, (Stream(real),))),
-                        params.eval_every)
-    streams = (Stream(real, 1.0 - params.synthetic_ratio),
-               Stream(synthetic, params.synthetic_ratio, params.synthetic_weight))
+        return Schedule((Phase(pretrain, (Stream(synthetic, transform=transform),)),
+                         Phase(params.steps - pretrain, (Stream(real, transform=transform),))), params.eval_every)
+    streams = (Stream(real, 1.0 - params.synthetic_ratio, transform=transform),
+               Stream(synthetic, params.synthetic_ratio, params.synthetic_weight, transform=transform))
     return Schedule((Phase(params.steps, streams),), params.eval_every)
+
+
+def balancing_weights(images: ImageSet) -> tuple[float, ...]:
+    """Per class N / (K n_class): every class weighs the same in the loss, the mean image weight is 1."""
+    counts = np.bincount(images.labels, minlength=len(images.class_names))
+    present = counts > 0
+    weights = np.zeros(len(counts))
+    weights[present] = len(images) / (present.sum() * counts[present])
+    return tuple(float(w) for w in weights)
+
+
+def class_streams(images: ImageSet) -> tuple[Stream, ...]:
+    """One stream per class with an equal share of every batch: the rare classes oversampled."""
+    return tuple(Stream(ImageSet(images.images[images.labels == k], images.labels[images.labels == k],
+                                 images.class_names))
+                 for k in range(len(images.class_names)) if np.any(images.labels == k))
 
 
 def load_benchmark_data(package_dir: Path | str, augmented_dir: Path | str, augment: AugmentParams) -> BenchmarkData:

@@ -74,6 +74,20 @@ def resampled_scores(probabilities: np.ndarray, labels: np.ndarray, counts: np.n
     return out
 
 
+def resampled_recalls(probabilities: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each class's recall of each seed on every resample: (seeds, K, B); NaN for a class without test images."""
+    n_seeds, _, n_classes = probabilities.shape
+    out = np.full((n_seeds, n_classes, len(counts)), np.nan)
+    weights = counts.astype(np.float64)
+    for seed, probs in enumerate(probabilities):
+        correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+        for k in range(n_classes):
+            members = labels == k
+            if members.any():
+                out[seed, k] = weights[:, members] @ correct[members] / members.sum()
+    return out
+
+
 def seed_picks(n_seeds: int, resamples: int, seed: int) -> np.ndarray:
     """(seeds, resamples): which seeds each resample averages over, drawn with replacement."""
     return np.random.default_rng([seed, 1]).integers(0, n_seeds, (n_seeds, resamples))

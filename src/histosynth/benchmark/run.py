@@ -1,6 +1,6 @@
 """The `benchmark` stage: do the synthetic images make a classifier better?
 
-Five arms (see :mod:`histosynth.benchmark.arms`) are trained with the same classifier, recipe,
+The arms of ``benchmark.arms`` (see :mod:`histosynth.benchmark.arms`) are trained with the same classifier, recipe,
 number of optimisation steps and seeds, differing only in their training images; model
 selection on the real val split, every figure on the real test split. Optionally the augmented
 arm is trained again with fewer synthetic images per class (``benchmark.sweep``).
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from histosynth.benchmark.arms import ARMS, BenchmarkData, load_benchmark_data
+from histosynth.benchmark.arms import BenchmarkData, load_benchmark_data
 from histosynth.benchmark.outputs import write_outputs
 from histosynth.benchmark.scores import METRICS
 from histosynth.benchmark.summary import seed_scores, summarise
@@ -49,10 +49,11 @@ def benchmark(params: BenchmarkParams, data: BenchmarkData, out_dir: Path | str)
              ", ".join(f"{arm} {n_train[arm]}" for arm in arms), len(data.val), len(data.test))
     runs = run_all({**arms, **extra}, n_train, params, data.val, data.test.images)
     labels = data.test.labels
-    metrics = summarise({arm: runs[arm] for arm in ARMS}, labels, params.seeds, params.bootstrap, params.classifier)
-    sweep = sweep_table({n: runs[name] for n, name in points.items()}, labels)
-    write_outputs(out_dir, metrics, {arm: runs[arm] for arm in ARMS}, labels, data.class_names, params.seeds, sweep)
-    for arm in ARMS:
+    metrics = summarise({arm: runs[arm] for arm in arms}, labels, params.seeds, params.bootstrap, params.classifier,
+                        data.class_names)
+    sweep = sweep_table({n: runs[name] for n, name in points.items() if name in runs}, labels)
+    write_outputs(out_dir, metrics, {arm: runs[arm] for arm in arms}, labels, data.class_names, params.seeds, sweep)
+    for arm in arms:
         accuracy, auc = metrics[arm]["accuracy"], metrics[arm]["auc"]
         log.info("%s: accuracy %.3f (%.3f-%.3f), macro AUC %.3f", arm, accuracy["mean"], accuracy["ci_low"],
                  accuracy["ci_high"], auc["mean"])
@@ -66,8 +67,8 @@ def sweep_training_sets(data: BenchmarkData, params: BenchmarkParams) -> tuple[d
     same number) the augmented arm; the other points get training sets of their own.
     """
     counts = np.bincount(data.synthetic.labels, minlength=len(data.class_names))
-    points = {0: "real_only"}
-    if np.all(counts == counts[0]):
+    points = {0: "real_only"} if "real_only" in params.arms else {}
+    if np.all(counts == counts[0]) and "augmented" in params.arms:
         points[int(counts[0])] = "augmented"
     extra = {}
     for n in sorted(set(params.sweep) - set(points)):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from histosynth.benchmark.bootstrap import (
-    mean_over_seeds, percentile_interval, resampled_scores, seed_picks, stratified_counts,
+    mean_over_seeds, percentile_interval, resampled_recalls, resampled_scores, seed_picks, stratified_counts,
 )
 from histosynth.benchmark.scores import METRICS, scores
 from histosynth.benchmark.training import ArmRuns
@@ -16,7 +16,8 @@ from histosynth.config.benchmark import BootstrapParams
 
 # (better arm?, than arm): the gains whose confidence intervals are reported.
 GAINS = (("augmented", "real_only"), ("augmented", "affine"), ("affine_synthetic", "affine"),
-         ("affine_synthetic", "real_only"))
+         ("affine_synthetic", "real_only"), ("strong", "real_only"), ("strong_synthetic", "strong"),
+         ("strong_synthetic", "real_only"))
 DIGITS = 6
 
 
@@ -33,9 +34,10 @@ def seed_scores(runs: ArmRuns, labels: np.ndarray) -> dict[str, list[float]]:
 
 
 def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int], bootstrap: BootstrapParams,
-              classifier: str) -> dict[str, Any]:
+              classifier: str, class_names: Sequence[str]) -> dict[str, Any]:
     """metrics.json: per arm each metric's mean, std and per-seed values with its bootstrap interval,
-    the number of training images, and the gains of :data:`GAINS` with their intervals."""
+    each class's recall (mean over seeds, interval), the number of training images, and the gains of
+    :data:`GAINS` with their intervals."""
     counts = stratified_counts(labels, bootstrap.resamples, bootstrap.seed)
     picks = seed_picks(len(seeds), bootstrap.resamples, bootstrap.seed) if bootstrap.resample_seeds else None
     resampled = {arm: {name: mean_over_seeds(per_seed, picks)
@@ -48,7 +50,8 @@ def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int]
         for name in METRICS:
             low, high = percentile_interval(resampled[arm][name], bootstrap.confidence)
             figures[name] = {**over_seeds(values[arm][name]), "ci_low": _round(low), "ci_high": _round(high)}
-        summary[arm] = {**figures, "n_train": runs.n_train}
+        recalls = recall_figures(runs.probabilities, labels, counts, picks, bootstrap.confidence)
+        summary[arm] = {**figures, "recall": dict(zip(class_names, recalls)), "n_train": runs.n_train}
     summary["gains"] = {}
     for better, than in GAINS:
         if better not in arms or than not in arms:
@@ -65,6 +68,22 @@ def summarise(arms: dict[str, ArmRuns], labels: np.ndarray, seeds: Sequence[int]
     summary.update(seeds=list(seeds), n_test=len(labels), classifier=classifier,
                    bootstrap={**bootstrap.model_dump(), "method": method})
     return summary
+
+
+def recall_figures(probabilities: np.ndarray, labels: np.ndarray, counts: np.ndarray, picks: np.ndarray | None,
+                   confidence: float) -> list[dict[str, float | None]]:
+    """Per class: recall's mean over the seeds and its bootstrap interval (None for a class without test images)."""
+    resampled = resampled_recalls(probabilities, labels, counts)  # (seeds, K, B)
+    figures = []
+    for k in range(resampled.shape[1]):
+        members = labels == k
+        if not members.any():
+            figures.append({"mean": None, "ci_low": None, "ci_high": None})
+            continue
+        mean = float(np.mean([(p[members].argmax(axis=1) == k).mean() for p in probabilities]))
+        low, high = percentile_interval(mean_over_seeds(resampled[:, k], picks), confidence)
+        figures.append({"mean": _round(mean), "ci_low": _round(low), "ci_high": _round(high)})
+    return figures
 
 
 def _round(value: float | None) -> float | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,13 +32,36 @@ from histosynth.torch_runtime import single_torch_thread
 log = logging.getLogger(__name__)
 
 
+# (N, 3, H, W) uint8 batch, the training's generator -> the batch transformed (e.g. StrongAugment)
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
 @dataclass(frozen=True)
 class Stream:
-    """Images that fill ``share`` of every batch, their losses multiplied by ``weight``."""
+    """Images that fill ``share`` of every batch, their losses multiplied by ``weight`` (and by
+    ``class_weights[label]`` when given); ``transform`` changes each batch's images on the fly."""
 
     images: ImageSet
     share: float = 1.0
     weight: float = 1.0
+    transform: BatchTransform | None = None
+    class_weights: tuple[float, ...] | None = None
+
+    def loss_weights(self) -> torch.Tensor:
+        """The loss weight of each label."""
+        per_class = torch.ones(len(self.images.class_names), dtype=torch.float64) if self.class_weights is None \
+            else torch.tensor(self.class_weights, dtype=torch.float64)
+        return (per_class * self.weight).float()
+
+    def as_tensor(self) -> torch.Tensor:
+        """The images as the training reads them: model input, or uint8 (N, H, W, 3) for ``transform``."""
+        return torch.as_tensor(self.images.images) if self.transform else to_input(self.images.images)
+
+    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Model input from a batch of :meth:`as_tensor`."""
+        if self.transform is None:
+            return images
+        return to_input(self.transform(images.permute(0, 3, 1, 2), generator).permute(0, 2, 3, 1))
 
 
 @dataclass(frozen=True)
@@ -166,18 +189,18 @@ def _train(schedule: Schedule, val: ImageSet | None, recipe: ClassifierRecipe, a
     bar = progress.bar(total=schedule.steps, desc="classifier", unit="step", leave=False, mininterval=1.0)
     stopped = False
     for phase in schedule.phases:
-        tensors = [(to_input(s.images.images), torch.tensor(s.images.labels), s.weight) for s in phase.streams]
+        tensors = [(s.as_tensor(), torch.tensor(s.images.labels), s.loss_weights(), s) for s in phase.streams]
         cycles = [_Cycle(len(s.images), generator) for s in phase.streams]
         counts = batch_counts([s.share for s in phase.streams], recipe.batch_size)
         for _ in range(phase.steps):
             model.train()
             xs, ys, ws = [], [], []
-            for (x, y, weight), cycle, k in zip(tensors, cycles, counts):
+            for (x, y, weights, stream), cycle, k in zip(tensors, cycles, counts):
                 if k:
                     index = cycle.take(k)
-                    xs.append(x[index])
+                    xs.append(stream.batch(x[index], generator))
                     ys.append(y[index])
-                    ws.append(torch.full((k,), float(weight)))
+                    ws.append(weights[y[index]])
             xb, yb, wb = torch.cat(xs), torch.cat(ys), torch.cat(ws)
             if recipe.dihedral_augment:
                 xb = random_dihedral(xb, generator)

@@ -71,6 +71,24 @@ class DuplicateParams(Section):
     near_max_distance: float = Field(0.25, ge=0.0, le=1.0)
 
 
+class LongTailParams(Section):
+    """``data.long_tail``: the long-tail regime. The TRAIN images of ``classes`` (names as the source
+    gives them) are cut to ``keep`` of their number after ``max_per_class`` (at least one), a choice
+    seeded with data.seed; val and test keep every image. [] = off."""
+
+    classes: list[str] = Field([], max_length=10_000)
+    keep: float = Field(0.1, gt=0.0, le=1.0)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_names(cls, values: list[str]) -> list[str]:
+        if any(not value.strip() for value in values):
+            raise ValueError("class names must not be empty")
+        if len(set(values)) != len(values):
+            raise ValueError("class names must be distinct")
+        return values
+
+
 class DataParams(Section):
     # "<kind>:<argument>": builtin:ihc, medmnist:<flag>, folder:<path>
     source: str = "builtin:ihc"
@@ -89,6 +107,7 @@ class DataParams(Section):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     group: GroupParams = GroupParams()
     duplicates: DuplicateParams = DuplicateParams()
+    long_tail: LongTailParams = LongTailParams()
 
     @field_validator("source")
     @classmethod

@@ -163,7 +163,7 @@ def params_from_mapping(raw: Any, source: str = "params") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        problems = [_describe(source, e) for e in err.errors()]
+        problems = [describe_problem(source, e) for e in err.errors()]
         if len(problems) > SHOWN_PROBLEMS:
             problems = problems[:SHOWN_PROBLEMS] + [f"{source}: and {len(problems) - SHOWN_PROBLEMS} more"]
         raise ConfigError("\n".join(problems)) from None
@@ -191,7 +191,7 @@ def with_values(params: Params, values: Mapping[str, Any]) -> Params:
         try:
             updated[section] = type(current).model_validate(content)
         except ValidationError as err:
-            raise ConfigError("\n".join(_describe("command line", {**e, "loc": (section, *e["loc"])})
+            raise ConfigError("\n".join(describe_problem("command line", {**e, "loc": (section, *e["loc"])})
                                          for e in err.errors())) from None
     return params.model_copy(update=updated) if updated else params
 
@@ -201,7 +201,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS - 3] + "..."
 
 
-def _describe(source: str, error: dict[str, Any]) -> str:
+def describe_problem(source: str, error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = " ".join(error["msg"].removeprefix("Value error, ").split())
     if error["type"] == "extra_forbidden":

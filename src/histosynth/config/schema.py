@@ -11,6 +11,7 @@ from histosynth.config.gan import GanParams
 from histosynth.config.generate import GenerateParams
 from histosynth.config.package import PackageParams
 from histosynth.config.qa import QaParams
+from histosynth.config.study import StudyParams
 
 
 class Params(Section):
@@ -22,3 +23,4 @@ class Params(Section):
     qa: QaParams = QaParams()
     package: PackageParams = PackageParams()
     benchmark: BenchmarkParams = BenchmarkParams()
+    study: StudyParams = StudyParams()  # read by `histosynth study` only, no stage

@@ -4,7 +4,8 @@ Images are written as RGB PNGs of ``data.image_size`` pixels (deterministic byte
 per class named by :func:`histosynth.fsutil.unique_safe_names` (the original class names stay
 in the manifest). ``data.max_per_class`` caps the train split and ``data.max_eval_per_class``
 the val and test splits, per class, by a choice seeded with ``(data.seed, split, label)``
-that keeps the source's order. The whole output folder appears at once when everything has
+that keeps the source's order; ``data.long_tail`` then cuts the named classes' train images to a
+fraction (:func:`long_tail_indices`; what it kept is in the log and the ingest report). The whole output folder appears at once when everything has
 been written, or not at all.
 
 Every image is checked for exact and near-duplicates among the images before it
@@ -40,6 +41,7 @@ from histosynth.output_policy import check_outputs
 log = logging.getLogger(__name__)
 
 CAP_STREAM = 2  # keeps the caps' generator apart from other seeded choices made from data.seed
+LONG_TAIL_STREAM = 3
 WRITE_WORKERS = min(8, os.cpu_count() or 1)
 COLUMNS = ["id", "path", "class_name", "label", "split", "source", "md5", "origin", "group", "duplicate_of"]
 
@@ -52,18 +54,23 @@ def ingest(params: DataParams, out_dir: Path | str, report_dir: Path | str | Non
     check_outputs({"output folder": out_dir, "report folder": report_dir}, source_paths(params),
                   roots={"data.root": params.root})  # MedMNIST files live there
     source = load_source(params)
+    rare = rare_labels(params, source.class_names)
     folders = unique_safe_names(source.class_names)
     check = DuplicateCheck(params.duplicate_action, params.duplicates.near_max_distance, params.image_size)
     with atomic_output_dir(out_dir) as tmp:
         rows: list[dict] = []
         for split in SPLITS:
-            rows.extend(_write_split(source, split, folders, params, tmp, check))
+            rows.extend(_write_split(source, split, folders, params, tmp, check, rare))
         manifest = pd.DataFrame(rows, columns=COLUMNS).astype({"label": "int64"})
         _require_training_images(manifest, source.class_names, params.source)
         write_manifest(manifest, tmp)
         log_findings(check)
+        long_tail = long_tail_record(params, manifest) if rare else None
+        if long_tail is not None:
+            log.info("data.long_tail: kept %s train images of the rare classes (%.3g of each)",
+                     for_terminal(str(long_tail["train_images"])), params.long_tail.keep)
         if report_dir is not None:
-            write_ingest_report(check, int(manifest["group"].nunique()), report_dir)
+            write_ingest_report(check, int(manifest["group"].nunique()), report_dir, long_tail)
     table = count_table(manifest, source.class_names).rename(index=for_terminal)  # names as log lines show them
     log.info("images per class and split:\n%s", Block(table.to_string()))
     log.info("ingest: wrote %d images of %d px from %s to %s in %.1f s", len(manifest), params.image_size,
@@ -72,11 +79,13 @@ def ingest(params: DataParams, out_dir: Path | str, report_dir: Path | str | Non
 
 
 def _write_split(source: SourceImages, split: str, folders: list[str], params: DataParams, out: Path,
-                 check: DuplicateCheck) -> list[dict]:
+                 check: DuplicateCheck, rare: list[int]) -> list[dict]:
     """Check and write one split's (capped) images; the split's data is released when this returns."""
     part = source.read_split(split)
     cap = params.max_per_class if split == "train" else params.max_eval_per_class
     keep = capped_indices(part.labels, cap, (params.seed, CAP_STREAM, SPLITS.index(split)))
+    if split == "train" and rare:
+        keep = long_tail_indices(part.labels, keep, rare, params.long_tail.keep, (params.seed, LONG_TAIL_STREAM))
     if part.select is not None:
         part.select(keep)
     keep = keep.tolist()
@@ -113,6 +122,34 @@ def capped_indices(labels: np.ndarray, cap: int, seed: tuple[int, ...]) -> np.nd
             members = np.random.default_rng([*seed, int(label)]).choice(members, cap, replace=False)
         keep.append(members)
     return np.sort(np.concatenate(keep)) if keep else np.arange(0)
+
+
+def rare_labels(params: DataParams, class_names: tuple[str, ...]) -> list[int]:
+    """The labels of ``data.long_tail.classes``; a name the source does not have is an error listing its classes."""
+    unknown = [name for name in params.long_tail.classes if name not in class_names]
+    if unknown:
+        raise DataError(f"data.long_tail.classes names {', '.join(map(repr, unknown))}, which data.source = "
+                        f"{params.source!r} does not have; its classes: {', '.join(map(repr, class_names))}")
+    return sorted(class_names.index(name) for name in params.long_tail.classes)
+
+
+def long_tail_indices(labels: np.ndarray, keep: np.ndarray, rare: list[int], share: float,
+                      seed: tuple[int, ...]) -> np.ndarray:
+    """``keep`` with each ``rare`` label's members cut to ``share`` of their number (rounded, at least
+    one), a seeded choice; in ascending order."""
+    kept = [keep[~np.isin(labels[keep], rare)]]
+    for label in rare:
+        members = keep[labels[keep] == label]
+        n = max(1, round(share * len(members))) if len(members) else 0
+        kept.append(np.random.default_rng([*seed, label]).choice(members, n, replace=False))
+    return np.sort(np.concatenate(kept))
+
+
+def long_tail_record(params: DataParams, manifest: pd.DataFrame) -> dict:
+    """What the long-tail cut left: its params and the train images of every class."""
+    train = manifest[manifest["split"] == "train"]
+    return {"classes": list(params.long_tail.classes), "keep": params.long_tail.keep,
+            "train_images": {name: int((train["class_name"] == name).sum()) for name in params.long_tail.classes}}
 
 
 def _require_training_images(manifest: pd.DataFrame, class_names: tuple[str, ...], source: str) -> None:

@@ -41,9 +41,10 @@ PAD_PX = 6
 LOGGED_CONFLICTS = 10
 
 
-def write_ingest_report(check: DuplicateCheck, groups: int, folder: Path | str) -> dict:
-    """Write the three files into ``folder`` (replaced as a whole); return the metrics."""
-    metrics = duplicate_metrics(check, groups)
+def write_ingest_report(check: DuplicateCheck, groups: int, folder: Path | str, long_tail: dict | None = None) -> dict:
+    """Write the three files into ``folder`` (replaced as a whole); return the metrics (with what
+    ``data.long_tail`` kept, when it is on)."""
+    metrics = duplicate_metrics(check, groups) | ({"long_tail": long_tail} if long_tail else {})
     with atomic_output_dir(folder) as tmp:
         (tmp / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         csv_frame(pairs_table(check.findings)).to_csv(tmp / PAIRS_NAME, sep="\t", index=False, lineterminator="\n")
