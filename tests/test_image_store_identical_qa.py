@@ -26,7 +26,7 @@ from test_image_store_identical import REPO, _project, _stage
 
 pytestmark = pytest.mark.slow
 
-BASE = "331efd16d65baaf17ab6eb09c26c4b40fa38da63"  # main before featurenet, curate and qa read image stores
+BASE = "331efd1fa7e822d2712e88fd84aae0ad52b00381"  # main before featurenet, curate and qa read image stores
 UPSTREAM = ("ingest", "augment", "train", "generate")
 COMPARED = ("featurenet", "curate", "qa")
 
