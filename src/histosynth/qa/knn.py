@@ -92,10 +92,11 @@ def _dim(vectors: Vectors) -> int:
 
 def _mean(vectors: Vectors, rows_per_block: int) -> torch.Tensor:
     """The mean row (1, D), summed in float64 block by block."""
-    total = np.zeros(_dim(vectors), np.float64)
-    for start in range(0, len(vectors), rows_per_block):
-        total += _rows(vectors, start, start + rows_per_block).numpy().sum(axis=0, dtype=np.float64)
-    return torch.from_numpy((total / max(len(vectors), 1)).astype(np.float32))[None]
+    if isinstance(vectors, PixelVectors):
+        mean = vectors.mean(rows_per_block)
+    else:
+        mean = np.asarray(vectors, np.float64).reshape(len(vectors), -1).mean(axis=0)
+    return torch.from_numpy(mean.astype(np.float32))[None]
 
 
 def nearest_streamed(query: Vectors, reference: Vectors, k: int = 1) -> tuple[np.ndarray, np.ndarray]:

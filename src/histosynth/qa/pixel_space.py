@@ -28,6 +28,7 @@ class PixelVectors:
 
     def __init__(self, images: Images, variant: int = 0) -> None:
         self.images, self.variant = images, variant
+        self._mean: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -39,6 +40,15 @@ class PixelVectors:
     def rows(self, index: Any) -> np.ndarray:
         """(len(index), dim) float32 vectors of the images at ``index`` (indices or a slice)."""
         return pixel_vectors(np.ascontiguousarray(dihedral_variant(np.asarray(self.images[index]), self.variant)))
+
+    def mean(self, rows_per_block: int) -> np.ndarray:
+        """The mean vector (float64, summed a block at a time); computed once (searches reuse it)."""
+        if self._mean is None:
+            total = np.zeros(self.dim, np.float64)
+            for start in range(0, len(self), rows_per_block):
+                total += self.rows(slice(start, start + rows_per_block)).sum(axis=0, dtype=np.float64)
+            self._mean = total / max(len(self), 1)
+        return self._mean
 
     def take(self, index: Any) -> "PixelVectors":
         return PixelVectors(take(self.images, index), self.variant)
