@@ -34,6 +34,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py
 from machine import code_revision, machine_info, save_results
 
+from histosynth.manifest import read_manifest
+
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = ("ingest", "augment", "train", "generate")
 MEASURED = ("featurenet", "curate", "qa")
@@ -122,8 +124,7 @@ def main() -> None:
                 run_stage(REPO, project, name)
             copies = {"this tree": project, f"baseline {base_commit}": project.with_name("baseline-project")}
             shutil.copytree(project, copies[f"baseline {base_commit}"], symlinks=True)
-            train = sum(1 for line in (project / "data" / "real" / "manifest.csv").read_text().splitlines()
-                        if ",train," in line)
+            train = int((read_manifest(project / "data" / "real")["split"] == "train").sum())
             for name in MEASURED:
                 for code_name, code in (("this tree", REPO), (f"baseline {base_commit}", base)):
                     figures = run_stage(code, copies[code_name], name)
