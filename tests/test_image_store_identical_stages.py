@@ -1,11 +1,12 @@
-"""featurenet, curate and qa, now reading their images a batch at a time from image stores (issue 24,
-step 2), write byte for byte what the code before that change wrote: on the demo source and a folder
-source, with the small GAN the end-to-end tests train (tests/dvc_project.py's TINY_PARAMS).
+"""featurenet, curate, qa and benchmark, now reading their images a batch at a time from image stores
+(issue 24, steps 2 and 3), write byte for byte what the code before that change wrote: on the demo
+source and a folder source, with the small GAN and benchmark the end-to-end tests use
+(tests/dvc_project.py's TINY_PARAMS).
 
 The stages before them (ingest ... generate) run once, with this checkout's code; then each of the
-three runs with the code before the change (``BASE``, from git) and with this checkout's, each in its
-own process as DVC runs it, in copies of that project. Every file of every output of the three is
-compared. A checkout without ``BASE`` skips the test; a later change that means to change these
+four runs with the code before the change (``BASE``, from git) and with this checkout's, each in its
+own process as DVC runs it, in copies of that project (the package between qa and benchmark is made
+by this checkout's code in both). Every file of every output of the four is compared. A checkout without ``BASE`` skips the test; a later change that means to change these
 outputs moves ``BASE`` to its own parent commit (and says so).
 """
 
@@ -26,9 +27,10 @@ from test_image_store_identical import REPO, _project, _stage
 
 pytestmark = pytest.mark.slow
 
-BASE = "331efd1fa7e822d2712e88fd84aae0ad52b00381"  # main before featurenet, curate and qa read image stores
+BASE = "331efd1fa7e822d2712e88fd84aae0ad52b00381"  # main before featurenet ... benchmark read image stores
 UPSTREAM = ("ingest", "augment", "train", "generate")
-COMPARED = ("featurenet", "curate", "qa")
+# (stage, compared): the package between qa and the benchmark is made by this checkout's code in both
+STEPS = (("featurenet", True), ("curate", True), ("qa", True), ("package", False), ("benchmark", True))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,10 @@ def _assert_same_outputs(tmp_path: Path, base_code: Path, params: dict) -> None:
     for copy_to in (before, after):
         shutil.copytree(upstream, copy_to, symlinks=True)
     differences = []
-    for name in COMPARED:
+    for name, compared in STEPS:
+        if not compared:
+            _stage(name, (REPO, before), (REPO, after))
+            continue
         _stage(name, (base_code, before), (REPO, after))
         for tracked in stage(name).outputs:
             old, new = tree_md5s(before / tracked.path), tree_md5s(after / tracked.path)
@@ -75,12 +80,12 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def test_demo_featurenet_curate_qa_outputs_are_unchanged(tmp_path, base_code):
+def test_demo_outputs_are_unchanged(tmp_path, base_code):
     # 100 per class: two of the demo's classes get affine children (its train split has 62 to 455 a class)
     _assert_same_outputs(tmp_path, base_code, deep_update(copy.deepcopy(TINY_PARAMS), {"augment": {"per_class": 100}}))
 
 
-def test_folder_source_featurenet_curate_qa_outputs_are_unchanged(tmp_path, base_code):
+def test_folder_source_outputs_are_unchanged(tmp_path, base_code):
     source = tmp_path / "source"
     rng = np.random.default_rng(11)
     for label, name in enumerate(("Tumour cells", "stroma", "débris")):
