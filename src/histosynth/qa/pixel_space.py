@@ -17,8 +17,9 @@ from histosynth.image_store import Images, take
 
 def pixel_vectors(images: np.ndarray) -> np.ndarray:
     """Images as vectors scaled so that Euclidean distance is the RMS pixel difference in 0..1."""
-    flat = images.reshape(len(images), -1).astype(np.float32)
-    return flat / np.float32(255.0 * np.sqrt(max(flat.shape[1], 1)))
+    flat = images.reshape(len(images), -1).astype(np.float32)  # a copy: scaled in place
+    flat /= np.float32(255.0 * np.sqrt(max(flat.shape[1], 1)))
+    return flat
 
 
 class PixelVectors:
