@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, nargs="+", default=[300, 1200])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--baseline", default="331efd1")
+    parser.add_argument("--stem", default="memory_stages", help="results file name (bench/results/STEM.md, .json)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="memory-stages-") as tmp:
@@ -131,15 +132,19 @@ def main() -> None:
                     rows.append({"stage": name, "code": code_name, "per_class": per_class, "real_train": train,
                                  "image_size": args.size, **figures})
                     print(rows[-1], flush=True)
+            write(rows, args, base_commit)  # after every size: a run cut short keeps what it measured
+
+
+def write(rows: list[dict], args: argparse.Namespace, base_commit: str) -> None:
     load = os.getloadavg()
     table = ["| stage | code | images per class | real train | peak RSS MiB | seconds |", "|---|---|---|---|---|---|"]
     table += [f"| {r['stage']} | {r['code']} | {r['per_class']} | {r['real_train']} | {r['peak_rss_mib']} | "
               f"{r['seconds']} |" for r in rows]
     text = (f"# Peak memory of featurenet, curate and qa\n\n{args.size} px, folder source of 3 classes; "
-            f"this tree {code_revision()['commit']}, baseline {base_commit}; load average at the end "
+            f"this tree {code_revision()['commit']}, baseline {base_commit}; load average when written "
             f"{load[0]:.1f} (2 cores, shared)\n\n" + "\n".join(table) + "\n")
-    save_results("memory_stages", text, {"machine": machine_info(), "code": code_revision(), "rows": rows})
-    print(text)
+    save_results(args.stem, text, {"machine": machine_info(), "code": code_revision(), "rows": rows})
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
