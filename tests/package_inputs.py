@@ -14,8 +14,8 @@ import pandas as pd
 from conftest import textured_image, write_image_folder
 from histosynth.config import Params, params_from_mapping
 from histosynth.fsutil import unique_safe_names
-from histosynth.gan.checkpoint import write_record
 from histosynth.generate.writer import image_id
+from histosynth.generators.training.checkpoint import write_record
 from histosynth.images import encode_png, md5_bytes
 from histosynth.manifest import write_manifest
 from histosynth.md5sums import write_md5sums

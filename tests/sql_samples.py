@@ -66,7 +66,7 @@ def tricky_metadata(classes: tuple[str, ...] = TRICKY_CLASSES, n_real: int = 2, 
 
 
 def gan_record(classes: tuple[str, ...] = TRICKY_CLASSES, arch: str = "dcgan") -> dict[str, Any]:
-    """A training record as histosynth.gan.train writes it (small network)."""
+    """A training record as histosynth.generators.gan.train writes it (small network)."""
     params = {"arch": arch, "batch_size": 64, "betas": [0.5, 0.999], "checkpoint_every": 10, "d_lr": 0.0002,
               "device": "auto", "diffaugment": ["color", "translation"], "ema": 0.999, "epochs": 100,
               "g_lr": 0.0002, "gp_weight": 10.0, "latent_dim": 16, "loss": "bce", "lr_step": [10, 0.9],

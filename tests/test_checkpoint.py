@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from histosynth.errors import DataError
-from histosynth.gan import checkpoint
-from histosynth.gan.models import build_generator
+from histosynth.generators import load_sampling_model
+from histosynth.generators.gan.models import build_generator
+from histosynth.generators.training import checkpoint
 from histosynth.images import md5_file
 
 SPEC = dict(arch="dcgan", n_classes=3, image_size=32, latent_dim=16, width=4)
@@ -48,9 +49,9 @@ def test_pickled_objects_are_refused(tmp_path):
         checkpoint.load_training_state(tmp_path)
 
 
-def test_load_generator_rebuilds_the_recorded_architecture(tmp_path):
+def test_load_sampling_model_rebuilds_the_recorded_architecture(tmp_path):
     original = _write_generator(tmp_path)
-    generator, record = checkpoint.load_generator(tmp_path)
+    generator, record, _ = load_sampling_model(tmp_path)
     assert record["class_names"] == ["a", "b", "c"]
     assert not generator.training
     z, y = torch.randn(6, 16), torch.tensor([0, 1, 2, 0, 1, 2])
@@ -68,12 +69,12 @@ def test_weights_that_do_not_match_the_record_are_a_data_error(tmp_path):
     record = json.loads((tmp_path / checkpoint.RECORD_FILE).read_text())
     checkpoint.write_record(tmp_path, record | {"width": 8})
     with pytest.raises(DataError, match="do not match the architecture"):
-        checkpoint.load_generator(tmp_path)
+        load_sampling_model(tmp_path)
 
 
 def test_missing_files_say_how_to_fix(tmp_path):
     with pytest.raises(DataError, match="no training record.*dvc repro train"):
-        checkpoint.load_generator(tmp_path)
+        load_sampling_model(tmp_path)
     with pytest.raises(DataError, match="generator weights missing"):
         checkpoint.checkpoint_hash(tmp_path)
 

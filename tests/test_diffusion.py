@@ -15,11 +15,11 @@ from histosynth.config import params_from_mapping
 from histosynth.config.gan import GAN_ARCHS
 from histosynth.config.generate import DiffusionSampling, GenerateParams
 from histosynth.errors import ConfigError, HistosynthError
-from histosynth.gan import checkpoint
-from histosynth.gan.models import known_archs as gan_archs
 from histosynth.generate import generate, regenerate
 from histosynth.generators import family_name, known_archs, load_sampling_model, networks, train
 from histosynth.generators.diffusion.recipe import get_recipe
+from histosynth.generators.gan.models import known_archs as gan_archs
+from histosynth.generators.training import checkpoint
 from histosynth.images import encode_png, md5_file, read_png_rgb
 from histosynth.manifest import read_manifest
 from histosynth.package.networks import describe_gan

@@ -80,12 +80,12 @@ def test_the_closure_follows_lazy_imports_registries_and_parent_packages() -> No
     train = code_files(stage("train"))
     src = REPO / "src" / "histosynth"
     assert src / "generators" / "diffusion" / "trainer.py" in train  # importlib.import_module by name
-    assert src / "gan" / "__init__.py" in train  # a parent package runs
+    assert src / "generators" / "training" / "__init__.py" in train  # a parent package runs
     assert src / "report" / "templates" / "report.html.j2" in code_files(stage("report"))  # a package's data
     ingest = code_files(stage("ingest"))
     assert src / "config" / "schema.py" in ingest and src / "pipeline" / "run.py" in ingest
     # each runner imports its own stage's code: ingest's does not bring in the GAN
-    assert not any(path.is_relative_to(src / "gan") for path in ingest)
+    assert not any(path.is_relative_to(src / "generators") for path in ingest)
     assert src / "package" / "torch_data.py" in code_files(stage("benchmark"))  # imported inside a method
     assert src / "package" / "load.py" not in ingest  # histosynth.load_package is a lazy attribute
 

@@ -12,11 +12,11 @@ from torch import nn
 from torchvision.models import vgg19
 
 from histosynth.errors import ConfigError
-from histosynth.gan.diffaugment import diff_augment
-from histosynth.gan.ema import build_generator_ema
-from histosynth.gan.losses import discriminator_loss, generator_loss, gradient_penalty
-from histosynth.gan.models import build_generator
-from histosynth.gan.perceptual import LAYER_WEIGHTS, VGG19_WEIGHTS_FILE, PerceptualLoss
+from histosynth.generators.gan.diffaugment import diff_augment
+from histosynth.generators.gan.losses import discriminator_loss, generator_loss, gradient_penalty
+from histosynth.generators.gan.models import build_generator
+from histosynth.generators.gan.perceptual import LAYER_WEIGHTS, VGG19_WEIGHTS_FILE, PerceptualLoss
+from histosynth.generators.training.ema import build_generator_ema
 
 
 class LinearCritic(nn.Module):

@@ -8,9 +8,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from histosynth.errors import ConfigError
-from histosynth.gan.losses import discriminator_loss
-from histosynth.gan.models import build_discriminator, build_generator, get_recipe, known_archs
-from histosynth.gan.models.sagan import SelfAttention
+from histosynth.generators.gan.losses import discriminator_loss
+from histosynth.generators.gan.models import build_discriminator, build_generator, get_recipe, known_archs
+from histosynth.generators.gan.models.sagan import SelfAttention
 
 N_CLASSES = 3
 WIDTH = 4

@@ -24,10 +24,10 @@ from histosynth.curate import curate
 from histosynth.dataset import load_image_set
 from histosynth.entry import EXIT_CONFIG
 from histosynth.errors import ConfigError
-from histosynth.gan.checkpoint import save_generator, write_record
-from histosynth.gan.models import build_generator
 from histosynth.generate import generate, regenerate
 from histosynth.generators import train
+from histosynth.generators.gan.models import build_generator
+from histosynth.generators.training.checkpoint import save_generator, write_record
 from histosynth.images import encode_png, read_png_rgb
 from histosynth.manifest import read_manifest, write_manifest
 from histosynth.qa.run import run_qa

@@ -16,11 +16,11 @@ import torch
 from conftest import write_image_folder
 from dvc_project import tree_md5s
 from histosynth.config import params_from_mapping
-from histosynth.gan.checkpoint import save_generator, write_record
-from histosynth.gan.models import build_generator
 from histosynth.generate.sampler import FORWARD_BLOCK, class_blocks
 from histosynth.generate.shards import Shard
 from histosynth.generators import train
+from histosynth.generators.gan.models import build_generator
+from histosynth.generators.training.checkpoint import save_generator, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "stages" / "generate.py"

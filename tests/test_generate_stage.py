@@ -17,11 +17,11 @@ from histosynth.config import params_from_mapping
 from histosynth.config.generate import GenerateParams
 from histosynth.entry import EXIT_INPUT
 from histosynth.errors import ConfigError, DataError
-from histosynth.gan.checkpoint import GENERATOR_FILE, checkpoint_hash, save_generator, write_record
-from histosynth.gan.models import build_generator, get_recipe, known_archs
-from histosynth.gan.train import train
 from histosynth.generate import generate, regenerate
 from histosynth.generate.sampler import FORWARD_BLOCK, BlockSampler
+from histosynth.generators.gan.models import build_generator, get_recipe, known_archs
+from histosynth.generators.gan.train import train
+from histosynth.generators.training.checkpoint import GENERATOR_FILE, checkpoint_hash, save_generator, write_record
 from histosynth.images import encode_png, md5_file, read_png_rgb
 from histosynth.manifest import class_names_of, read_manifest
 from histosynth.output_policy import MARKER

@@ -29,7 +29,7 @@ from histosynth.config.data import DataParams
 from histosynth.data.ingest import ingest
 from histosynth.entry import EXIT_INPUT, EXIT_OK
 from histosynth.fsutil import atomic_output_dir
-from histosynth.gan.checkpoint import write_record
+from histosynth.generators.training.checkpoint import write_record
 from histosynth.output_policy import MARKER, OutputRefused, check_outputs, check_replaceable_folder
 from histosynth.package.collect import LOCAL_PATH
 from histosynth.package.stage import build_package

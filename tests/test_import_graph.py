@@ -11,15 +11,11 @@ import import_graph
 from import_graph import ROOT, cycles, direct_imports, group, group_edges, modules
 
 # The ground floor: the modules every stage may import, which import none of the stages' packages.
-STAGE_PACKAGES = {f"{ROOT}.{name}" for name in ("data", "augment", "gan", "generators", "generate", "curate",
+STAGE_PACKAGES = {f"{ROOT}.{name}" for name in ("data", "augment", "generators", "generate", "curate",
                                                "classifier", "qa", "package", "benchmark", "report", "publish",
                                                "pipeline")}
 # The command line, and the summary that reads the outputs of qa, benchmark and report (its end of `dvc repro`).
 ABOVE_EVERYTHING = {f"{ROOT}.cli", f"{ROOT}.summary"}
-# gan/ and generators/ import each other until the generator family tree moves gan/ under generators/
-# (issue 21, "histosynth/generators/ as the one family tree"); the test fails once it is gone, so that
-# this exception goes with it.
-KNOWN_CYCLES = [[f"{ROOT}.gan", f"{ROOT}.generators"]]
 
 
 def ground_floor() -> set[str]:
@@ -31,9 +27,37 @@ def test_no_import_cycle_between_the_parts_of_histosynth() -> None:
     found = cycles(edges)
     explained = {" <-> ".join(component): [imp for (a, b), imps in edges.items()
                                            if a in component and b in component for imp in imps[:2]]
-                 for component in found if component not in KNOWN_CYCLES}
+                 for component in found}
     assert not explained, f"import cycles (part <-> part: some of the imports behind them): {explained}"
-    assert found == KNOWN_CYCLES, "a known cycle is gone: remove it from KNOWN_CYCLES"
+
+
+GENERATORS = f"{ROOT}.generators"
+GAN_FAMILY = f"{GENERATORS}.gan"
+FAMILIES = (GAN_FAMILY, f"{GENERATORS}.diffusion")
+REGISTRY = f"{GENERATORS}.registry"
+SHARED_TRAINING = f"{GENERATORS}.training"
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_only_the_gan_family_and_the_registry_import_the_gans() -> None:
+    importers = {name: sorted(imported for imported in direct_imports(name) if _within(imported, GAN_FAMILY))
+                 for name in modules() if not _within(name, GAN_FAMILY) and name != REGISTRY}
+    assert not {name: found for name, found in importers.items() if found}
+
+
+def test_the_shared_training_tools_import_no_family_and_no_family_imports_the_registry() -> None:
+    upward = {}
+    for name in modules():
+        imported = direct_imports(name)
+        if _within(name, SHARED_TRAINING):
+            upward[name] = sorted(i for i in imported if i == REGISTRY or any(_within(i, f) for f in FAMILIES))
+        elif any(_within(name, family) for family in FAMILIES):
+            upward[name] = sorted(i for i in imported if i == REGISTRY)
+    assert set(upward) >= {f"{SHARED_TRAINING}.run", f"{GAN_FAMILY}.family", f"{GENERATORS}.diffusion.family"}
+    assert not {name: found for name, found in upward.items() if found}
 
 
 def test_the_ground_floor_imports_no_stage() -> None:
@@ -48,7 +72,7 @@ def test_the_ground_floor_imports_no_stage() -> None:
 def test_the_package_database_imports_neither_qa_nor_the_generators() -> None:
     sql = {name for name in modules() if name.startswith(f"{ROOT}.package.sql")}
     reached = import_graph.closure(sql)
-    assert not {name for name in reached if group(name) in {f"{ROOT}.qa", f"{ROOT}.generators", f"{ROOT}.gan"}}
+    assert not {name for name in reached if group(name) in {f"{ROOT}.qa", f"{ROOT}.generators"}}
 
 
 def test_no_module_uses_the_public_lazy_attributes_of_histosynth() -> None:

@@ -18,10 +18,10 @@ from PIL import Image
 
 from histosynth.config import params_from_mapping
 from histosynth.config.data import DataParams
+from histosynth.data.duplicates import TRANSFORMS
 from histosynth.data.ingest import ingest
 from histosynth.errors import ConfigError, DataError
-from histosynth.data.duplicates import TRANSFORMS
-from histosynth.gan.checkpoint import write_record
+from histosynth.generators.training.checkpoint import write_record
 from histosynth.package.stage import build_package
 from package_inputs import qa_metrics, write_synthetic_folder
 from test_duplicates import jpeg, orient

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from test_train import run
 
 from histosynth.errors import ConfigError
-from histosynth.gan import checkpoint
-from histosynth.gan.losses import discriminator_loss, generator_loss
-from histosynth.gan.models import build_discriminator, build_generator, efficientnet_lite, projected
+from histosynth.generators.gan.losses import discriminator_loss, generator_loss
+from histosynth.generators.gan.models import build_discriminator, build_generator, efficientnet_lite, projected
+from histosynth.generators.training import checkpoint
 from histosynth.images import md5_file
 
 N_CLASSES = 3

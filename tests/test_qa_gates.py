@@ -29,7 +29,8 @@ from histosynth.errors import ConfigError, DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import encode_png
 from histosynth.output_policy import MARKER
-from histosynth.qa.gates import GATES, QaGateFailed
+from histosynth.qa.gates import QaGateFailed
+from histosynth.qa.registry import GATES
 from histosynth.qa.run import run_qa
 
 N_SYNTHETIC = 60

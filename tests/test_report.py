@@ -23,18 +23,18 @@ from histosynth.entry import EXIT_INPUT
 from histosynth.errors import DataError
 from histosynth.fsutil import unique_safe_names
 from histosynth.images import read_png_rgb
-from histosynth.manifest import read_manifest
-from histosynth.qa.gates import GATES
-from histosynth.report import build_report
 from histosynth.images import encode_png
+from histosynth.manifest import read_manifest
+from histosynth.qa.registry import GATES
+from histosynth.report import build_report
 from histosynth.report import figures
-from histosynth.report.inputs import Missing
 from histosynth.report.grids import PADDING_PX, choose_rows, enlarge, enlargement, sample_grid
+from histosynth.report.inputs import Missing
+from histosynth.report.schemas import Gain
 from histosynth.report.sections import nearcopies
 from histosynth.report.sections.benchmark import benchmark_section, confusion_table, synthetic_answer
-from histosynth.report.schemas import Gain
 from histosynth.report.sections.nearcopies import near_copy_section
-from histosynth.report.sections.qa import GATE_TEXT, load_qa_metrics
+from histosynth.report.sections.qa import load_qa_metrics
 from histosynth.report.sections.training import progress_strip
 from report_inputs import ARMS, GRID_EPOCHS, images_in_report, write_report_inputs
 
@@ -99,7 +99,7 @@ def test_every_section_is_there_with_its_images(html: str) -> None:
 def test_qa_table_shows_every_gate_and_the_failing_class(html: str) -> None:
     qa = part(html, "qa")
     for gate in GATES:
-        assert GATE_TEXT[gate.name][0] in qa
+        assert gate.title in qa
     assert all(name in qa for name in TINY_CLASSES)
     # report_inputs makes the last class's label agreement fail; the others pass every gate.
     failing = part(html, f"class-{unique_safe_names(TINY_CLASSES)[-1]}")
@@ -259,8 +259,7 @@ def test_class_names_are_escaped(tmp_path: Path) -> None:
 
 def test_every_gate_is_explained() -> None:
     for gate in GATES:
-        title, explanation = GATE_TEXT[gate.name]
-        assert title and len(explanation) > 40
+        assert gate.title and len(gate.explanation) > 40
 
 
 def test_sample_choice_is_seeded_and_ignores_row_order(tiny_real_dir: Path) -> None:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from histosynth.cli import app
 from histosynth.entry import EXIT_INPUT
 from histosynth.errors import ConfigError, DataError
-from histosynth.gan.models import build_discriminator, build_generator
+from histosynth.generators.gan.models import build_discriminator, build_generator
 from histosynth.package.database import package_database
 from histosynth.package.networks import describe_gan
 from histosynth.package.schema import METADATA_PARQUET, metadata_parquet_bytes

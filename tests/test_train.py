@@ -14,11 +14,12 @@ from terminal import screen
 
 from histosynth.config import params_from_mapping
 from histosynth.errors import ConfigError, HistosynthError
-from histosynth.gan import checkpoint
-from histosynth.gan.models import get_recipe
-from histosynth.gan.train import train
-from histosynth.gan.training.data import epoch_batches
-from histosynth.gan.training.settings import resolve_settings
+from histosynth.generators import load_sampling_model
+from histosynth.generators.gan.models import get_recipe
+from histosynth.generators.gan.settings import resolve_settings
+from histosynth.generators.gan.train import train
+from histosynth.generators.training import checkpoint
+from histosynth.generators.training.data import epoch_batches
 from histosynth.images import md5_file, read_png_rgb
 from histosynth.progress import PROGRESS_ENV, BarSafeHandler
 
@@ -52,7 +53,7 @@ def test_training_writes_checkpoint_record_and_monitoring(tmp_path, tiny_real_di
     assert record["params"]["g_lr"] == get_recipe("dcgan").g_lr and record["params"]["width"] == 4
     state = torch.load(model_dir / checkpoint.CHECKPOINT_FILE, weights_only=True)
     assert state["epoch"] == 2 and len(state["history"]) == 2
-    generator, _ = checkpoint.load_generator(model_dir)
+    generator, _, _ = load_sampling_model(model_dir)
     with torch.no_grad():
         images = generator(torch.randn(3, 16), torch.arange(3))
     assert images.shape == (3, 3, 32, 32) and images.abs().max() <= 1
@@ -109,7 +110,7 @@ def no_cli_log_handler():
 
 def test_progress_is_one_bar_from_the_resumed_epoch_and_logs_only_probe_and_checkpoint_epochs(
         tmp_path, tiny_real_dir, caplog, capsys, monkeypatch, no_cli_log_handler):
-    caplog.set_level(logging.INFO, logger="histosynth.generators.training")
+    caplog.set_level(logging.INFO, logger="histosynth.generators.training.run")
     monkeypatch.setenv(PROGRESS_ENV, "1")  # draw the bar although pytest's stderr is no terminal
     run(tmp_path, tiny_real_dir, epochs=1)
     capsys.readouterr()
@@ -187,7 +188,7 @@ def test_every_arch_trains(tmp_path, arch, size, width, precision):
     assert record["arch"] == arch and record["image_size"] == size
     assert metrics_are_finite(json.loads((report_dir / "metrics.json").read_text()))
     assert json.loads((report_dir / "metrics.json").read_text())["precision"] == precision
-    generator, _ = checkpoint.load_generator(model_dir)
+    generator, _, _ = load_sampling_model(model_dir)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in generator.parameters())
     assert read_png_rgb(report_dir / "samples_final.png").shape[0] == 3 * (size + 2) + 2
 
@@ -264,8 +265,8 @@ def test_missing_perceptual_weights_file_is_a_config_error(tmp_path, tiny_real_d
 
 
 def test_ema_warm_up_follows_a_young_generator():
-    from histosynth.gan.ema import build_generator_ema
-    from histosynth.gan.models import build_generator
+    from histosynth.generators.training.ema import build_generator_ema
+    from histosynth.generators.gan.models import build_generator
 
     def distance_after_one_update(warmup):
         torch.manual_seed(0)
@@ -282,8 +283,8 @@ def test_ema_warm_up_follows_a_young_generator():
 
 
 def test_standing_statistics_are_the_averaged_weights_own_batch_statistics():
-    from histosynth.gan.ema import STANDING_BATCHES, with_standing_statistics
-    from histosynth.gan.models import build_generator
+    from histosynth.generators.training.ema import STANDING_BATCHES, with_standing_statistics
+    from histosynth.generators.gan.models import build_generator
 
     torch.manual_seed(0)
     generator = build_generator("dcgan", 3, 32, 16, 8)

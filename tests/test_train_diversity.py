@@ -14,8 +14,9 @@ from conftest import write_image_folder
 
 from histosynth.config import params_from_mapping
 from histosynth.dataset import load_image_set
-from histosynth.gan import checkpoint
-from histosynth.gan.train import train
+from histosynth.generators import load_sampling_model
+from histosynth.generators.gan.train import train
+from histosynth.generators.training import checkpoint
 
 LATENT = 32
 SAMPLES = 64
@@ -35,7 +36,7 @@ def test_dcgan_samples_vary_with_z_and_match_their_class(tmp_path):
         probe={"every": 0}, threads=1,
     )}).gan
     train(params, real_dir, real_dir, tmp_path / "model", tmp_path / "reports")
-    generator, record = checkpoint.load_generator(tmp_path / "model")
+    generator, record, _ = load_sampling_model(tmp_path / "model")
     real = load_image_set(real_dir, split="train")
     noise = torch.Generator().manual_seed(0)
 

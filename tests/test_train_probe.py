@@ -3,8 +3,8 @@
 import numpy as np
 from conftest import textured_image
 
-from histosynth.gan.training.data import to_model_range
-from histosynth.gan.training.probe import real_vs_fake_accuracy
+from histosynth.generators.training.data import to_model_range
+from histosynth.generators.training.probe import real_vs_fake_accuracy
 
 
 def textures(n_per_class: int, seed: int) -> np.ndarray:

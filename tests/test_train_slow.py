@@ -16,9 +16,9 @@ import yaml
 from conftest import write_image_folder
 
 from histosynth.config import params_from_mapping
-from histosynth.gan import checkpoint
-from histosynth.gan.train import train
 from histosynth.generators import load_sampling_model
+from histosynth.generators.gan.train import train
+from histosynth.generators.training import checkpoint
 from histosynth.images import md5_file
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.
 from machine import code_revision, machine_info, save_results
 
 from histosynth.config import params_from_mapping
-from histosynth.gan.training.runtime import Runtime
 from histosynth.generators.diffusion.networks import noise_config, unet_config
 from histosynth.generators.diffusion.sampling import GuidedSampler, Sampling
 from histosynth.generators.diffusion.settings import resolve_settings
 from histosynth.generators.diffusion.trainer import DiffusionTrainer
+from histosynth.generators.training.runtime import Runtime
 
 N_CLASSES = 8
 STEPS = 50

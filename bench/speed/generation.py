@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.
 from machine import machine_info, save_results
 
 from histosynth.config.generate import GenerateParams
-from histosynth.gan.checkpoint import save_generator, write_record
-from histosynth.gan.models import build_generator, get_recipe
 from histosynth.generate import generate
 from histosynth.generate.sampler import BlockSampler
 from histosynth.generate.writer import write_synthetic_set
+from histosynth.generators.gan.models import build_generator, get_recipe
+from histosynth.generators.training.checkpoint import save_generator, write_record
 from histosynth.images import write_pngs
 from histosynth.parallel import usable_cores
 

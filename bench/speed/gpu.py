@@ -42,7 +42,7 @@ from histosynth.dataset import load_image_set
 from histosynth.entry import setup_logging
 from histosynth.generators import load_sampling_model, train
 from histosynth.generators.diffusion.recipe import get_recipe as diffusion_recipe
-from histosynth.gan.models import get_recipe as gan_recipe
+from histosynth.generators.gan.models import get_recipe as gan_recipe
 
 PRECISIONS = ("fp32", "bf16")
 SAMPLERS = ("ddim", "dpm")

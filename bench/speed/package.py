@@ -49,8 +49,8 @@ from machine import code_revision, machine_info, save_results
 
 from histosynth.config import params_from_mapping
 from histosynth.fsutil import unique_safe_names
-from histosynth.gan.checkpoint import write_record
-from histosynth.gan.models import get_recipe
+from histosynth.generators.gan.models import get_recipe
+from histosynth.generators.training.checkpoint import write_record
 from histosynth.images import write_pngs
 from histosynth.manifest import write_manifest
 from histosynth.package.assemble import Job, place_files

@@ -6,7 +6,7 @@
 
 Every arch at its default image size(s) (dcgan and sagan 32 px, ascgan 28, cwgan128 64 and
 128) with the recipe's CPU-default width and batch size trains in the real training loop:
-``GanTrainer.run_epoch``, the loop ``histosynth.gan.train.train`` runs each epoch, inside the
+``GanTrainer.run_epoch``, the loop ``histosynth.generators.gan.train.train`` runs each epoch, inside the
 same ``training_runtime`` (gan.threads, deterministic CPU algorithms; cuDNN autotuning and
 gan.precision's bf16 autocast on CUDA) and with the same epoch order (``epoch_batches``). The
 images are textured PNGs written by tests/conftest.py's ``write_image_folder`` (8 classes,
@@ -47,11 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from conftest import write_image_folder  # noqa: E402  (the test suite's textured images)
 
 from histosynth.config.gan import GanParams, ProbeParams  # noqa: E402
-from histosynth.gan.models import get_recipe  # noqa: E402
-from histosynth.gan.training.data import epoch_batches, load_training_set, to_model_range  # noqa: E402
-from histosynth.gan.training.loop import GanTrainer  # noqa: E402
-from histosynth.gan.training.runtime import training_runtime  # noqa: E402
-from histosynth.gan.training.settings import TrainSettings, resolve_settings  # noqa: E402
+from histosynth.generators.gan.loop import GanTrainer  # noqa: E402
+from histosynth.generators.gan.models import get_recipe  # noqa: E402
+from histosynth.generators.gan.settings import TrainSettings, resolve_settings  # noqa: E402
+from histosynth.generators.training.data import epoch_batches, load_training_set, to_model_range  # noqa: E402
+from histosynth.generators.training.runtime import training_runtime  # noqa: E402
 
 CLASSES = tuple(f"class {i}" for i in range(8))
 BATCHES_PER_EPOCH = 2

@@ -113,7 +113,7 @@ def recipe_params(name: str, seed: int, n_train: int, quick: bool) -> Params:
     gan = {**recipe["gan"], **RECIPES[name], "seed": seed, "device": "cpu", "threads": 1}
     probe_images = 40 if quick else 400
     # batch size as training resolves it (the arch's recipe when params.yaml says null)
-    from histosynth.gan.models import get_recipe
+    from histosynth.generators.gan.models import get_recipe
 
     batch = gan.get("batch_size") or get_recipe(gan["arch"]).batch_size
     steps_per_epoch = max(1, n_train // batch)

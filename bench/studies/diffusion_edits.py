@@ -49,9 +49,9 @@ from histosynth.curate import curate
 from histosynth.data.ingest import ingest
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.entry import setup_logging
-from histosynth.gan.checkpoint import checkpoint_hash
 from histosynth.generate import generate
 from histosynth.generators import train
+from histosynth.generators.training.checkpoint import checkpoint_hash
 from histosynth.manifest import EDIT_OF, class_names_of, read_manifest
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import run_qa

@@ -48,7 +48,7 @@ from histosynth.images import write_pngs
 from histosynth.manifest import read_manifest, write_manifest
 from histosynth.md5sums import write_md5sums
 from histosynth.qa.floors import floor_keys
-from histosynth.qa.gates import GATES
+from histosynth.qa.registry import GATES
 from histosynth.qa.report import json_ready
 from histosynth.qa.run import run_qa
 

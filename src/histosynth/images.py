@@ -26,7 +26,7 @@ PNG_COMPRESS_LEVEL = 6
 # elsewhere are untrusted: without such a list PIL hands an EPS/PostScript file (whatever its
 # name) to Ghostscript, and every further decoder is attack surface.
 PNG_ONLY = ("PNG",)
-# Images a user brings: folder: sources, synthetic sets made by another tool (README "Data sources").
+# Images a user brings: folder: sources, synthetic sets made by another tool (docs/data.md, "Data sources").
 USER_IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
 # The largest image file read whole into memory (a package PNG is at most a few hundred kB).
 MAX_IMAGE_FILE_BYTES = 64 << 20

@@ -2,7 +2,7 @@
 families read: the training record (``record.json``: arch, classes, image size...) and the
 identity of the sampling weights (``generator.pt``'s MD5).
 
-Plain files and JSON: reading them needs no torch. (The families write them; histosynth.gan.checkpoint
+Plain files and JSON: reading them needs no torch. (The families write them; histosynth.generators.training.checkpoint
 keeps the same names until the generator family tree moves onto this floor.)
 """
 

@@ -16,7 +16,7 @@ from histosynth import paths
 from histosynth.config import PARAMS_FILE, load_params
 from histosynth.errors import HistosynthError
 from histosynth.fsutil import readable
-from histosynth.qa.gates import GATES
+from histosynth.qa.registry import GATES
 from histosynth.report.inputs import read_json
 from histosynth.report.schemas import BenchmarkMetrics, GateVerdict, QaClass, QaMetrics, number_or_none
 from histosynth.report.sections.benchmark import synthetic_answer

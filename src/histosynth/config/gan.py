@@ -2,7 +2,7 @@
 
 The section keeps its name for every generator family (users script ``gan.*``). Keys set to
 ``null`` take the value of the architecture's recipe (the source documents' training recipe:
-``histosynth.gan.models.get_recipe`` for the GANs, ``histosynth.generators.diffusion.recipe``
+``histosynth.generators.gan.models.get_recipe`` for the GANs, ``histosynth.generators.diffusion.recipe``
 for the diffusion arch); set a value to override it.
 """
 

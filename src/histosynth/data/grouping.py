@@ -1,7 +1,7 @@
 """Groups of a ``folder:`` source's images (``data.group``), and duplicates joining groups.
 
 A group is what must not straddle two splits: a patient, a slide, the original an image was
-flipped or rotated from. The rules (README "Splits"):
+flipped or rotated from. The rules (docs/data.md, "Splits, groups and duplicates"):
 
 - ``none``: every image is its own group (its id);
 - ``folder``: the sub-folder ``level`` levels below the class folder, i.e. path parts 1..level

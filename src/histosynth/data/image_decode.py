@@ -1,6 +1,6 @@
 """Opening user image files safely and turning them into RGB squares of one size.
 
-Decisions (the README quotes them):
+Decisions (docs/data.md quotes them):
 
 - Every image mode PIL reads becomes 8-bit RGB. Grayscale and 1-bit images get three equal
   channels, palette images their palette colours; 16-bit images (``I;16``, ``I``) are scaled

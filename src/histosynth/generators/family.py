@@ -1,7 +1,7 @@
 """What a generator family provides: the interface that train, generate, regenerate, the package
 database and the report use for GAN archs and diffusion archs alike.
 
-A family is a module with these names (see :mod:`histosynth.generators.gan_family` and
+A family is a module with these names (see :mod:`histosynth.generators.gan.family` and
 :mod:`histosynth.generators.diffusion.family`).
 """
 

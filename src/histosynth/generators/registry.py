@@ -16,11 +16,11 @@ from histosynth import paths
 from histosynth.config.gan import DIFFUSION_ARCHS, GAN_ARCHS, GanParams
 from histosynth.config.generate import DiffusionSampling
 from histosynth.errors import ConfigError, DataError
-from histosynth.gan import checkpoint
 from histosynth.generators.family import GeneratorFamily
+from histosynth.generators.training import checkpoint
 from histosynth.output_policy import check_outputs, mark_as_output
 
-_MODULES = {"gan": "histosynth.generators.gan_family", "diffusion": "histosynth.generators.diffusion.family"}
+_MODULES = {"gan": "histosynth.generators.gan.family", "diffusion": "histosynth.generators.diffusion.family"}
 _FAMILY_OF = {**{arch: "gan" for arch in GAN_ARCHS}, **{arch: "diffusion" for arch in DIFFUSION_ARCHS}}
 
 
@@ -37,13 +37,6 @@ def family_name(arch: str) -> str:
 
 def family(arch: str) -> GeneratorFamily:
     return importlib.import_module(_MODULES[family_name(arch)])  # type: ignore[return-value]
-
-
-def check_image_size(arch: str, image_size: int) -> None:
-    sizes = family(arch).image_sizes(arch)
-    if image_size not in sizes:
-        raise ConfigError(f"gan.arch={arch} supports image sizes {', '.join(map(str, sizes))}; "
-                          f"data.image_size is {image_size}")
 
 
 def default_train_dir(params: GanParams) -> Path:

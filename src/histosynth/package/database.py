@@ -9,7 +9,7 @@ import pandas as pd
 
 from histosynth.package.networks import describe_gan
 from histosynth.package.sql import PackageDatabase, build_database
-from histosynth.qa.gates import GATES
+from histosynth.qa.registry import GATES
 
 
 def package_database(metadata: pd.DataFrame, gan_record: dict[str, Any], qa_metrics: dict[str, Any] | None,

@@ -6,7 +6,9 @@ metric per class with reproducible draws from ``qa.seed``, and returns ``{label:
 Drawn figures are computed ``qa.draws`` times; the value is their mean and the floor is
 summarised by histosynth.qa.floors (``<key>_real_floor``, ``_sd``, ``_q_low``, ``_q_high``).
 
-Which real images each figure compares with:
+Each metric of histosynth.qa.registry has one computation here, registered with ``computes``: a
+function of the :class:`QaContext` returning :class:`MetricFigures`. Which real images each figure
+compares with:
 - colour KL: the real train split (pixel histograms involve no learned model);
 - FID, coverage: halves of the real val split, in the space of a feature net that never trained
   on val, so neither the value nor the floor is measured on the net's own training images;
@@ -16,7 +18,7 @@ Which real images each figure compares with:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ from histosynth.qa.inputs import QaInputs
 from histosynth.qa.metrics import duplicates, fid, label_agreement, memorisation, prdc
 from histosynth.qa.metrics.colour_kl import CHANNELS, kl_of_counts, per_image_histograms, smoothed_distribution
 from histosynth.qa.pixel_space import PixelVectors, pixel_vectors, variants  # noqa: F401 - pixel_vectors: re-exported
+from histosynth.qa.registry import computes
 from histosynth.qa.sampling import class_rng, draw, stratified_halves
 
 PerClass = dict[int, dict[str, Any]]
@@ -48,6 +51,25 @@ class FeatureSpace:
     val: np.ndarray
     affine: np.ndarray
     synthetic: np.ndarray
+
+
+@dataclass(frozen=True)
+class QaContext:
+    """What the metrics read: the images, their domain features, the feature net's predictions, ``qa.*``."""
+
+    inputs: QaInputs
+    params: QaParams
+    domain: FeatureSpace
+    out_of_fold_predictions: np.ndarray  # the cross-fitted classifiers' prediction of each real train image
+    val_predictions: np.ndarray
+    synthetic_predictions: np.ndarray  # edits: by the fold classifier that never saw their source
+
+
+@dataclass(frozen=True)
+class MetricFigures:
+    by_class: PerClass
+    overall: dict[str, float] = field(default_factory=dict)  # figures over all classes (the overall FID)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # rows of the report's tables
 
 
 def checked_labels(inputs: QaInputs) -> list[int]:
@@ -271,3 +293,35 @@ def _heldout_shares(ratios: np.ndarray, labels: np.ndarray, nearest_labels: np.n
 
 def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else float("nan")
+
+
+@computes("colour_kl")
+def _colour_kl(context: QaContext) -> MetricFigures:
+    by_class, rows = colour_kl_by_class(context.inputs, context.params)
+    return MetricFigures(by_class, tables={"histograms": rows})
+
+
+@computes("feature_figures")
+def _feature_figures(context: QaContext) -> MetricFigures:
+    inputs, domain, params = context.inputs, context.domain, context.params
+    return MetricFigures(feature_figures_by_class(inputs, domain, params),
+                         overall=overall_fid(domain.val, inputs.val.images.labels, domain.synthetic, params.seed,
+                                             params.draws))
+
+
+@computes("label_agreement")
+def _label_agreement(context: QaContext) -> MetricFigures:
+    return MetricFigures(label_agreement_by_class(context.inputs, context.out_of_fold_predictions,
+                                                  context.val_predictions, context.synthetic_predictions,
+                                                  context.params))
+
+
+@computes("duplicates")
+def _duplicates(context: QaContext) -> MetricFigures:
+    return MetricFigures(duplicates_by_class(context.inputs))
+
+
+@computes("memorisation")
+def _memorisation(context: QaContext) -> MetricFigures:
+    by_class, rows = memorisation_by_class(context.inputs, context.domain, context.params)
+    return MetricFigures(by_class, tables={"memorisation": rows})

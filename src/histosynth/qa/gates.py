@@ -1,4 +1,5 @@
-"""The QA gates as data, evaluated in one place, and the verdict table.
+"""The QA gates (declared with their metrics in histosynth.qa.registry) evaluated in one place, and
+the verdict table.
 
 A gate reads one per-class figure, an optional absolute limit and an optional floor factor
 from ``qa.*`` (the rule is explained in histosynth.config.qa):
@@ -26,32 +27,7 @@ from histosynth.config.qa import QaParams
 from histosynth.errors import GateFailed
 from histosynth.neutralise import for_terminal
 from histosynth.qa.floors import floor_keys
-
-
-@dataclass(frozen=True)
-class Gate:
-    name: str
-    metric: str  # key in a class's figures; its floor is "<metric>_real_floor" (+ _sd, _q_low, _q_high)
-    higher_is_better: bool
-    limit_param: str | None  # dotted key under qa.*, e.g. "kl.max"
-    floor_factor_param: str | None = None
-    # True: the limit is relaxed to the floor's bad-side quantile instead of tightening it.
-    relax_to_floor: bool = False
-
-    @property
-    def has_floor(self) -> bool:
-        return self.floor_factor_param is not None or self.relax_to_floor
-
-
-GATES: tuple[Gate, ...] = (
-    Gate("colour_kl", "kl", False, "kl.max", "kl.floor_factor"),
-    Gate("fid", "fid", False, None, "fid.floor_factor"),
-    Gate("label_consistency", "label_agreement", True, "label.min_agreement", "label.floor_factor"),
-    Gate("coverage", "coverage", True, "diversity.min_coverage", "diversity.floor_factor"),
-    Gate("duplicates", "duplicate_share", False, "diversity.max_duplicate_share"),
-    Gate("memorisation_pixel", "memorised_share_pixel", False, "memorisation.max_share", relax_to_floor=True),
-    Gate("memorisation_feature", "memorised_share_feature", False, "memorisation.max_share", relax_to_floor=True),
-)
+from histosynth.qa.registry import GATES, Gate
 
 
 @dataclass(frozen=True)
@@ -89,13 +65,6 @@ class GateResult:
                 "floor_quantile": None if floor is None else floor.quantile}
 
 
-def _param(params: QaParams, dotted: str) -> float:
-    value: Any = params
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return float(value)
-
-
 def _finite(x: Any) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
@@ -113,13 +82,14 @@ def floor_of(gate: Gate, values: dict[str, Any]) -> Floor | None:
 
 def effective_threshold(gate: Gate, params: QaParams, floor: Floor | None) -> float | None:
     if gate.relax_to_floor:
-        limit = _param(params, gate.limit_param)
+        assert gate.limit is not None, f"{gate.name}: a gate relaxed to its floor needs a limit"
+        limit = gate.limit.read(params)
         return limit if floor is None else max(limit, floor.quantile)
     candidates = []
-    if gate.limit_param:
-        candidates.append(_param(params, gate.limit_param))
-    if gate.floor_factor_param and floor is not None:
-        candidates.append(_param(params, gate.floor_factor_param) * floor.quantile)
+    if gate.limit is not None:
+        candidates.append(gate.limit.read(params))
+    if gate.floor_factor is not None and floor is not None:
+        candidates.append(gate.floor_factor.read(params) * floor.quantile)
     if not candidates:
         return None
     return max(candidates) if gate.higher_is_better else min(candidates)
@@ -133,7 +103,7 @@ def evaluate_gates(figures: dict[str, dict[str, Any]], params: QaParams) -> list
             value, floor = _finite(values.get(gate.metric)), floor_of(gate, values)
             # Without a floor (too few real images to draw one) a floor gate is not evaluated:
             # its absolute limit alone would judge a figure whose noise nobody measured.
-            threshold = None if gate.floor_factor_param and floor is None else effective_threshold(gate, params, floor)
+            threshold = None if gate.floor_factor and floor is None else effective_threshold(gate, params, floor)
             passed = None
             if value is not None and threshold is not None:
                 compare = operator.ge if gate.higher_is_better else operator.le
@@ -144,11 +114,11 @@ def evaluate_gates(figures: dict[str, dict[str, Any]], params: QaParams) -> list
 
 def _rule(gate: Gate) -> str:
     if gate.relax_to_floor:
-        return f"max(qa.{gate.limit_param}, floor q_high)"
-    parts = [f"qa.{gate.limit_param}"] if gate.limit_param else []
-    if gate.floor_factor_param:
+        return f"max({gate.limit}, floor q_high)"
+    parts = [str(gate.limit)] if gate.limit else []
+    if gate.floor_factor:
         side = "q_low" if gate.higher_is_better else "q_high"
-        parts.append(f"qa.{gate.floor_factor_param} x floor {side}")
+        parts.append(f"{gate.floor_factor} x floor {side}")
     return f"{'max' if gate.higher_is_better else 'min'}({', '.join(parts)})" if len(parts) > 1 else parts[0]
 
 

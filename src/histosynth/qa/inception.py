@@ -26,7 +26,7 @@ def load_inception(weights: Path) -> torch.nn.Module:
     weights = Path(weights)
     if not weights.is_file():
         raise ConfigError(f"qa.fid.inception_weights = {str(weights)!r}: file not found. Put torch-fidelity's "
-                          f"{WEIGHTS_FILE_NAME} there (see README, 'Inception FID'), or remove the key")
+                          f"{WEIGHTS_FILE_NAME} there (see docs/quality-gates.md, 'Inception FID'), or remove the key")
     try:  # refuse a file that would run pickled code: torch-fidelity itself loads it unrestricted
         torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as err:

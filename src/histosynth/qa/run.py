@@ -32,6 +32,7 @@ from histosynth.qa.cas import classification_accuracy_score
 from histosynth.qa.evaluate import FeatureSpace
 from histosynth.qa.gates import GateResult, QaGateFailed, evaluate_gates, smallest_margin, verdict_table
 from histosynth.qa.inputs import QaInputs, load_qa_inputs
+from histosynth.qa.registry import METRICS, computation
 from histosynth.qa.report import write_report
 from histosynth.synthetic_set import SYNTHETIC_SET_KEY, synthetic_set_md5
 
@@ -77,21 +78,14 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
             embed(model, s.images.images, desc=f"{name} features") for name, s in
             (("train", inputs.train), ("val", inputs.val), ("affine", inputs.affine), ("synthetic", inputs.synthetic)))
         domain = FeatureSpace(train.features, val.features, affine.features, synthetic.features)
-    with timings.step("colour KL"):
-        kl, histogram_rows = evaluate.colour_kl_by_class(inputs, params)
-    with timings.step("FID and coverage"):
-        features = evaluate.feature_figures_by_class(inputs, domain, params)
-        overall_fid = evaluate.overall_fid(domain.val, inputs.val.images.labels, domain.synthetic, params.seed,
-                                           params.draws)
-    with timings.step("label consistency"):
-        labels = evaluate.label_agreement_by_class(inputs, _out_of_fold_predictions(featurenet_dir, inputs),
-                                                   val.predictions, _synthetic_predictions(featurenet_dir, inputs,
-                                                                                           synthetic.predictions),
-                                                   params)
-    with timings.step("duplicates"):
-        duplicates = evaluate.duplicates_by_class(inputs)
-    with timings.step("memorisation"):
-        memorised, memorisation_rows = evaluate.memorisation_by_class(inputs, domain, params)
+    context = evaluate.QaContext(inputs, params, domain, _out_of_fold_predictions(featurenet_dir, inputs),
+                                 val.predictions, _synthetic_predictions(featurenet_dir, inputs, synthetic.predictions))
+    computed: dict[str, evaluate.MetricFigures] = {}
+    for metric in METRICS:
+        with timings.step(metric.title):
+            computed[metric.name] = computation(metric)(context)
+    overall_fid = {key: value for part in computed.values() for key, value in part.overall.items()}
+    tables = {name: rows for part in computed.values() for name, rows in part.tables.items()}
     if params.fid.inception_weights is not None:
         with timings.step("Inception FID"):
             overall_fid.update(_inception_fid(params.fid.inception_weights, inputs, params.seed))
@@ -101,8 +95,8 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
             cas = classification_accuracy_score(params.cas, params.featurenet, inputs.train.images,
                                                 inputs.synthetic.images, inputs.val.images)
 
-    parts = (kl, features, labels, duplicates, memorised)
-    figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in parts for k, v in part[c].items()}
+    figures = {inputs.class_names[c]: _class_counts(inputs, c) | {k: v for part in computed.values()
+                                                                  for k, v in part.by_class[c].items()}
                for c in evaluate.checked_labels(inputs)}
     results = evaluate_gates(figures, params)
     passed = not any(r.failed for r in results)
@@ -110,7 +104,8 @@ def run_qa(params: QaParams, real_dir: Path, synthetic_dir: Path, featurenet_dir
                **({"cas": cas} if cas is not None else {}),
                SYNTHETIC_SET_KEY: synthetic_set_md5(synthetic_dir)}
     with timings.step("write report"):
-        write_report(report_dir, metrics, histogram_rows, memorisation_rows, inputs.class_names, params.kl.bins)
+        write_report(report_dir, metrics, tables["histograms"], tables["memorisation"], inputs.class_names,
+                     params.kl.bins)
     log.info("QA gates (margin: headroom left as a share of the threshold):\n%s", Block(verdict_table(results)))
     closest = smallest_margin(results)
     if closest is not None:

@@ -15,7 +15,6 @@ from histosynth.generators.diffusion import recipe
 from histosynth.generators.diffusion.networks import build_unet, diffusers_version, noise_config, unet_config
 from histosynth.generators.diffusion.sampling import GuidedSampler, Sampling
 from histosynth.generators.diffusion.settings import resolve_settings
-from histosynth.generators.registry import check_image_size
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,12 @@ def image_sizes(arch: str) -> tuple[int, ...]:
 def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Train (or resume) a diffusion arch; returns the record (also in ``model_dir/record.json``)."""
     # the training code, imported here: sampling does not need it
-    from histosynth.gan.training.runtime import training_runtime
+    from histosynth.generators.training.runtime import training_runtime
     from histosynth.generators.diffusion.trainer import DiffusionTrainer
-    from histosynth.generators.training import FamilyRun, load_training_data, run_training
+    from histosynth.generators.training.run import FamilyRun, load_training_data, run_training
 
     settings = resolve_settings(params)
-    data = load_training_data(train_dir, holdout_dir, settings, check_image_size)
+    data = load_training_data(train_dir, holdout_dir, settings, image_sizes(settings.arch))
     n_classes = len(data.class_names)
     unet = unet_config(data.image_size, n_classes, settings.width, settings.layers_per_block,
                        settings.attention_max_size, settings.dropout)

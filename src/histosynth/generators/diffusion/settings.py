@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from histosynth.config.gan import GanParams
-from histosynth.gan.training.settings import run_fields, run_fingerprint
 from histosynth.generators.diffusion.recipe import get_recipe
 from histosynth.generators.diffusion.sampling import Sampling
-
+from histosynth.generators.training.settings import RunSettings, run_fields, run_fingerprint
 
 SAMPLING_KEYS = ("sampler", "steps", "guidance")
 
 
 @dataclass(frozen=True)
-class DiffusionSettings:
-    arch: str
-    train_on: str
+class DiffusionSettings(RunSettings):
     loss: str  # recorded like a GAN's loss (training_parameters.loss in the package database)
     width: int
     layers_per_block: int
@@ -29,22 +24,12 @@ class DiffusionSettings:
     schedule: str
     prediction: str
     label_dropout: float
-    batch_size: int
     g_lr: float  # the UNet's learning rate (``gan.g_lr``)
     betas: tuple[float, float]
     weight_decay: float
     grad_clip: float
     warmup_steps: int
     flips: bool
-    ema: float
-    seed: int
-    epochs: int
-    checkpoint_every: int
-    probe_every: int
-    probe_max_images: int
-    device: str
-    precision: str
-    threads: int
     # how the monitoring grids and the probe sample (and generate's defaults)
     sampler: str
     steps: int
@@ -53,9 +38,6 @@ class DiffusionSettings:
     @property
     def sampling(self) -> Sampling:
         return Sampling(self.sampler, self.steps, self.guidance)
-
-    def as_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as in record.json
 
     def fingerprint(self, data_md5: str, class_names: tuple[str, ...], image_size: int) -> str:
         """Identity of a training run: same fingerprint = a checkpoint this run may continue."""

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from histosynth.gan.ema import build_generator_ema
-from histosynth.gan.training.runtime import Runtime
-from histosynth.gan.training.seeds import derive_seed
 from histosynth.generators.diffusion.networks import build_unet, training_scheduler
 from histosynth.generators.diffusion.sampling import GuidedSampler
 from histosynth.generators.diffusion.settings import DiffusionSettings
+from histosynth.generators.training.ema import build_generator_ema
+from histosynth.generators.training.runtime import Runtime
+from histosynth.generators.training.seeds import derive_seed
 from histosynth.progress import EpochProgress
 
 

@@ -7,36 +7,9 @@ from pathlib import Path
 
 from histosynth import paths
 from histosynth.qa.floors import floor_keys
-from histosynth.qa.gates import GATES, Gate
+from histosynth.qa.registry import GATES, Gate
 from histosynth.report.inputs import Missing, read_json
 from histosynth.report.schemas import QaMetrics, number_or_none
-
-# What each gate checks, in words for the people who judge the images.
-GATE_TEXT: dict[str, tuple[str, str]] = {
-    "colour_kl": ("Colour match",
-                  "KL divergence between the red, green and blue intensity histograms of real and synthetic "
-                  "tiles: do the synthetic tiles have the stain colours of the real ones? Lower is better."),
-    "fid": ("Overall resemblance (FID)",
-            "Fréchet distance between real and synthetic tiles as seen by a classifier trained on the real "
-            "tiles: do they look alike to a network that knows this tissue? Lower is better; only its ratio to "
-            "the real-vs-real floor means something."),
-    "label_consistency": ("Right class",
-                          "Share of synthetic tiles that the real-trained classifier puts in the class they were "
-                          "generated for: does the generator draw the class it was asked for? Higher is better."),
-    "coverage": ("Variety (coverage)",
-                 "Share of real tiles that have a synthetic tile close by in feature space: do the synthetic "
-                 "tiles cover the variety of the class, or only a few of its looks (mode collapse)? "
-                 "Higher is better."),
-    "duplicates": ("Duplicates",
-                   "Share of synthetic tiles that are pixel-identical to another one. Should be 0."),
-    "memorisation_pixel": ("Near-copies (pixels)",
-                           "Share of synthetic tiles that sit, pixel by pixel, unusually close to one particular "
-                           "training tile (much closer to it than to any other, more so than almost any new real "
-                           "tile): a generator must not reproduce (patient) training images. Lower is better."),
-    "memorisation_feature": ("Near-copies (features)",
-                             "The same near-copy check in the classifier's feature space, which also catches "
-                             "shifted or recoloured copies. Lower is better."),
-}
 
 FLOOR_TEXT = ("The floor is the same figure measured between two disjoint sets of real tiles, drawn again and "
               "again: what a perfect generator would score with these sample sizes, and how much that varies. "
@@ -101,8 +74,11 @@ class QaView:
     floor_text: str = FLOOR_TEXT
 
 
+_GATE_OF = {gate.name: gate for gate in GATES}
+
+
 def gate_title(name: str) -> str:
-    return GATE_TEXT[name][0] if name in GATE_TEXT else name
+    return _GATE_OF[name].title if name in _GATE_OF else name
 
 
 def load_qa_metrics(root: Path) -> QaMetrics | None:
@@ -139,7 +115,7 @@ def _cas_view(cas: dict | None) -> CasView | None:
 
 
 def _gate_row(gate: Gate, metrics: QaMetrics) -> GateRow:
-    title, explanation = gate_title(gate.name), GATE_TEXT.get(gate.name, ("", ""))[1]
+    title, explanation = gate.title, gate.explanation
     cells = []
     for figures in metrics.classes.values():
         verdict = figures.gates.get(gate.name)

@@ -1,7 +1,7 @@
 """Train the label-conditioned GAN: the ``train`` stage and ``histosynth train`` for GAN archs.
 
 The run itself (resume, checkpoints, NaN stop, monitoring, record) is the one every generator
-family shares (:mod:`histosynth.generators.training`); this module contributes the GAN's
+family shares (:mod:`histosynth.generators.training.run`); this module contributes the GAN's
 trainer, its losses and its part of the record.
 """
 
@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from histosynth.config.gan import GanParams
-from histosynth.gan.models import check_image_size
-from histosynth.gan.training.loop import EpochResult, GanTrainer
-from histosynth.gan.training.runtime import training_runtime
-from histosynth.gan.training.settings import TrainSettings, resolve_settings
-from histosynth.generators.training import FamilyRun, load_training_data, run_training
+from histosynth.generators.gan.loop import EpochResult, GanTrainer
+from histosynth.generators.gan.models import get_recipe
+from histosynth.generators.gan.settings import TrainSettings, resolve_settings
+from histosynth.generators.training.run import FamilyRun, load_training_data, run_training
+from histosynth.generators.training.runtime import training_runtime
 
 
 def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Train (or resume) and return the final record (also written to ``model_dir/record.json``)."""
     settings = resolve_settings(params)
-    data = load_training_data(train_dir, holdout_dir, settings, check_image_size)
+    data = load_training_data(train_dir, holdout_dir, settings, get_recipe(settings.arch).image_sizes)
     settings = settings.for_images(data.image_size)
     fingerprint = settings.fingerprint(data.manifest_md5, data.class_names, data.image_size)
     with training_runtime(settings.device, settings.precision, settings.threads) as runtime:
@@ -45,7 +45,7 @@ def _feature_network_record(settings: TrainSettings) -> dict[str, Any]:
     """projected: which frozen network judged the images, and the MD5 of its weights file."""
     if settings.arch != "projected":
         return {}
-    from histosynth.gan.models import efficientnet_lite, projected
+    from histosynth.generators.gan.models import efficientnet_lite, projected
 
     weights = efficientnet_lite.weights_file()
     return {"feature_network": {
@@ -58,7 +58,7 @@ def _feature_network_record(settings: TrainSettings) -> dict[str, Any]:
 def _feature_network_versions(settings: TrainSettings) -> dict[str, str]:
     if settings.arch != "projected":
         return {}
-    from histosynth.gan.models import efficientnet_lite
+    from histosynth.generators.gan.models import efficientnet_lite
 
     return {efficientnet_lite.PACKAGE: efficientnet_lite.weights_file().package_version}
 

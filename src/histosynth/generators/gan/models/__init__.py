@@ -4,7 +4,7 @@ Every generator maps ``(z: [B, latent_dim], y: [B] long)`` to images ``[B, 3, S,
 every discriminator maps ``(x, y)`` to raw scores ``[B]`` (no sigmoid); projected gives ``[B, N]`` patch logits.
 """
 
-from histosynth.gan.models.registry import (
+from histosynth.generators.gan.models.registry import (
     ArchRecipe,
     build_discriminator,
     build_generator,

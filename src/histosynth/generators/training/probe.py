@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from histosynth.gan.training.seeds import derive_seed
+from histosynth.generators.training.seeds import derive_seed
 
 # A fixed number of steps (not epochs), so the probe is as well trained for 40 images as for 400.
 PROBE_STEPS = 200

@@ -4,7 +4,7 @@ images (also Kumari et al. 2022, "vision-aided GAN").
 
 D: images (DiffAugmented by the trainer, as every GAN input here) are resized to
 ``feature_size`` and normalised with ImageNet's mean / std, then the frozen EfficientNet-Lite0
-(:mod:`histosynth.gan.models.efficientnet_lite`) gives features after four of its stages. As in
+(:mod:`histosynth.generators.gan.models.efficientnet_lite`) gives features after four of its stages. As in
 Projected GAN, fixed random 1x1 convolutions mix the channels of each scale (CCM) and, top-down,
 the deeper scales into the shallower ones (CSM); neither is trained. A small trainable head per
 scale (spectral-norm stride-2 convs, BatchNorm, LeakyReLU 0.2, down to 4x4) ends in a
@@ -22,7 +22,7 @@ weighing as much as the four feature scales together: the ensemble of vision-aid
 al. 2022), which keeps the original discriminator beside the pretrained one. ImageNet features
 are partly blind to what a pixel discriminator sees at once, such as stain colour.
 
-G: dcgan's conditional-BatchNorm generator (:mod:`histosynth.gan.models.dcgan`).
+G: dcgan's conditional-BatchNorm generator (:mod:`histosynth.generators.gan.models.dcgan`).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from histosynth.gan.models import dcgan
-from histosynth.gan.models.efficientnet_lite import IMAGENET_MEAN, IMAGENET_STD, STAGES, load_pretrained
+from histosynth.generators.gan.models import dcgan
+from histosynth.generators.gan.models.efficientnet_lite import IMAGENET_MEAN, IMAGENET_STD, STAGES, load_pretrained
 
 IMAGE_SIZES = dcgan.IMAGE_SIZES
 Generator = dcgan.Generator

@@ -29,13 +29,14 @@ from torch import nn
 
 import histosynth
 from histosynth.dataset import ImageSet
-from histosynth.errors import DataError, TrainingDiverged
-from histosynth.gan import checkpoint
-from histosynth.gan.training.data import epoch_batches, load_probe_set, load_training_set, manifest_md5, to_model_range
-from histosynth.gan.training.monitor import SampleGrid, TrainingReport, grid_epochs, sample
-from histosynth.gan.training.probe import real_vs_fake_accuracy
-from histosynth.gan.training.runtime import Runtime
-from histosynth.gan.training.seeds import derive_seed
+from histosynth.errors import ConfigError, DataError, TrainingDiverged
+from histosynth.generators.training import checkpoint
+from histosynth.generators.training.data import epoch_batches, load_probe_set, load_training_set, manifest_md5, to_model_range
+from histosynth.generators.training.monitor import SampleGrid, TrainingReport, grid_epochs, sample
+from histosynth.generators.training.probe import real_vs_fake_accuracy
+from histosynth.generators.training.runtime import Runtime
+from histosynth.generators.training.seeds import derive_seed
+from histosynth.generators.training.settings import RunSettings
 from histosynth.progress import EpochProgress
 
 log = logging.getLogger(__name__)
@@ -67,21 +68,6 @@ class FamilyTrainer(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-class RunSettings(Protocol):
-    """The resolved settings a run reads (both families' settings have these fields)."""
-
-    arch: str
-    train_on: str
-    epochs: int
-    batch_size: int
-    seed: int
-    checkpoint_every: int
-    probe_every: int
-    probe_max_images: int
-
-    def as_dict(self) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class TrainingData:
     images: ImageSet
@@ -98,12 +84,15 @@ class TrainingData:
 
 
 def load_training_data(train_dir: Path, holdout_dir: Path, settings: RunSettings,
-                       check_image_size: Callable[[str, int], None]) -> TrainingData:
-    """The training images (train split of ``train_dir``) and, when the probe is on, its real val images."""
+                       image_sizes: tuple[int, ...]) -> TrainingData:
+    """The training images (train split of ``train_dir``, in one of the arch's ``image_sizes``) and, when
+    the probe is on, its real val images."""
     train_dir = Path(train_dir)
     log.info("loading training images from %s (gan.train_on = %s)", train_dir, settings.train_on)
     images = load_training_set(train_dir)
-    check_image_size(settings.arch, images.image_size)
+    if images.image_size not in image_sizes:
+        raise ConfigError(f"gan.arch={settings.arch} supports image sizes {', '.join(map(str, image_sizes))}; "
+                          f"data.image_size is {images.image_size}")
     probe = (load_probe_set(Path(holdout_dir), images.class_names, settings.probe_max_images, settings.seed)
              if settings.probe_every else None)
     log.info("%d images of %d px in %d classes: %s", len(images), images.image_size, len(images.class_names),

@@ -9,7 +9,7 @@ import torch
 
 from histosynth.dataset import ImageSet, load_image_set
 from histosynth.errors import DataError
-from histosynth.gan.training.seeds import derive_seed
+from histosynth.generators.training.seeds import derive_seed
 from histosynth.images import md5_file
 from histosynth.manifest import MANIFEST_NAME
 

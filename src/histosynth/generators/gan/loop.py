@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from histosynth.gan.diffaugment import diff_augment
-from histosynth.gan.ema import build_generator_ema, with_standing_statistics
-from histosynth.gan.losses import discriminator_loss, generator_loss, gradient_penalty
-from histosynth.gan.models import build_discriminator, build_generator
-from histosynth.gan.perceptual import PerceptualLoss
-from histosynth.gan.training.runtime import Runtime
-from histosynth.gan.training.seeds import derive_seed
-from histosynth.gan.training.settings import TrainSettings
+from histosynth.generators.gan.diffaugment import diff_augment
+from histosynth.generators.gan.losses import discriminator_loss, generator_loss, gradient_penalty
+from histosynth.generators.gan.models import build_discriminator, build_generator
+from histosynth.generators.gan.perceptual import PerceptualLoss
+from histosynth.generators.gan.settings import TrainSettings
+from histosynth.generators.training.ema import build_generator_ema, with_standing_statistics
+from histosynth.generators.training.runtime import Runtime
+from histosynth.generators.training.seeds import derive_seed
 from histosynth.progress import EpochProgress
 
 
@@ -70,7 +70,7 @@ class GanTrainer:
     @property
     def sampling_generator(self) -> nn.Module:
         """The generator that samples are drawn from: the EMA copy when enabled, with its BatchNorm
-        statistics recomputed from its own weights when ``gan.standing_stats`` (histosynth.gan.ema).
+        statistics recomputed from its own weights when ``gan.standing_stats`` (histosynth.generators.training.ema).
         The recomputed copy is cached until the next generator step."""
         if self.ema is None:
             return self.generator

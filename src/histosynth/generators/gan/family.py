@@ -1,4 +1,4 @@
-"""The GAN family (``histosynth.gan``) behind the generator interface (:mod:`histosynth.generators`)."""
+"""The GAN family (``histosynth.generators.gan``) behind the generator interface (:mod:`histosynth.generators`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 from histosynth.config.gan import GanParams
 from histosynth.config.generate import DiffusionSampling
 from histosynth.errors import DataError
-from histosynth.gan.models import build_discriminator, build_generator, get_recipe, known_archs
+from histosynth.generators.gan.models import build_discriminator, build_generator, get_recipe, known_archs
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ __all__ = ["NAME", "ARCHS", "image_sizes", "train", "sampling_model", "networks"
 
 
 def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
-    from histosynth.gan.train import train as train_gan  # the training code: not needed to sample
+    from histosynth.generators.gan.train import train as train_gan  # the training code: not needed to sample
 
     return train_gan(params, train_dir, holdout_dir, model_dir, report_dir)
 

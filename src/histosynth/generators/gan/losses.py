@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from histosynth.gan.models.registry import LossKind
+from histosynth.generators.gan.models.registry import LossKind
 
 
 def discriminator_loss(kind: LossKind, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from typing import Literal
 from torch import nn
 
 from histosynth.errors import ConfigError
-from histosynth.gan.models import ascgan, cwgan128, dcgan, projected, sagan
+from histosynth.generators.gan.models import ascgan, cwgan128, dcgan, projected, sagan
 
 LossKind = Literal["bce", "hinge", "wgan-gp"]
 

@@ -59,18 +59,6 @@ def write_record(model_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_text(Path(model_dir) / RECORD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-def load_generator(model_dir: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The trained generator (eval mode, on ``device``) and its training record."""
-    from histosynth.gan.models import build_generator
-
-    model_dir = Path(model_dir)
-    record = read_record(model_dir)
-    generator = build_generator(record["arch"], n_classes=record["n_classes"], image_size=record["image_size"],
-                                latent_dim=record["latent_dim"], width=record["width"])
-    load_weights_into(generator, model_dir)
-    return generator.to(device).eval(), record
-
-
 def load_weights_into(generator: nn.Module, model_dir: Path) -> None:
     """Load ``model_dir/generator.pt`` into ``generator`` (built from the record, of any family)."""
     path = Path(model_dir) / GENERATOR_FILE

@@ -28,8 +28,8 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from histosynth.fsutil import atomic_write_bytes, atomic_write_text
-from histosynth.gan.training.data import to_uint8
-from histosynth.gan.training.seeds import derive_seed
+from histosynth.generators.training.data import to_uint8
+from histosynth.generators.training.seeds import derive_seed
 from histosynth.images import encode_png
 
 GRID_PER_CLASS = 8

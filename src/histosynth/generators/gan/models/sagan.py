@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from histosynth.gan.models.layers import ProjectionHead
+from histosynth.generators.gan.models.layers import ProjectionHead
 
 IMAGE_SIZES = (32, 64, 128)
 GENERATOR_ATTENTION = (16, 32)

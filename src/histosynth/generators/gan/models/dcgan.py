@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from histosynth.gan.models.layers import ProjectionHead
+from histosynth.generators.gan.models.layers import ProjectionHead
 
 IMAGE_SIZES = (28, 32, 64, 128)
 # Size of the class embedding shared by all conditional BatchNorms (BigGAN's shared embedding).

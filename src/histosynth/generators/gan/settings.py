@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from histosynth.config.gan import GanParams
 from histosynth.errors import ConfigError
-from histosynth.gan.models import get_recipe
+from histosynth.generators.gan.models import get_recipe
+from histosynth.generators.training.settings import RunSettings, run_fields, run_fingerprint
 from histosynth.images import md5_file
-
-# Values that may change between a checkpoint and its continuation: how long and where to
-# train, how often to save and probe. Everything else defines the training run.
-RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "probe_every", "probe_max_images", "device", "precision",
-                     "threads", "standing_stats")
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    arch: str
-    train_on: str
+class TrainSettings(RunSettings):
     loss: str
     latent_dim: int
     width: int
-    batch_size: int
     g_lr: float
     d_lr: float
     betas: tuple[float, float]
@@ -36,35 +27,26 @@ class TrainSettings:
     lr_step: tuple[int, float] | None
     diffaugment: tuple[str, ...]
     gp_weight: float
-    ema: float
     standing_stats: bool
     perceptual_weights: str
-    seed: int
-    epochs: int
-    checkpoint_every: int
-    probe_every: int
-    probe_max_images: int
-    device: str
-    precision: str
-    threads: int
     # projected only (None for the other archs, and then left out of the record and the fingerprint):
     # the frozen network's input size, resolved against the image size by :func:`for_images`.
     feature_size: int | None = None
     pixel_discriminator: bool = False  # projected only; left out of the record and fingerprint when false
 
     def as_dict(self) -> dict[str, Any]:
-        fields = dataclasses.asdict(self)
+        fields = super().as_dict()
         if fields["feature_size"] is None:
             del fields["feature_size"]
         if not fields["pixel_discriminator"]:
             del fields["pixel_discriminator"]
-        return json.loads(json.dumps(fields))  # tuples -> lists, as in record.json
+        return fields
 
     def for_images(self, image_size: int) -> "TrainSettings":
         """The settings for training on ``image_size`` px images (resolves the projected arch's feature size)."""
         if self.arch != "projected":
             return self
-        from histosynth.gan.models.projected import default_feature_size
+        from histosynth.generators.gan.models.projected import default_feature_size
 
         return dataclasses.replace(self, feature_size=self.feature_size or default_feature_size(image_size))
 
@@ -72,19 +54,11 @@ class TrainSettings:
         """Identity of a training run: same fingerprint = a checkpoint this run may continue."""
         files = {"perceptual_weights": _file_md5(Path(self.perceptual_weights))} if self.perceptual_weights else {}
         if self.arch == "projected":  # the frozen network's weights define the run too
-            from histosynth.gan.models.efficientnet_lite import weights_file
+            from histosynth.generators.gan.models.efficientnet_lite import weights_file
 
             files["feature_network_md5"] = weights_file().md5
         return run_fingerprint(self.as_dict(), data_md5, class_names, image_size, files)
 
-
-def run_fingerprint(settings: dict[str, Any], data_md5: str, class_names: tuple[str, ...], image_size: int,
-                    extra: dict[str, Any] | None = None) -> str:
-    """MD5 of a run's resolved settings (less :data:`RESUMABLE_CHANGES`), its data and ``extra``."""
-    identity = {k: v for k, v in settings.items() if k not in RESUMABLE_CHANGES}
-    identity.update(data_md5=data_md5, class_names=list(class_names), image_size=image_size, **(extra or {}))
-    blob = json.dumps(identity, sort_keys=True).encode("utf-8")
-    return hashlib.md5(blob, usedforsecurity=False).hexdigest()
 
 
 def resolve_settings(params: GanParams) -> TrainSettings:
@@ -113,13 +87,6 @@ def resolve_settings(params: GanParams) -> TrainSettings:
         **run_fields(params),
     )
 
-
-def run_fields(params: GanParams) -> dict[str, Any]:
-    """The settings every generator family takes from ``gan.*`` as they are (no recipe)."""
-    return dict(arch=params.arch, train_on=params.train_on, ema=params.ema, seed=params.seed, epochs=params.epochs,
-                checkpoint_every=params.checkpoint_every, probe_every=params.probe.every,
-                probe_max_images=params.probe.max_images, device=params.device, precision=params.precision,
-                threads=params.threads)
 
 
 def _file_md5(path: Path) -> str:

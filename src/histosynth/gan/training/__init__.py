@@ -1,1 +1,0 @@
-"""GAN training internals: run settings, data order, runtime (devices, DDP), loop, probe, monitoring."""
