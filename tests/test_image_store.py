@@ -130,6 +130,8 @@ def test_open_image_set_has_the_pixels_of_load_image_set(tmp_path):
         assert np.array_equal(opened.labels, loaded.labels) and opened.class_names == loaded.class_names
     half = subset(open_image_set(root, "train"), np.array([True, False] * 6))
     assert np.array_equal(np.asarray(half.images), load_image_set(root, "train").images[::2])
+    none = subset(open_image_set(root, "train"), np.zeros(12, bool))  # a mask that keeps nothing
+    assert len(none) == 0 and none.images.shape == (0, 16, 16, 3) and np.asarray(none.images).shape == (0, 16, 16, 3)
 
 
 @pytest.mark.parametrize("compressed", [True, False])

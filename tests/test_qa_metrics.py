@@ -6,8 +6,11 @@ import scipy.linalg
 import scipy.stats
 from scipy.spatial.distance import cdist
 
+from histosynth.dihedral import dihedral_variants
+from histosynth.image_store import StoredImages, write_store
 from histosynth.qa import knn
 from histosynth.qa.metrics import colour_kl, duplicates, fid, label_agreement, memorisation, prdc
+from histosynth.qa.pixel_space import PixelVectors, pixel_vectors, variants
 from histosynth.qa.sampling import class_rng, draw
 
 
@@ -103,6 +106,31 @@ def test_nearest_neighbours_match_dense_distances_across_chunks(monkeypatch):
     np.testing.assert_allclose(distances, np.sort(dense, axis=1)[:, :3], rtol=1e-5)
     radius = knn.kth_neighbour_distance(reference, 2)
     np.testing.assert_allclose(radius, np.sort(cdist(reference, reference), axis=1)[:, 2], rtol=1e-5)
+
+
+@pytest.mark.parametrize("block_rows", [1, 13, 1000])
+def test_the_streamed_pixel_search_finds_what_the_search_in_memory_finds(monkeypatch, block_rows):
+    """Blocks of stored images give the distances and neighbours of the pixel vectors held whole, for
+    every flip and turn of the queries; exact copies in the reference tie and are ranked by row."""
+    rng = np.random.default_rng(8)
+    reference = random_images(rng, 90)
+    reference[[40, 70]] = reference[12]  # three identical rows
+    query = random_images(rng, 25)
+    query[:5], query[5] = reference[[3, 50, 12, 88, 0]], np.rot90(reference[12])
+    stored = StoredImages.of(write_store([reference], reference.shape[1:]))
+    monkeypatch.setattr(knn, "BLOCK_BYTES", block_rows * 8 * 8 * 3 * 4)
+    monkeypatch.setattr(knn, "QUERY_BYTES", 7 * 8 * 8 * 3 * 4)  # several query chunks
+    for k in (1, 4):
+        for whole, streamed in zip(dihedral_variants(query), variants(query)):
+            expected = knn.nearest(pixel_vectors(whole), pixel_vectors(reference), k)
+            found = knn.nearest(streamed, PixelVectors(stored), k)
+            np.testing.assert_array_equal(found[0], expected[0])
+            same = np.arange(len(reference))
+            same[[40, 70]] = 12  # which of three identical rows comes first is each search's choice
+            np.testing.assert_array_equal(same[found[1]], same[expected[1]])
+            exact_ties = found[0][:, 1:] == found[0][:, :-1]
+            assert (found[1][:, 1:] > found[1][:, :-1])[exact_ties].all()  # equal distances: by row
+    assert knn.nearest(PixelVectors(query), PixelVectors(stored), 3)[1][2].tolist() == [12, 40, 70]
 
 
 def test_an_exact_copy_is_at_distance_exactly_zero_despite_large_norms():

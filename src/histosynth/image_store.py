@@ -279,6 +279,8 @@ class StoredImages:
         """The images at ``index`` (an index array or a mask), lazily."""
         positions = self._positions(index)
         positions = np.atleast_1d(np.asarray(positions, np.int64))
+        if not len(positions):
+            return StoredImages([], self.shape[1:])
         part = np.searchsorted(self._ends, positions, side="right")
         parts = []
         # consecutive positions in one part stay one part; the order of ``index`` is kept

@@ -39,8 +39,10 @@ from histosynth.benchmark.strong import StrongAugment
 from histosynth.classifier.train import BatchTransform, Phase, Schedule, Stream
 from histosynth.config.augment import AugmentParams
 from histosynth.config.benchmark import ARMS, GENERATOR_FREE_ARMS, BenchmarkParams
-from histosynth.dataset import ImageSet, load_image_set
+from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
+from histosynth.image_sets import concat_sets, open_image_set, subset
+from histosynth.image_store import StoredImages, write_store
 from histosynth.manifest import SOURCE_ORIGINAL, SPLITS, class_names_of, read_manifest
 from histosynth.package import Package, load_package
 
@@ -49,18 +51,12 @@ log = logging.getLogger(__name__)
 __all__ = ["ARMS", "GENERATOR_FREE_ARMS", "BenchmarkData", "load_benchmark_data"]
 
 
-def concat(*sets: ImageSet) -> ImageSet:
-    """The images of ``sets`` one after the other (all with the same classes and image size)."""
-    return ImageSet(np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets]),
-                    sets[0].class_names)
-
-
 def first_per_class(images: ImageSet, n: int) -> ImageSet:
     """The first ``n`` images of each class, in their order."""
     keep = np.zeros(len(images), bool)
     for label in range(len(images.class_names)):
         keep[np.flatnonzero(images.labels == label)[:n]] = True
-    return ImageSet(images.images[keep], images.labels[keep], images.class_names)
+    return subset(images, keep)
 
 
 @dataclass(frozen=True)
@@ -100,10 +96,10 @@ class BenchmarkData:
         strong = StrongAugment(params.strong.hed_scale, params.strong.hed_shift, params.strong.policy)
         makers = {
             "real_only": lambda: single_stream(self.real_train, params),
-            "affine": lambda: single_stream(concat(self.real_train, self.affine_children), params),
+            "affine": lambda: single_stream(concat_sets(self.real_train, self.affine_children), params),
             "augmented": lambda: with_synthetic(self.real_train, self.synthetic, params),
-            "affine_synthetic": lambda: with_synthetic(concat(self.real_train, self.affine_children),
-                                                       concat(self.synthetic, self.synthetic_children), params),
+            "affine_synthetic": lambda: with_synthetic(concat_sets(self.real_train, self.affine_children),
+                                                       concat_sets(self.synthetic, self.synthetic_children), params),
             "synthetic_only": lambda: single_stream(self.synthetic, params),
             "strong": lambda: single_stream(self.real_train, params, strong),
             "strong_synthetic": lambda: with_synthetic(self.real_train, self.synthetic, params, strong),
@@ -165,8 +161,7 @@ def balancing_weights(images: ImageSet) -> tuple[float, ...]:
 
 def class_streams(images: ImageSet) -> tuple[Stream, ...]:
     """One stream per class with an equal share of every batch: the rare classes oversampled."""
-    return tuple(Stream(ImageSet(images.images[images.labels == k], images.labels[images.labels == k],
-                                 images.class_names))
+    return tuple(Stream(subset(images, images.labels == k))
                  for k in range(len(images.class_names)) if np.any(images.labels == k))
 
 
@@ -184,13 +179,25 @@ def load_benchmark_data(package_dir: Path | str, augmented_dir: Path | str, augm
         raise DataError(f"{package_dir}: the package holds no synthetic images; the augmented and synthetic_only "
                         "arms need them (generate.n_per_class)")
     log.info("reading the package %s and the affine children of %s", package_dir, augmented_dir)
-    real_train, children = package.image_set(split="train", source="real"), affine_children(augmented_dir, package)
-    synthetic = package.image_set(source="synthetic")
+    # decoded once into image stores, read a batch at a time by every training
+    real_train = stored_image_set(package, "train", "real")
+    children = affine_children(augmented_dir, package)
+    synthetic = stored_image_set(package, None, "synthetic")
     per_image = children_per_class(real_train.labels, children.labels, len(real_train.class_names))
     return BenchmarkData(real_train=real_train, affine_children=children, synthetic=synthetic,
                          synthetic_children=affine_children_of(synthetic, per_image, augment),
-                         val=package.image_set(split="val", source="real"),
-                         test=package.image_set(split="test", source="real"))
+                         val=stored_image_set(package, "val", "real"),
+                         test=stored_image_set(package, "test", "real"))
+
+
+def stored_image_set(package: Package, split: str | None, source: str | None) -> ImageSet:
+    """``package.image_set(split, source)``, the images decoded once into an image store in ``TMPDIR``
+    (histosynth.image_store) instead of memory, and read back a batch at a time."""
+    rows = package.select(split, source)
+    shape = (int(rows["height"].iloc[0]), int(rows["width"].iloc[0]), 3) if len(rows) else (0, 0, 3)
+    images = (image for _, image in package.images(split, source))
+    store = write_store(images, shape, len(rows)) if len(rows) else None  # a second size is a DataError
+    return ImageSet(StoredImages.of(store, shape), rows["label"].to_numpy(np.int64), tuple(package.class_names))
 
 
 def affine_children(augmented_dir: Path | str, package: Package) -> ImageSet:
@@ -215,5 +222,4 @@ def affine_children(augmented_dir: Path | str, package: Package) -> ImageSet:
         raise DataError(f"{augmented_dir}: made from images that are not the package's real train images "
                         f"({len(strangers)}, e.g. {strangers[:3]}); rebuild data/augmented and data/package from "
                         "the same data/real (`dvc repro`)")
-    everything = load_image_set(augmented_dir)
-    return ImageSet(everything.images[~is_original], everything.labels[~is_original], everything.class_names)
+    return subset(open_image_set(augmented_dir), ~is_original)

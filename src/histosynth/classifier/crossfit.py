@@ -28,6 +28,8 @@ from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_write_bytes
+from histosynth.image_sets import subset
+from histosynth.image_store import Images, take
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,8 @@ def fold_trainings(train: ImageSet, recipe: ClassifierRecipe,
                    k: int) -> tuple[np.ndarray, list[tuple[ImageSet, ClassifierRecipe]]]:
     """Each image's fold, and per fold the training set (``train`` minus that fold) and recipe (its own seed)."""
     folds = stratified_folds(train.labels, k, recipe.seed)
-    return folds, [(ImageSet(train.images[folds != j], train.labels[folds != j], train.class_names),
-                    recipe.model_copy(update={"seed": recipe.seed + 1 + j})) for j in range(k)]
+    return folds, [(subset(train, folds != j), recipe.model_copy(update={"seed": recipe.seed + 1 + j}))
+                   for j in range(k)]
 
 
 def score_out_of_fold(train: ImageSet, ids: np.ndarray, folds: np.ndarray, models: list[nn.Module]) -> CrossFit:
@@ -65,7 +67,7 @@ def score_out_of_fold(train: ImageSet, ids: np.ndarray, folds: np.ndarray, model
     for j, model in enumerate(models):
         outside = folds == j
         if outside.any():
-            probabilities[outside] = predict_proba(model, train.images[outside])
+            probabilities[outside] = predict_proba(model, take(train.images, outside))
     table = pd.DataFrame({"id": ids, "label": train.labels, "fold": folds})
     for c in range(probabilities.shape[1]):
         table[f"p_{c}"] = probabilities[:, c]
@@ -109,7 +111,7 @@ def ensemble_probabilities(models: list[nn.Module], images: np.ndarray) -> np.nd
     return np.mean([predict_proba(m, images) for m in models], axis=0).astype(np.float32)
 
 
-def unseen_source_probabilities(models: list[nn.Module], out_of_fold: pd.DataFrame, images: np.ndarray,
+def unseen_source_probabilities(models: list[nn.Module], out_of_fold: pd.DataFrame, images: Images,
                                 sources: np.ndarray) -> np.ndarray:
     """(N, K) probabilities of images made from real train images (edits, ``sources`` their ids), each
     from the cross-fitted model that never saw its source: the edit's counterpart of an out-of-fold
@@ -124,5 +126,5 @@ def unseen_source_probabilities(models: list[nn.Module], out_of_fold: pd.DataFra
     for j, model in enumerate(models):
         rows = np.flatnonzero(folds == j)
         if len(rows):
-            out[rows] = predict_proba(model, images[rows])
+            out[rows] = predict_proba(model, take(images, rows))
     return out

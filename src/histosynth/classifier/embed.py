@@ -10,6 +10,7 @@ from torch import nn
 
 from histosynth import progress
 from histosynth.classifier.model import SmallCNN, to_input
+from histosynth.image_store import Images
 from histosynth.torch_runtime import single_torch_thread
 
 BATCH_SIZE = 512
@@ -29,8 +30,9 @@ class Embedding:
 
 
 @torch.inference_mode()
-def embed(model: SmallCNN, images: np.ndarray, desc: str = "features") -> Embedding:
-    """Features and logits of (N, H, W, 3) uint8 ``images`` (the model is put in eval mode)."""
+def embed(model: SmallCNN, images: Images, desc: str = "features") -> Embedding:
+    """Features and logits of (N, H, W, 3) uint8 ``images`` (an array or stored images, read a batch
+    at a time; the model is put in eval mode)."""
     model.eval()
     features = np.zeros((len(images), model.feature_dim), np.float32)
     logits = np.zeros((len(images), model.n_classes), np.float32)
@@ -43,8 +45,9 @@ def embed(model: SmallCNN, images: np.ndarray, desc: str = "features") -> Embedd
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, images: np.ndarray) -> np.ndarray:
-    """Softmax class probabilities (N, n_classes) float32 of (N, H, W, 3) uint8 ``images``.
+def predict_proba(model: nn.Module, images: Images) -> np.ndarray:
+    """Softmax class probabilities (N, n_classes) float32 of (N, H, W, 3) uint8 ``images`` (an array
+    or stored images, read a batch at a time).
 
     Computed on one torch thread, in fixed batches, so the same model and images give the same
     bits on any machine (the thread count can change the last bits of a convolution).

@@ -26,10 +26,11 @@ from histosynth.classifier.crossfit import (fold_trainings, out_of_fold_probabil
                                            score_out_of_fold)
 from histosynth.config.classifier import FeaturenetParams
 from histosynth.classifier.train import train_classifier
-from histosynth.dataset import ImageSet, load_image_set
+from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.output_policy import check_outputs
+from histosynth.image_sets import open_image_set
 from histosynth.images import md5_file
 from histosynth.manifest import MANIFEST_NAME, read_manifest
 from histosynth.parallel import process_map
@@ -57,7 +58,8 @@ def train_featurenet(recipe: FeaturenetParams, real_dir: Path, out_dir: Path,
     """
     real_dir, out_dir = Path(real_dir), Path(out_dir)
     check_outputs({"output folder": out_dir, "report folder": report_dir}, {"real images": real_dir})
-    train, val = (load_image_set(real_dir, split) for split in ("train", "val"))
+    # decoded once into image stores and read a batch at a time, by every training at once
+    train, val = (open_image_set(real_dir, split) for split in ("train", "val"))
     if len(train) == 0:
         raise DataError(f"{real_dir}: the real train split is empty; the feature net needs training images")
     log.info("training the feature net on %d real train images (%d val), %d classes, and %d cross-fitted copies "

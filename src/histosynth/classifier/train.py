@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +28,7 @@ from histosynth.classifier.model import to_input
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
+from histosynth.image_store import Images, batches
 from histosynth.torch_runtime import single_torch_thread
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,13 @@ class Stream:
             else torch.tensor(self.class_weights, dtype=torch.float64)
         return (per_class * self.weight).float()
 
-    def as_tensor(self) -> torch.Tensor:
-        """The images as the training reads them: model input, or uint8 (N, H, W, 3) for ``transform``."""
-        return torch.as_tensor(self.images.images) if self.transform else to_input(self.images.images)
-
-    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Model input from a batch of :meth:`as_tensor`."""
+    def batch(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Model input of the images at ``index``, read (from memory or the image store) and converted
+        on their own: the same values and layout as indexing the whole stream converted at once."""
+        images = self.images.images[index.numpy()]
         if self.transform is None:
-            return images
-        return to_input(self.transform(images.permute(0, 3, 1, 2), generator).permute(0, 2, 3, 1))
+            return to_input(images)
+        return to_input(self.transform(torch.as_tensor(images).permute(0, 3, 1, 2), generator).permute(0, 2, 3, 1))
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,14 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
+def accuracy(model: nn.Module, images: Images, labels: np.ndarray, batch_size: int = 512) -> float:
+    """Share of (N, H, W, 3) uint8 ``images`` (an array or stored images, read a batch at a time)
+    predicted as their ``labels``."""
     model.eval()
-    correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-                  for i in range(0, len(x), batch_size))
-    return correct / max(len(x), 1)
+    y = torch.tensor(labels)
+    correct = sum(int((model(to_input(batch)).argmax(1) == y[i : i + len(batch)]).sum())
+                  for i, batch in batches(images, batch_size))
+    return correct / max(len(images), 1)
 
 
 def batch_counts(shares: Sequence[float], batch_size: int) -> list[int]:
@@ -181,7 +184,7 @@ def _train(schedule: Schedule, val: ImageSet | None, recipe: ClassifierRecipe, a
     model = build_classifier(arch, len(first.class_names), first.image_size, recipe.width)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     lr_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=schedule.steps)
-    val_xy = (to_input(val.images), torch.tensor(val.labels)) if val is not None and len(val) else None
+    val_set = (val.images, val.labels) if val is not None and len(val) else None
 
     history: list[EvalRecord] = []
     best_state, best_step, best_acc, scores_since_best = None, schedule.steps, -1.0, 0
@@ -189,16 +192,16 @@ def _train(schedule: Schedule, val: ImageSet | None, recipe: ClassifierRecipe, a
     bar = progress.bar(total=schedule.steps, desc="classifier", unit="step", leave=False, mininterval=1.0)
     stopped = False
     for phase in schedule.phases:
-        tensors = [(s.as_tensor(), torch.tensor(s.images.labels), s.loss_weights(), s) for s in phase.streams]
+        streams = [(torch.tensor(s.images.labels), s.loss_weights(), s) for s in phase.streams]
         cycles = [_Cycle(len(s.images), generator) for s in phase.streams]
         counts = batch_counts([s.share for s in phase.streams], recipe.batch_size)
         for _ in range(phase.steps):
             model.train()
             xs, ys, ws = [], [], []
-            for (x, y, weights, stream), cycle, k in zip(tensors, cycles, counts):
+            for (y, weights, stream), cycle, k in zip(streams, cycles, counts):
                 if k:
                     index = cycle.take(k)
-                    xs.append(stream.batch(x[index], generator))
+                    xs.append(stream.batch(index, generator))
                     ys.append(y[index])
                     ws.append(weights[y[index]])
             xb, yb, wb = torch.cat(xs), torch.cat(ys), torch.cat(ws)
@@ -214,7 +217,7 @@ def _train(schedule: Schedule, val: ImageSet | None, recipe: ClassifierRecipe, a
             bar.update()
             if step % schedule.eval_every and step != schedule.steps:
                 continue
-            val_acc = accuracy(model, *val_xy) if val_xy is not None else None
+            val_acc = accuracy(model, *val_set) if val_set is not None else None
             history.append(EvalRecord(step, loss_sum / loss_steps, val_acc))
             loss_sum, loss_steps = 0.0, 0
             bar.set_postfix(loss=f"{history[-1].train_loss:.3f}", val_acc="-" if val_acc is None else f"{val_acc:.3f}")

@@ -22,9 +22,9 @@ import numpy as np
 from torch import nn
 
 from histosynth.classifier.embed import Embedding, embed
-from histosynth.dihedral import dihedral_variants
-from histosynth.qa.evaluate import pixel_vectors
+from histosynth.image_store import Images
 from histosynth.qa.knn import nearest
+from histosynth.qa.pixel_space import PixelVectors, variants
 from histosynth.qa.metrics import memorisation
 from histosynth.torch_runtime import single_torch_thread
 
@@ -35,7 +35,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def embed_all(models: list[nn.Module], images: np.ndarray) -> list[Embedding]:
+def embed_all(models: list[nn.Module], images: Images) -> list[Embedding]:
     """Each model's features and logits of ``images``, on one torch thread (same bits on any machine)."""
     with single_torch_thread():
         return [embed(model, images) for model in models]
@@ -96,23 +96,22 @@ def _kth_distance(vectors: np.ndarray, k: int) -> np.ndarray:
 class CopyReference:
     """Everything the generator may have learned from, in pixels, and the near-copy thresholds per class."""
 
-    vectors: np.ndarray
+    vectors: PixelVectors
     originals: np.ndarray
     labels: np.ndarray
     thresholds: np.ndarray
 
     @classmethod
-    def of(cls, images: np.ndarray, originals: np.ndarray, labels: np.ndarray, heldout: np.ndarray,
+    def of(cls, images: Images, originals: np.ndarray, labels: np.ndarray, heldout: Images,
            heldout_labels: np.ndarray, n_classes: int, percentile: float) -> "CopyReference":
-        vectors = pixel_vectors(images)
-        held = memorisation.nearest_originals([pixel_vectors(v) for v in dihedral_variants(heldout)], vectors,
-                                              originals)
+        vectors = PixelVectors(images)  # made a block at a time when searched
+        held = memorisation.nearest_originals(variants(heldout), vectors, originals)
         thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_labels, n_classes, percentile)
         return cls(vectors, originals, labels, thresholds)
 
     def ratios(self, images: np.ndarray, sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(near-copy ratio, flagged) of each image; ``sources``: the original each edit was made from
         ("" = none), left out of its ratio and tested with the own-source rule (qa.metrics.memorisation)."""
-        check = memorisation.check_copies([pixel_vectors(v) for v in dihedral_variants(images)], self.vectors,
+        check = memorisation.check_copies(variants(images), self.vectors,
                                           self.originals, self.labels, self.thresholds, sources)
         return check.ratios, check.flagged

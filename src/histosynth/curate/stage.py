@@ -5,7 +5,8 @@ Reads ``data/candidates`` (written by ``generate``), the cross-fitted classifier
 ``data/synthetic`` (the kept images, unchanged bytes, an ``MD5SUMS`` per class folder and a
 manifest with every score) and ``reports/curate/`` (``scores.csv``: every candidate with its
 scores, the tests it passed and whether it was kept; ``metrics.json``: per class thresholds and
-counts). Candidates are read in chunks, so memory does not grow with their number.
+counts). Candidates are read in chunks, and the real images (decoded once into image stores) a
+batch at a time, so memory does not grow with their number.
 
 Selection keeps, per class, the first ``n_per_class`` candidates in generation order that pass
 every enabled test (generation order is seeded and per image, so a larger run keeps what a
@@ -30,7 +31,8 @@ from histosynth import progress
 from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
 from histosynth.config.curate import CurateParams
 from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
-from histosynth.dataset import load_image_set
+from histosynth.image_sets import open_image_set
+from histosynth.image_store import concat, take
 from histosynth.errors import DataError
 from histosynth.fsutil import atomic_output_dir, atomic_write_text
 from histosynth.images import read_png_rgb
@@ -97,7 +99,7 @@ def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None
                 models: list) -> References:
     manifest = read_manifest(real_dir)
     names = tuple(class_names_of(manifest))
-    train, val = load_image_set(real_dir, "train"), load_image_set(real_dir, "val")
+    train, val = open_image_set(real_dir, "train"), open_image_set(real_dir, "val")  # read a batch at a time
     if len(val) == 0:
         raise DataError(f"{real_dir}: the real val split is empty; curation calibrates its near-copy test on it")
     train_ids = manifest.loc[manifest["split"] == "train", "id"].to_numpy(str)
@@ -120,8 +122,8 @@ def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None
     if augmented_dir is not None and (Path(augmented_dir) / MANIFEST_NAME).is_file():
         augmented = read_manifest(augmented_dir)
         children = augmented["source"] == SOURCE_AFFINE
-        child_images = load_image_set(augmented_dir).images[children.to_numpy()]
-        images = np.concatenate([images, child_images])
+        child_images = take(open_image_set(augmented_dir).images, children.to_numpy())
+        images = concat([images, child_images])
         originals = np.concatenate([originals, augmented.loc[children, "origin"].to_numpy(str)])
         labels = np.concatenate([labels, augmented.loc[children, "label"].to_numpy(np.int64)])
     copies = CopyReference.of(images, originals, labels, val.images, val.labels, len(names), params.near_copy_percentile)

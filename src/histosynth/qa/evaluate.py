@@ -1,6 +1,7 @@
 """Per-class QA figures, each beside its real-vs-real floor and that floor's spread.
 
-Every function here takes the loaded images (and their features, computed once), applies one
+Every function here takes the images (in memory or in image stores, read a batch at a time) and
+their features (computed once), applies one
 metric per class with reproducible draws from ``qa.seed``, and returns ``{label: {key: value}}``.
 Drawn figures are computed ``qa.draws`` times; the value is their mean and the floor is
 summarised by histosynth.qa.floors (``<key>_real_floor``, ``_sd``, ``_q_low``, ``_q_high``).
@@ -23,15 +24,23 @@ from typing import Any
 import numpy as np
 
 from histosynth.config.qa import QaParams
-from histosynth.dihedral import dihedral_variants
+from histosynth.image_store import Images, batches
 from histosynth.qa.floors import mean_of_draws, summarise_floor
 from histosynth.qa.inputs import QaInputs
 from histosynth.qa.metrics import duplicates, fid, label_agreement, memorisation, prdc
 from histosynth.qa.metrics.colour_kl import CHANNELS, kl_of_counts, per_image_histograms, smoothed_distribution
+from histosynth.qa.pixel_space import PixelVectors, pixel_vectors, variants  # noqa: F401 - pixel_vectors: re-exported
 from histosynth.qa.registry import computes
 from histosynth.qa.sampling import class_rng, draw, stratified_halves
 
 PerClass = dict[int, dict[str, Any]]
+# Pixel values (H x W x 3) read at once by the per-image figures: their histograms index with 8
+# bytes per value, the duplicate hashes make 8 turned copies.
+BATCH_VALUES = 1 << 20
+
+
+def _batch_size(images: Images) -> int:
+    return max(1, BATCH_VALUES // max(int(np.prod(images.shape[1:])), 1))
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,8 @@ def colour_kl_by_class(inputs: QaInputs, params: QaParams) -> tuple[PerClass, li
     rows (class, channel, bin, real, synthetic) of all the class's train and synthetic images.
     """
     bins, smoothing = params.kl.bins, params.kl.smoothing
-    real_counts = per_image_histograms(inputs.train.images.images, bins)
-    syn_counts = per_image_histograms(inputs.synthetic.images.images, bins)
+    real_counts = _histograms(inputs.train.images.images, bins)
+    syn_counts = _histograms(inputs.synthetic.images.images, bins)
     real_y, syn_y = inputs.train.images.labels, inputs.synthetic.images.labels
     out: PerClass = {}
     rows: list[dict[str, Any]] = []
@@ -106,6 +115,14 @@ def colour_kl_by_class(inputs: QaInputs, params: QaParams) -> tuple[PerClass, li
                       "real": float(p[ch, b]), "synthetic": float(q[ch, b])}
                      for ch in range(3) for b in range(bins)]
     return out, rows
+
+
+def _histograms(images: Images, bins: int) -> np.ndarray:
+    """:func:`per_image_histograms` of ``images``, a batch at a time."""
+    out = np.zeros((len(images), 3, bins), np.int64)
+    for start, batch in batches(images, _batch_size(images)):
+        out[start : start + len(batch)] = per_image_histograms(batch, bins)
+    return out
 
 
 def feature_figures_by_class(inputs: QaInputs, space: FeatureSpace, params: QaParams) -> PerClass:
@@ -180,9 +197,9 @@ def label_agreement_by_class(inputs: QaInputs, out_of_fold_predictions: np.ndarr
 
 def duplicates_by_class(inputs: QaInputs) -> PerClass:
     """Duplicates among a class's synthetic images and copies of training images, flips and turns included."""
-    syn_hashes = duplicates.orientation_free_md5s(inputs.synthetic.images.images)
+    syn_hashes = _orientation_free_md5s(inputs.synthetic.images.images)
     trained_on = inputs.generator_training_set()
-    train_hashes = set(duplicates.orientation_free_md5s(trained_on.images.images))
+    train_hashes = set(_orientation_free_md5s(trained_on.images.images))
     syn_y = inputs.synthetic.images.labels
     out: PerClass = {}
     for c in checked_labels(inputs):
@@ -191,10 +208,8 @@ def duplicates_by_class(inputs: QaInputs) -> PerClass:
     return out
 
 
-def pixel_vectors(images: np.ndarray) -> np.ndarray:
-    """Images as vectors scaled so that Euclidean distance is the RMS pixel difference in 0..1."""
-    flat = images.reshape(len(images), -1).astype(np.float32)
-    return flat / np.float32(255.0 * np.sqrt(max(flat.shape[1], 1)))
+def _orientation_free_md5s(images: Images) -> list[str]:
+    return [h for _, batch in batches(images, _batch_size(images)) for h in duplicates.orientation_free_md5s(batch)]
 
 
 def memorisation_by_class(inputs: QaInputs, space: FeatureSpace,
@@ -214,9 +229,8 @@ def memorisation_by_class(inputs: QaInputs, space: FeatureSpace,
     n_classes = len(inputs.class_names)
     percentile = params.memorisation.percentile
     spaces = {
-        "pixel": (pixel_vectors(trained_on.images.images),
-                  [pixel_vectors(v) for v in dihedral_variants(inputs.val.images.images)],
-                  [pixel_vectors(v) for v in dihedral_variants(inputs.synthetic.images.images)]),
+        "pixel": (PixelVectors(trained_on.images.images), variants(inputs.val.images.images),
+                  variants(inputs.synthetic.images.images)),
         "feature": (np.concatenate([space.train, space.affine]), [space.val], [space.synthetic]),
     }
     sources = inputs.synthetic.originals

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
-from histosynth import progress
 from histosynth.dataset import ImageSet
+from histosynth.image_store import StoredImages, concat, decode_into_store
 from histosynth.errors import DataError
 from histosynth.images import USER_IMAGE_FORMATS, read_png_rgb
 from histosynth.manifest import EDIT_OF, MANIFEST_NAME, SOURCE_AFFINE, class_names_of, read_manifest
@@ -60,7 +61,7 @@ class QaInputs:
         if len(self.affine) == 0:
             return self.train
         return LabelledImages(
-            ImageSet(np.concatenate([self.train.images.images, self.affine.images.images]),
+            ImageSet(concat([self.train.images.images, self.affine.images.images]),
                      np.concatenate([self.train.images.labels, self.affine.images.labels]), self.class_names),
             np.concatenate([self.train.ids, self.affine.ids]),
             np.concatenate([self.train.ids, self.affine.originals]))
@@ -179,11 +180,11 @@ def held_out(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def _read(folder: Path, rows: pd.DataFrame, names: tuple[str, ...]) -> LabelledImages:
+    """The images of ``rows``, decoded once into an image store (read a batch at a time from there)."""
     labels = rows["label"].to_numpy(np.int64)
-    paths = progress.bar(rows["path"], desc=f"reading {for_terminal(folder.name)}", unit="img", leave=False,
-                         min_total=2000)
-    images = [read_png_rgb(folder / p, formats=USER_IMAGE_FORMATS) for p in paths]  # a set made elsewhere too
-    if len({im.shape for im in images}) > 1:
-        raise DataError(f"{folder}: images of different sizes; QA compares images of one size")
-    stacked = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
-    return LabelledImages(ImageSet(stacked, labels, names), rows["id"].to_numpy(str))
+    paths = [folder / p for p in rows["path"]]
+    # a set made elsewhere may hold other formats; images of different sizes are a DataError naming one
+    store = decode_into_store(paths, partial(read_png_rgb, formats=USER_IMAGE_FORMATS),
+                              desc=f"reading {for_terminal(folder.name)}")
+    images = StoredImages.of(store) if store is not None else np.zeros((0, 1, 1, 3), np.uint8)
+    return LabelledImages(ImageSet(images, labels, names), rows["id"].to_numpy(str))

@@ -1,7 +1,7 @@
 """The `qa` stage: figures for every class, the gates' verdict, and reports/qa/.
 
-Images are loaded once and their features computed once per image set; every metric reads
-them from there. All figures are written before the verdict: with ``qa.enforce`` a failed
+Images are decoded once into image stores and read from there a batch at a time, their features
+computed once per image set; every metric reads them from there. All figures are written before the verdict: with ``qa.enforce`` a failed
 gate then raises :class:`QaGateFailed`, whose message is the table of failures.
 """
 
@@ -24,6 +24,7 @@ from histosynth.classifier.crossfit import (
 from histosynth.classifier.embed import embed
 from histosynth.config.qa import QaParams
 from histosynth.errors import DataError
+from histosynth.image_store import take
 from histosynth.neutralise import Block
 from histosynth.output_policy import check_outputs
 from histosynth.qa import evaluate
@@ -146,7 +147,7 @@ def _synthetic_predictions(featurenet_dir: Path, inputs: QaInputs, predictions: 
     if not len(edits):
         return predictions
     probabilities = unseen_source_probabilities(load_fold_models(featurenet_dir), load_out_of_fold(featurenet_dir),
-                                                inputs.synthetic.images.images[edits], sources[edits])
+                                                take(inputs.synthetic.images.images, edits), sources[edits])
     out = predictions.copy()
     out[edits] = probabilities.argmax(axis=1)
     return out

@@ -6,7 +6,8 @@ and d2 to its two nearest *originals* among everything the generator may have le
 An affine child counts as its parent: a copy of a rotated child is a copy of the patient's
 image, and a parent and its children must not serve as each other's "second nearest". In pixel
 space all eight flips and quarter turns of the query are searched too, so a flipped copy is a
-copy. The gated figure is the *distance ratio* d1 / d2: a near-copy of original T is much closer
+copy. Pixel vectors are made from the images a block at a time (histosynth.qa.pixel_space),
+never for a whole set. The gated figure is the *distance ratio* d1 / d2: a near-copy of original T is much closer
 to T than to any other original, whatever the absolute scale.
 
 Why a ratio and not d1 alone: a smooth (blurry) generator is close in L2 to *many* training
@@ -42,7 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from histosynth.qa.knn import nearest
+from histosynth.qa.knn import Vectors, nearest
+from histosynth.qa.pixel_space import PixelVectors
 
 # An edit copies its own source when d(edit, source) <= this x d(edit, nearest other original)
 # (Yoon et al. 2023, Gu et al. 2023: "memorised if d1 < d2 / 3"); see the module docstring.
@@ -64,7 +66,7 @@ class NearestOriginals:
         return ratio
 
 
-def nearest_originals(query_variants: Sequence[np.ndarray], reference: np.ndarray,
+def nearest_originals(query_variants: Sequence[Vectors], reference: Vectors,
                       reference_originals: np.ndarray, exclude: np.ndarray | None = None) -> NearestOriginals:
     """For each query (given as one or more variants of the same rows), its two nearest originals.
 
@@ -92,6 +94,14 @@ def nearest_originals(query_variants: Sequence[np.ndarray], reference: np.ndarra
     return NearestOriginals(d[:, 0], second, i[:, 0])
 
 
+def _vectors_at(vectors: Vectors, rows: np.ndarray) -> np.ndarray:
+    return vectors.rows(rows) if isinstance(vectors, PixelVectors) else vectors[rows]
+
+
+def _subset(vectors: Vectors, rows: np.ndarray) -> Vectors:
+    return vectors.take(rows) if isinstance(vectors, PixelVectors) else vectors[rows]
+
+
 def _codes_of(wanted: np.ndarray, names: np.ndarray) -> np.ndarray:
     """Position of each wanted original in the sorted ``names``; -1 where it is not one ("" included)."""
     if len(names) == 0:
@@ -100,7 +110,7 @@ def _codes_of(wanted: np.ndarray, names: np.ndarray) -> np.ndarray:
     return np.where(names[position] == wanted, position, -1)
 
 
-def distances_to_originals(query_variants: Sequence[np.ndarray], reference: np.ndarray,
+def distances_to_originals(query_variants: Sequence[Vectors], reference: Vectors,
                            reference_originals: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(N,) distance from each query (its nearest variant) to the nearest reference row of original
     ``targets[i]``; inf where that original has no reference row ("" = none)."""
@@ -114,9 +124,9 @@ def distances_to_originals(query_variants: Sequence[np.ndarray], reference: np.n
         if not rows:
             continue
         queries = np.flatnonzero(targets == name)
-        mine = reference[rows].astype(np.float32)
+        mine = _vectors_at(reference, np.asarray(rows)).astype(np.float32)
         for variant in query_variants:
-            diff = variant[queries].astype(np.float32)[:, None, :] - mine[None, :, :]
+            diff = _vectors_at(variant, queries).astype(np.float32)[:, None, :] - mine[None, :, :]
             out[queries] = np.minimum(out[queries], np.sqrt((diff * diff).sum(axis=2)).min(axis=1))
     return out
 
@@ -135,7 +145,7 @@ class CopyCheck:
         return self.found.ratios
 
 
-def check_copies(query_variants: Sequence[np.ndarray], reference: np.ndarray, reference_originals: np.ndarray,
+def check_copies(query_variants: Sequence[Vectors], reference: Vectors, reference_originals: np.ndarray,
                  reference_labels: np.ndarray, thresholds: np.ndarray,
                  sources: np.ndarray | None = None) -> CopyCheck:
     """Near-copies among the queries, with ``thresholds`` per class (:func:`near_copy_thresholds`).
@@ -152,7 +162,7 @@ def check_copies(query_variants: Sequence[np.ndarray], reference: np.ndarray, re
     if sources is not None:
         sources = np.asarray(sources, str)
         edits = np.flatnonzero(sources != "")
-        to_source = distances_to_originals([v[edits] for v in query_variants], reference, reference_originals,
+        to_source = distances_to_originals([_subset(v, edits) for v in query_variants], reference, reference_originals,
                                            sources[edits])
         known = np.isfinite(to_source)
         other = found.d1[edits].astype(np.float64)
