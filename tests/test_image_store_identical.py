@@ -39,24 +39,30 @@ STAGES = {"ingest": ("data/real", "reports/ingest"), "augment": ("data/augmented
 SMALL = {"augment": {"per_class": 24}}
 
 
-@pytest.fixture(scope="module")
-def base_code(tmp_path_factory) -> Path:
-    """src/ and stages/ as they were at ``BASE``."""
+def code_at(commit: str, tmp_path_factory) -> Path:
+    """src/, stages/ and params.yaml as they were at ``commit`` (the test skips without git or the commit)."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{BASE}^{{commit}}"], capture_output=True)
+    known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True)
     if known.returncode != 0:
-        pytest.skip(f"commit {BASE[:12]} (the code before the change) is not in this checkout")
+        pytest.skip(f"commit {commit[:12]} (the code before the change) is not in this checkout")
     root = tmp_path_factory.mktemp("base")
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", BASE, "src", "stages"], capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "src", "stages", "params.yaml"],
+                             capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
     return root
 
 
-def _project(root: Path, params: dict) -> Path:
+@pytest.fixture(scope="module")
+def base_code(tmp_path_factory) -> Path:
+    return code_at(BASE, tmp_path_factory)
+
+
+def _project(root: Path, params: dict, base_code: Path) -> Path:
+    """A project with the params.yaml of ``base_code`` (which both versions accept: later params have
+    defaults) updated by ``params``."""
     root.mkdir(parents=True)
-    merged = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), params)
+    merged = deep_update(yaml.safe_load((base_code / "params.yaml").read_text()), params)
     (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     return root
 
@@ -73,7 +79,7 @@ def _stage(stage: str, *runs: tuple[Path, Path]) -> None:
 
 
 def _assert_same_outputs(tmp_path: Path, base_code: Path, params: dict) -> None:
-    before, after = _project(tmp_path / "before", params), _project(tmp_path / "after", params)
+    before, after = _project(tmp_path / "before", params, base_code), _project(tmp_path / "after", params, base_code)
     differences = []
     for stage, outputs in STAGES.items():
         _stage(stage, (base_code, before), (REPO, after))
@@ -87,7 +93,7 @@ def _assert_same_outputs(tmp_path: Path, base_code: Path, params: dict) -> None:
 
 
 def test_demo_outputs_are_unchanged(tmp_path, base_code):
-    _assert_same_outputs(tmp_path, base_code, {})  # the project's params: what dvc.lock records
+    _assert_same_outputs(tmp_path, base_code, {})  # the project's params (at BASE): what dvc.lock recorded
 
 
 def test_folder_source_outputs_are_unchanged(tmp_path, base_code):
