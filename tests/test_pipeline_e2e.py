@@ -141,24 +141,6 @@ def test_exp_run_with_changed_param_reruns_only_affected_stages(project):
     assert counts == {10}
 
 
-def test_exp_run_with_the_diffusion_arch_runs_the_whole_pipeline(project):
-    # the tiny GAN budget of TINY_PARAMS (2 epochs, width 4) applies to the diffusion model as well
-    out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=ddpm",
-               "-S", "generate.diffusion.steps=5").stdout
-    for stage in ("train", "generate", "qa", "package", "benchmark", "report"):
-        assert f"Running stage '{stage}'" in out
-    record = json.loads((project / "models/gan/record.json").read_text())
-    assert record["arch"] == "ddpm" and record["family"] == "diffusion"
-    synthetic = json.loads(_run(project, sys.executable, "-c", "import sys, pandas; print(pandas.read_parquet("
-                                "'data/synthetic/manifest.parquet')[['origin', 'steps']].iloc[0].to_json())").stdout)
-    assert synthetic["origin"].startswith("diffusion:") and synthetic["steps"] == 5
-    assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
-    page = (project / "reports/index.html").read_text()
-    assert "ddpm" in page and "Samples after the last" in page and "dvc repro train" not in page
-    rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
-    assert not rendered.get("errors"), rendered["errors"]
-
-
 def test_exp_run_with_the_projected_arch_runs_the_whole_pipeline(project):
     # the frozen ImageNet network at its smallest input (32 px) keeps the tiny budget tiny on CPU
     out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=projected",
@@ -174,18 +156,27 @@ def test_exp_run_with_the_projected_arch_runs_the_whole_pipeline(project):
     _run(project, "git", "checkout", "--", "params.yaml")
 
 
-def test_exp_run_with_diffusion_edits_runs_the_whole_pipeline(project):
-    # the tiny budget of TINY_PARAMS: a ddpm of width 4 trained for two epochs edits the real train tiles
+def test_exp_run_with_the_diffusion_arch_and_edits_runs_the_whole_pipeline(project):
+    # the tiny budget of TINY_PARAMS (2 epochs, width 4) applies to the diffusion model as well: it edits the
+    # real train tiles (sampling from noise runs through the same stages: tests/test_diffusion.py)
     out = _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "gan.arch=ddpm", "-S", "generate.mode=edit",
                "-S", "generate.edit.strength=0.5", "-S", "generate.diffusion.steps=5").stdout
-    for stage in ("generate", "curate", "qa", "package", "benchmark", "report"):
+    for stage in ("train", "generate", "curate", "qa", "package", "benchmark", "report"):
         assert f"Running stage '{stage}'" in out
+    record = json.loads((project / "models/gan/record.json").read_text())
+    assert record["arch"] == "ddpm" and record["family"] == "diffusion"
+    page = (project / "reports/index.html").read_text()
+    assert "ddpm" in page and "Samples after the last" in page and "dvc repro train" not in page
+    rendered = json.loads(_run(project, sys.executable, "-m", "dvc", "plots", "show", "--json").stdout)
+    assert not rendered.get("errors"), rendered["errors"]
     read = ("import json, pandas; m = pandas.read_parquet('data/synthetic/manifest.parquet'); "
             "r = pandas.read_parquet('data/real/manifest.parquet'); p = pandas.read_parquet('data/package/metadata.parquet'); "
             "print(json.dumps({'sources': sorted(set(m.edit_of)), 'train': sorted(r[r.split == 'train'].id), "
-            "'strength': sorted(set(m.edit_strength)), 'packaged': int(p.edit_of.notna().sum()), 'n': len(m)}))")
+            "'strength': sorted(set(m.edit_strength)), 'packaged': int(p.edit_of.notna().sum()), 'n': len(m), "
+            "'origins': sorted(set(o.split(':')[0] for o in m.origin)), 'steps': sorted(set(m.steps))}))")
     found = json.loads(_run(project, sys.executable, "-c", read).stdout)
     assert set(found["sources"]) <= set(found["train"]) and found["strength"] == [0.5]
+    assert found["origins"] == ["diffusion"] and found["steps"] == [5]
     assert found["packaged"] == found["n"]  # every shipped edit names its source in the package
     assert subprocess.run([sys.executable, "-m", "histosynth.cli", "verify", str(project / "data/package")]).returncode == 0
     assert "of which edits" in (project / "data/package/README.md").read_text()
