@@ -28,6 +28,16 @@ GENERATOR_FREE_ARMS = ("real_only", "affine", "strong", "real_weighted", "real_o
 DEFAULT_ARMS = ["real_only", "affine", "augmented", "affine_synthetic", "synthetic_only"]
 
 
+def known_arms(values: list[str]) -> list[str]:
+    """``values`` when they are distinct names of :data:`ARMS` (for the validators of benchmark.arms and study.arms)."""
+    unknown = [value for value in values if value not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(ARMS)}")
+    if len(set(values)) != len(values):
+        raise ValueError("arms must be distinct")
+    return values
+
+
 class StrongParams(Section):
     """``benchmark.strong``: the strong conventional baseline's on-the-fly augmentation: torchvision's
     ``policy`` (trivial_augment_wide | rand_augment | none), then stain jitter (Tellez et al. 2019): each
@@ -84,12 +94,7 @@ class BenchmarkParams(Section):
     @field_validator("arms")
     @classmethod
     def _known_arms(cls, values: list[str]) -> list[str]:
-        unknown = [value for value in values if value not in ARMS]
-        if unknown:
-            raise ValueError(f"unknown arm(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(ARMS)}")
-        if len(set(values)) != len(values):
-            raise ValueError("arms must be distinct")
-        return values
+        return known_arms(values)
 
     def recipe(self, seed: int) -> ClassifierRecipe:
         """The optimiser recipe every arm is trained with, for one seed (steps come from the arm's schedule)."""

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from histosynth.config.base import MAX_SEED, Section
-from histosynth.config.benchmark import ARMS
+from histosynth.config.benchmark import ARMS, known_arms
 from histosynth.config.data import LongTailParams
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # a folder name on every file system
@@ -54,12 +54,7 @@ class StudyParams(Section):
     @field_validator("arms")
     @classmethod
     def _known_arms(cls, values: list[str]) -> list[str]:
-        unknown = [value for value in values if value not in ARMS]
-        if unknown:
-            raise ValueError(f"unknown arm(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(ARMS)}")
-        if len(set(values)) != len(values):
-            raise ValueError("arms must be distinct")
-        return values
+        return known_arms(values)
 
     @model_validator(mode="after")
     def _distinct_regimes(self) -> "StudyParams":
