@@ -8,11 +8,18 @@ four runs with the code before the change (``BASE``, from git) and with this che
 own process as DVC runs it, in copies of that project (the package between qa and benchmark is made
 by this checkout's code in both). Every file of every output of the four is compared. A checkout without ``BASE`` skips the test; a later change that means to change these
 outputs moves ``BASE`` to its own parent commit (and says so).
+
+It runs the four stages three times over (about 3.5 minutes of a make test's 15), so it runs only when
+asked, as tests/test_outputs_identical.py does; run it before landing a change to how these stages read
+their images:
+
+    HISTOSYNTH_COMPARE_STAGES=1 python -m pytest tests/test_image_store_identical_stages.py
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from pathlib import Path
 
@@ -25,7 +32,10 @@ from histosynth.images import encode_png
 from histosynth.pipeline import stage
 from test_image_store_identical import REPO, _project, _stage, code_at
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.environ.get("HISTOSYNTH_COMPARE_STAGES"),
+                                 reason="set HISTOSYNTH_COMPARE_STAGES=1 to compare featurenet ... benchmark with the code "
+                                        "before the image stores (3.5 minutes)")]
 
 # main before featurenet ... benchmark read image stores: the tip of the branch that brought the
 # study and the strong arms (issue 23), merged just before (the benchmark's metrics.json gained recall there)
