@@ -209,3 +209,15 @@ def _record(folder: Path) -> dict:
         return json.loads((folder / RECORD).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def test_a_folder_the_study_did_not_make_is_refused_and_left_as_it_was(tmp_path: Path):
+    from histosynth.output_policy import OutputRefused
+    from histosynth.study import run_study
+
+    foreign = tmp_path / "my_results"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputRefused, match="my_results: an existing folder that histosynth did not make"):
+        run_study(params_from_mapping({}), foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from histosynth.config import Params
+from histosynth.output_policy import check_outputs, mark_as_output
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ def run_study(params: Params, study_dir: Path | str) -> dict[str, Any]:
     from histosynth.study.runner import run_steps, steps
 
     study_dir = Path(study_dir)
+    # a folder with files that a study did not make is refused, not filled; a study's own is resumed
+    check_outputs({"study folder": study_dir})
+    mark_as_output(study_dir)
     done = run_steps(steps(params, study_dir))
     result = study_results(params, study_dir)
     write_outputs(study_dir, result)
