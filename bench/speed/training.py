@@ -50,7 +50,8 @@ from histosynth.config.gan import GanParams, ProbeParams  # noqa: E402
 from histosynth.generators.gan.loop import GanTrainer  # noqa: E402
 from histosynth.generators.gan.models import get_recipe  # noqa: E402
 from histosynth.generators.gan.settings import TrainSettings, resolve_settings  # noqa: E402
-from histosynth.generators.training.data import epoch_batches, load_training_set, to_model_range  # noqa: E402
+from histosynth.generators.training.batches import EpochBatches, TrainingImages  # noqa: E402
+from histosynth.generators.training.data import epoch_batches, load_training_set  # noqa: E402
 from histosynth.generators.training.runtime import training_runtime  # noqa: E402
 
 CLASSES = tuple(f"class {i}" for i in range(8))
@@ -96,16 +97,16 @@ def timed_round(config: Config, folder: Path, device: str, precision: str, threa
     data = load_training_set(folder)
     with training_runtime(settings.device, settings.precision, settings.threads) as runtime:
         trainer = GanTrainer(settings, runtime, len(data.class_names), data.image_size)
-        images = to_model_range(data.images).to(runtime.device)
-        labels = torch.tensor(data.labels).to(runtime.device)
-        def batches(epoch: int) -> list[torch.Tensor]:
-            return epoch_batches(len(labels), settings.batch_size, settings.seed, epoch)
+        images = TrainingImages(data, runtime.device)
 
-        trainer.run_epoch(images, labels, batches(0)[:WARMUP_STEPS], 0)
+        def batches(epoch: int, steps: int | None = None) -> EpochBatches:
+            return images.epoch(epoch_batches(len(images), settings.batch_size, settings.seed, epoch)[:steps])
+
+        trainer.run_epoch(batches(0, WARMUP_STEPS), 0)
         epoch, n_images, wall, cpu = 1, 0, 0.0, 0.0
         while n_images == 0 or wall < seconds:
             started_wall, started_cpu = time.perf_counter(), time.process_time()
-            result = trainer.run_epoch(images, labels, batches(epoch), epoch)  # ends with a host sync on CUDA too
+            result = trainer.run_epoch(batches(epoch), epoch)  # ends with a host sync on CUDA too
             wall += time.perf_counter() - started_wall
             cpu += time.process_time() - started_cpu
             n_images += result.images

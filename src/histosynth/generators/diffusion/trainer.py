@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,9 @@ from histosynth.generators.training.ema import build_generator_ema
 from histosynth.generators.training.runtime import Runtime
 from histosynth.generators.training.seeds import derive_seed
 from histosynth.progress import EpochProgress
+
+if TYPE_CHECKING:
+    from histosynth.generators.training.batches import EpochBatches
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,8 @@ class DiffusionTrainer:
             self.ema.update_parameters(self.unet)
         return loss.detach()
 
-    def run_epoch(self, images: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor], epoch: int,
-                  progress: EpochProgress | None = None) -> DiffusionEpoch:
-        """Train on ``batches`` (index tensors into ``images``/``labels``) of epoch ``epoch`` (0-based).
+    def run_epoch(self, batches: EpochBatches, epoch: int, progress: EpochProgress | None = None) -> DiffusionEpoch:
+        """Train on ``batches`` (``(images, labels)`` on the device) of epoch ``epoch`` (0-based).
 
         All randomness of the epoch comes from torch's RNG reseeded from (seed, epoch, rank), so
         resuming at an epoch boundary is exact.
@@ -117,15 +120,12 @@ class DiffusionTrainer:
         total = torch.zeros((), device=device)
         bad_step = torch.full((), -1, dtype=torch.long, device=device)
         first_step = epoch * len(batches)
-        if batches:  # one host-to-device copy of the epoch's order, not one per step
-            batches = list(torch.cat(batches).to(images.device).split([len(b) for b in batches]))
-        for i, index in enumerate(batches):
-            loss = self.step(images[index].to(device, non_blocking=True), labels[index].to(device, non_blocking=True),
-                             first_step + i)
+        for i, (images, labels) in enumerate(batches):
+            loss = self.step(images, labels, first_step + i)
             total += loss
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), i, bad_step)
             if progress is not None:
-                progress.update(len(index) * self.runtime.world_size)
+                progress.update(len(labels) * self.runtime.world_size)
         total = self.runtime.all_mean(total)
         return DiffusionEpoch(loss=total.item() / max(1, len(batches)),
-                              images=sum(len(b) for b in batches) * self.runtime.world_size, bad_step=int(bad_step))
+                              images=batches.n_images * self.runtime.world_size, bad_step=int(bad_step))

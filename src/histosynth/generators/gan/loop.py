@@ -12,6 +12,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -25,6 +26,9 @@ from histosynth.generators.training.ema import build_generator_ema, with_standin
 from histosynth.generators.training.runtime import Runtime
 from histosynth.generators.training.seeds import derive_seed
 from histosynth.progress import EpochProgress
+
+if TYPE_CHECKING:
+    from histosynth.generators.training.batches import EpochBatches
 
 
 @dataclass(frozen=True)
@@ -153,9 +157,8 @@ class GanTrainer:
 
     # -- epoch ---------------------------------------------------------------------------------
 
-    def run_epoch(self, images: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor], epoch: int,
-                  progress: EpochProgress | None = None) -> EpochResult:
-        """Train on ``batches`` (index tensors into ``images``/``labels``) of epoch ``epoch`` (0-based).
+    def run_epoch(self, batches: EpochBatches, epoch: int, progress: EpochProgress | None = None) -> EpochResult:
+        """Train on ``batches`` (``(images, labels)`` on the device) of epoch ``epoch`` (0-based).
 
         All randomness of the epoch (noise, DiffAugment, penalty mixing) comes from torch's
         RNG reseeded from (seed, epoch, rank), so resuming at an epoch boundary is exact.
@@ -170,11 +173,7 @@ class GanTrainer:
         g_steps = 0
         bad_step = torch.full((), -1, dtype=torch.long, device=device)
         first_step = epoch * len(batches)
-        if batches:  # one host-to-device copy of the epoch's order, not one per step
-            batches = list(torch.cat(batches).to(images.device).split([len(b) for b in batches]))
-        for i, index in enumerate(batches):
-            real = images[index].to(device, non_blocking=True)
-            y = labels[index].to(device, non_blocking=True)
+        for i, (real, y) in enumerate(batches):
             d_loss, penalty = self.discriminator_step(real, y)
             sums[0] += d_loss
             sums[2] += penalty
@@ -185,7 +184,7 @@ class GanTrainer:
                 g_steps += 1
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(g_loss), i, bad_step)
             if progress is not None:
-                progress.update(len(index) * self.runtime.world_size)
+                progress.update(len(y) * self.runtime.world_size)
         with warnings.catch_warnings():
             # StepLR counts epochs; an epoch without a G step (n_critic > batches) is not a misuse.
             warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
@@ -198,6 +197,6 @@ class GanTrainer:
             d_loss=d_loss / n,
             g_loss=g_loss / g_steps if g_steps else None,
             gradient_penalty=penalty / n,
-            images=sum(len(b) for b in batches) * self.runtime.world_size,
+            images=batches.n_images * self.runtime.world_size,
             bad_step=int(bad_step),
         )

@@ -1,4 +1,4 @@
-"""Training images in memory, and the seeded order in which each epoch visits them."""
+"""Training images (in an image store, read a batch at a time), and the seeded order in which each epoch visits them."""
 
 from __future__ import annotations
 
@@ -7,33 +7,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from histosynth.dataset import ImageSet, load_image_set
+from histosynth.dataset import ImageSet
 from histosynth.errors import DataError
 from histosynth.generators.training.seeds import derive_seed
+from histosynth.image_sets import open_image_set
 from histosynth.images import md5_file
 from histosynth.manifest import MANIFEST_NAME
 
 
 def load_training_set(train_dir: Path) -> ImageSet:
-    """The train split of a manifest folder (the augmented set holds nothing else)."""
-    images = load_image_set(train_dir, split="train")
+    """The train split of a manifest folder (the augmented set holds nothing else), decoded into an image store."""
+    images = open_image_set(train_dir, split="train")
     if len(images) == 0:
         raise DataError(f"{train_dir}: no images of the train split; run the stages before train (`dvc repro`)")
     return images
 
 
 def load_probe_set(holdout_dir: Path, class_names: tuple[str, ...], max_images: int, seed: int) -> ImageSet:
-    """Real validation images for the real-vs-fake probe: a seeded subset of at most ``max_images``."""
-    holdout = load_image_set(holdout_dir, split="val")
+    """Real validation images for the real-vs-fake probe: a seeded subset of at most ``max_images``, in memory."""
+    holdout = open_image_set(holdout_dir, split="val")
     if holdout.class_names != class_names:
         raise DataError(f"{holdout_dir}: classes {list(holdout.class_names)} differ from the training set's "
                         f"{list(class_names)}; rerun the pipeline from ingest")
     if len(holdout) < 4:
         raise DataError(f"{holdout_dir}: the val split has {len(holdout)} images; the real-vs-fake probe needs at "
                         "least 4 (set gan.probe.every: 0 to switch it off)")
-    if len(holdout) <= max_images:
-        return holdout
-    keep = np.sort(np.random.default_rng(seed).choice(len(holdout), max_images, replace=False))
+    keep = np.arange(len(holdout))
+    if len(holdout) > max_images:
+        keep = np.sort(np.random.default_rng(seed).choice(len(holdout), max_images, replace=False))
     return ImageSet(holdout.images[keep], holdout.labels[keep], holdout.class_names)
 
 

@@ -31,6 +31,7 @@ import histosynth
 from histosynth.dataset import ImageSet
 from histosynth.errors import ConfigError, DataError, TrainingDiverged
 from histosynth.generators.training import checkpoint
+from histosynth.generators.training.batches import EpochBatches, TrainingImages
 from histosynth.generators.training.data import epoch_batches, load_probe_set, load_training_set, manifest_md5, to_model_range
 from histosynth.generators.training.monitor import SampleGrid, TrainingReport, grid_epochs, sample
 from histosynth.generators.training.probe import real_vs_fake_accuracy
@@ -40,9 +41,6 @@ from histosynth.generators.training.settings import RunSettings
 from histosynth.progress import EpochProgress
 
 log = logging.getLogger(__name__)
-
-# Keep the training tensor on the GPU when it takes at most this share of the free memory.
-DEVICE_DATA_SHARE = 0.25
 
 
 class EpochOutcome(Protocol):
@@ -60,8 +58,8 @@ class FamilyTrainer(Protocol):
     def sampling_generator(self) -> nn.Module:
         """``G(z [B, latent_dim], y [B]) -> [B, 3, S, S]`` in [-1, 1]: what samples are drawn from."""
 
-    def run_epoch(self, images: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor], epoch: int,
-                  progress: EpochProgress | None = None) -> EpochOutcome: ...
+    def run_epoch(self, batches: EpochBatches, epoch: int, progress: EpochProgress | None = None) -> EpochOutcome:
+        """Train on ``batches`` (``(images, labels)`` on the training device) of epoch ``epoch`` (0-based)."""
 
     def state_dict(self) -> dict: ...
 
@@ -142,17 +140,17 @@ class _Run:
     def run(self) -> dict[str, Any]:
         s, rt = self.settings, self.runtime
         start = self._resume_or_start_fresh()
-        images, labels = self._data_tensors()
-        batch = self._batch_per_process(len(labels))
+        images = TrainingImages(self.data.images, rt.device)
+        batch = self._batch_per_process(len(images))
         grid_every = grid_epochs(s.epochs)
         started, seen = time.perf_counter(), 0
         with EpochProgress(s.arch, start, s.epochs, unit="img", enabled=None if rt.is_main else False) as progress:
             for epoch in range(start, s.epochs):
                 number = epoch + 1
-                batches = epoch_batches(len(labels), batch, s.seed, epoch, rt.rank, rt.world_size)
+                batches = images.epoch(epoch_batches(len(images), batch, s.seed, epoch, rt.rank, rt.world_size))
                 epoch_started = time.perf_counter()
                 progress.begin_epoch(len(batches) * batch * rt.world_size)
-                result = self.trainer.run_epoch(images, labels, batches, epoch, progress)
+                result = self.trainer.run_epoch(batches, epoch, progress)
                 seconds = time.perf_counter() - epoch_started
                 losses = self.family.losses(result)
                 if not result.finite:
@@ -246,19 +244,6 @@ class _Run:
                                f"{kept}. {self.family.divergence_hint} and rerun")
 
     # -- data and monitoring -------------------------------------------------------------------
-
-    def _data_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training images in [-1, 1] (on the GPU when they fit comfortably) and their labels."""
-        images = to_model_range(self.data.images.images)
-        labels = torch.tensor(self.data.images.labels)
-        device = self.runtime.device
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            if images.numel() * images.element_size() <= DEVICE_DATA_SHARE * free:
-                return images.to(device), labels.to(device)
-            log.info("training images kept in pinned host memory (too large for the GPU's free memory)")
-            return images.pin_memory(), labels.pin_memory()
-        return images, labels
 
     def _batch_per_process(self, n_images: int) -> int:
         rt = self.runtime
