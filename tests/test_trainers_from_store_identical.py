@@ -7,7 +7,7 @@ the change (``BASE``, from git) and with this checkout's, each in its own proces
 copies of that project. The model folder (generator, checkpoint, record), the sample grids and the
 loss and probe curves are compared byte for byte (metrics.json holds wall times and is not).
 
-It trains six small models twice (about 2 minutes), so it runs only when asked, as the other
+It trains six small models twice (3.5 minutes on 2 cores), so it runs only when asked, as the other
 comparisons with earlier code do:
 
     HISTOSYNTH_COMPARE_STAGES=1 python -m pytest tests/test_trainers_from_store_identical.py
@@ -32,7 +32,7 @@ from test_image_store_identical import REPO, SHARED_BLOODMNIST, _project, _stage
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.environ.get("HISTOSYNTH_COMPARE_STAGES"),
                                  reason="set HISTOSYNTH_COMPARE_STAGES=1 to compare the trainers with the code before "
-                                        "they read image stores (2 minutes)")]
+                                        "they read image stores (3.5 minutes)")]
 
 BASE = "3a1cf9f5907cf0c1acdade7f617f43e833b00fb3"  # main before the trainers read image stores
 COMPARED = ("models/gan", "reports/train/samples", "reports/train/samples_final.png", "reports/train/losses.tsv",
