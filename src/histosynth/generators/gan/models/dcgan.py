@@ -4,7 +4,7 @@ G: z -> dense -> stride-2 transposed convs -> tanh, every hidden layer followed 
 class-conditional BatchNorm and ReLU: the label enters only through the BN gains and biases,
 linear in a class embedding shared by all layers (BigGAN's conditional BN).
 D: stride-2 convs with LeakyReLU 0.2 (BN after all but the first), projection head for the label.
-The spatial plan starts at 7x7 for sizes divisible by 7 (28) and at 4x4 otherwise (32, 64, 128);
+The spatial plan starts at 7x7 for sizes divisible by 7 (28, 224) and at 4x4 otherwise (32, 64, 128);
 channels double per halving of the resolution, capped at ``8 * width`` (``width`` 64 is the
 classic DCGAN, 512 channels at 4x4 for 64 px).
 
@@ -26,7 +26,7 @@ from torch import nn
 
 from histosynth.generators.gan.models.layers import ProjectionHead
 
-IMAGE_SIZES = (28, 32, 64, 128)
+IMAGE_SIZES = (28, 32, 64, 128, 224)
 # Size of the class embedding shared by all conditional BatchNorms (BigGAN's shared embedding).
 # Adam moves the gains about lr * dim per step, so a larger embedding makes them jumpier: on the
 # test fixture 64 and 128 gave off-colour classes for some seeds, 32 none; the demo is alike.
