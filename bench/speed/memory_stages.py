@@ -18,25 +18,19 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-import yaml
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, stage_runs.py
 from machine import code_revision, machine_info, save_results
+from stage_runs import REPO, run_stage, write_folder_source, write_params
 
 from histosynth.manifest import read_manifest
 
-REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = ("ingest", "augment", "train", "generate")
 MEASURED = ("featurenet", "curate", "qa")
 PARAMS = {
@@ -48,53 +42,11 @@ PARAMS = {
 }
 
 
-def textured(rng: np.random.Generator, label: int, size: int) -> bytes:
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    img = np.full((size, size, 3), 200.0, np.float32) + rng.normal(0, 12, (size, size, 3))
-    period = rng.uniform(4, 12)
-    img[np.sin((xx * (label + 1) + yy * label + rng.uniform(0, 8)) * 2 * np.pi / period) > 0] -= (60 * label, 80, 40)
-    out = io.BytesIO()
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(out, format="PNG")
-    return out.getvalue()
-
-
 def make_project(root: Path, per_class: int, size: int) -> Path:
-    rng = np.random.default_rng(per_class)
-    source = root / "source"
-    for label, name in enumerate(("alpha", "beta", "gamma")):
-        (source / name).mkdir(parents=True)
-        for i in range(per_class):
-            (source / name / f"tile_{i:05d}.png").write_bytes(textured(rng, label, size))
-    project = root / "project"
-    project.mkdir()
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    source = write_folder_source(root / "source", ("alpha", "beta", "gamma"), per_class, size, seed=per_class)
     extra = copy.deepcopy(PARAMS)
     extra["data"] = {"source": f"folder:{source}", "image_size": size, "duplicates": {"action": "warn"}}
-    _update(params, extra)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return project
-
-
-def _update(base: dict, extra: dict) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _update(base[key], value)
-        else:
-            base[key] = value
-
-
-def run_stage(code: Path, project: Path, name: str) -> dict:
-    """Run ``stages/<name>.py`` of ``code`` in ``project``: seconds and peak RSS of its process tree's largest."""
-    env = {**os.environ, "PYTHONPATH": str(code / "src"), "HISTOSYNTH_PROGRESS": "0"}
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(code / "stages" / f"{name}.py")], cwd=project, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} ({code}) failed:\n{stderr[-3000:]}")
-    return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    return write_params(root / "project", extra)
 
 
 def baseline_code(revision: str, work: Path) -> tuple[Path, str]:

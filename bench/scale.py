@@ -1,0 +1,193 @@
+"""Every stage at research scale: peak memory, seconds and disk against the number of images.
+
+    .venv/bin/python bench/scale.py                          # the whole grid (many hours on 2 cores; resumes)
+    .venv/bin/python bench/scale.py --grid 64:9000,30000     # some rows of it
+    .venv/bin/python bench/scale.py --quick                  # 32 px, 270 and 540 images: smoke run, writes no results
+
+A PathMNIST-like folder source (9 classes of textured tiles, PNG) of N images at S px goes through
+the ten stages of `dvc repro`, each in a process of its own as DVC runs it, with a recipe whose work
+grows with N and nothing else (one GAN epoch, candidates and affine children in proportion to the
+train split, one feature-net epoch, a benchmark of real_only and augmented with N / 64 steps). For
+each stage it records the peak RSS (``wait4``), the seconds and the bytes the stage wrote; then, per
+stage and image size, how flat the peak RSS is from the smallest N to the largest (largest /
+smallest), the seconds per image at each N and the least-squares line of seconds against N, and the
+line's projection to 90,000 images of 224 px. The default grid is the issue's: 3k, 10k and 30k images
+at 224 px, 9k, 30k and 90k at 64 px.
+
+Resumable: a stage's row is written to ``--work``/rows.json as soon as it ends, and a rerun starts
+at the first stage without one (the projects stay in ``--work`` until their last stage is done,
+then go: 30k images of 224 px take about 15 GB there, and TMPDIR needs 4.5 GB more). The results,
+bench/results/scale.json and .md, are rewritten after every row, and take the near-copy search's
+recall and time from bench/results/near_copy_search.json when it is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: machine.py, stage_runs.py
+from machine import RESULTS_DIR, code_revision, machine_info, save_results
+from stage_runs import REPO, run_stage, write_folder_source, write_params
+
+from histosynth.pipeline import NAMES, stage
+
+CLASSES = tuple(f"tissue_{c}" for c in "abcdefghi")  # PathMNIST's 9 classes
+DEFAULT_GRID = {224: [3000, 10000, 30000], 64: [9000, 30000, 90000]}
+PROJECTED = (224, 90000)
+TRAIN_SHARE = 0.7  # the folder source's default split: 15 % val, 15 % test
+
+
+def recipe(n_images: int, size: int) -> dict:
+    """params.yaml changes for N images of ``size`` px: every stage's work in proportion to N."""
+    per_class = n_images // len(CLASSES)
+    train_per_class = int(per_class * TRAIN_SHARE)
+    steps = max(10, n_images // 64)
+    return {
+        "data": {"image_size": size},
+        "augment": {"per_class": math.ceil(train_per_class * 1.25)},  # a quarter more: affine children
+        "gan": {"arch": "dcgan", "epochs": 1, "width": 4, "batch_size": 64, "threads": 2, "checkpoint_every": 1,
+                "probe": {"every": 1}},
+        "generate": {"n_per_class": max(10, per_class // 10)},
+        "qa": {"enforce": False, "max_per_class": max(5000, per_class), "cas": {"enabled": False},
+               "featurenet": {"epochs": 1, "width": 8, "folds": 2}},
+        "benchmark": {"arms": ["real_only", "augmented"], "seeds": [0], "steps": steps,
+                      "eval_every": max(5, steps // 5), "threads": 2},
+        "package": {"name": "scale", "source_licence": "generated test tiles"},
+    }
+
+
+def parse_grid(items: list[str]) -> dict[int, list[int]]:
+    grid: dict[int, list[int]] = {}
+    for item in items:
+        size, _, counts = item.partition(":")
+        grid[int(size)] = [int(c) for c in counts.split(",") if c]
+    return grid
+
+
+def disk_mib(project: Path, name: str) -> float:
+    total = 0
+    for tracked in stage(name).outputs:
+        path = project / tracked.path
+        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+        # hard links (the package links the images of data/real) count once per stage, as `du` would
+        total += sum(f.stat().st_size for f in files if f.stat().st_nlink == 1 or tracked.path.parts[:2] != ("data", "package"))
+    return round(total / 2**20, 1)
+
+
+def run_size(work: Path, size: int, n_images: int, rows: list[dict], save) -> None:
+    done = {r["stage"] for r in rows if r["image_size"] == size and r["images"] == n_images}
+    if done >= set(NAMES):
+        return
+    root = work / f"{size}px_{n_images}"
+    source = write_folder_source(root / "source", CLASSES, n_images // len(CLASSES), size, seed=n_images)
+    project = root / "project"
+    if not done:
+        shutil.rmtree(project, ignore_errors=True)
+        write_params(project, {**recipe(n_images, size), "data": {**recipe(n_images, size)["data"],
+                                                                  "source": f"folder:{source}"}})
+    for name in NAMES:
+        if name in done:
+            continue
+        load = os.getloadavg()[0]
+        figures = run_stage(REPO, project, name)
+        rows.append({"stage": name, "image_size": size, "images": n_images, **figures,
+                     "disk_mib": disk_mib(project, name), "load_average": round(load, 2)})
+        print(json.dumps(rows[-1]), flush=True)
+        save(rows)
+    shutil.rmtree(root)
+
+
+def fits(rows: list[dict]) -> list[dict]:
+    """Per stage and image size: RSS flatness, seconds per image, the line of seconds against images."""
+    out = []
+    for size in sorted({r["image_size"] for r in rows}):
+        for name in NAMES:
+            mine = sorted((r for r in rows if r["stage"] == name and r["image_size"] == size), key=lambda r: r["images"])
+            if not mine:
+                continue
+            n = np.array([r["images"] for r in mine], float)
+            seconds = np.array([r["seconds"] for r in mine])
+            rss = [r["peak_rss_mib"] for r in mine]
+            per_image = (seconds / n).tolist()
+            fit = {"stage": name, "image_size": size, "images": n.astype(int).tolist(),
+                   "peak_rss_mib_max": max(rss), "rss_largest_over_smallest": round(rss[-1] / rss[0], 3),
+                   "ms_per_image": [round(1000 * s, 3) for s in per_image],
+                   "ms_per_image_max_over_min": round(max(per_image) / min(per_image), 3)}
+            if len(mine) >= 2:
+                slope, intercept = np.polyfit(n, seconds, 1)
+                fit.update(seconds_per_image_slope=round(float(slope), 5), seconds_at_zero=round(float(intercept), 1))
+                if size == PROJECTED[0]:
+                    fit["projected_seconds_at_90k"] = round(float(slope * PROJECTED[1] + intercept))
+            out.append(fit)
+    return out
+
+
+def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, header: str) -> str:
+    lines = [header, "", "| stage | px | images | peak RSS MiB | seconds | ms / image | disk MiB | load |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['image_size']} | {r['images']:,} | {r['peak_rss_mib']:,.0f} | {r['seconds']:,.1f} | "
+              f"{1000 * r['seconds'] / r['images']:.2f} | {r['disk_mib']:,.0f} | {r['load_average']} |" for r in rows]
+    lines += ["", "Per stage and size: peak RSS at the largest N over the smallest (goal: within 10 %), seconds per "
+              "image largest over smallest (goal: within 25 %), the line of seconds against images and its "
+              "projection to 90,000 images of 224 px.", "",
+              "| stage | px | images | max peak RSS MiB | RSS largest / smallest | ms / image max / min | "
+              "s per image (slope) | projected s at 90k x 224 |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {f['stage']} | {f['image_size']} | {', '.join(f'{n:,}' for n in f['images'])} | "
+              f"{f['peak_rss_mib_max']:,.0f} | {f['rss_largest_over_smallest']} | {f['ms_per_image_max_over_min']} | "
+              f"{f.get('seconds_per_image_slope', '-')} | {f.get('projected_seconds_at_90k', '-')} |" for f in fitted]
+    if near_copy:
+        lines += ["", f"Near-copy search (bench/results/near_copy_search.md): {near_copy.get('summary', json.dumps(near_copy)[:400])}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", nargs="+", help="SIZE:N,N,... (default: 224:3000,10000,30000 64:9000,30000,90000)")
+    parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "scale")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    grid = {32: [270, 540]} if args.quick else parse_grid(args.grid) if args.grid else DEFAULT_GRID
+    work = Path(tempfile.mkdtemp(prefix="scale-")) if args.quick else args.work
+    work.mkdir(parents=True, exist_ok=True)
+    rows_file = work / "rows.json"
+    rows = [] if args.quick or not rows_file.is_file() else json.loads(rows_file.read_text())
+    started = time.perf_counter()
+
+    def save(rows: list[dict]) -> None:
+        if args.quick:
+            return
+        rows_file.write_text(json.dumps(rows, indent=1))
+        fitted = fits(rows)
+        near = RESULTS_DIR / "near_copy_search.json"
+        near_copy = json.loads(near.read_text()) if near.is_file() else None
+        header = (f"# Every stage at scale\n\nMachine: {machine_info()['cpu']} ({os.cpu_count()} cores); code "
+                  f"{code_revision()['commit']}. Command: `.venv/bin/python bench/scale.py` (grid "
+                  f"{', '.join(f'{s} px: {ns}' for s, ns in grid.items())}); rows as they finished, load average "
+                  "at each stage's start (other jobs shared the machine when it is above 0).")
+        save_results("scale", markdown(rows, fitted, near_copy, header),
+                     {"machine": machine_info(), "code": code_revision(), "rows": rows, "fits": fitted,
+                      "near_copy_search": near_copy})
+
+    try:
+        for size, counts in grid.items():
+            for n in sorted(counts):
+                run_size(work, size, n, rows, save)
+    finally:
+        if args.quick:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.quick:
+        print(markdown(rows, fits(rows), None, f"# quick run ({time.perf_counter() - started:.0f} s)"))
+
+
+if __name__ == "__main__":
+    main()
