@@ -195,6 +195,7 @@ def test_a_toy_study_killed_after_its_first_run_resumes_without_repeating_it(tmp
     assert tail["arms"]["real_only"]["n_train"] == 16 + 16 + 4  # stroma's 16 cut to a quarter
     table = (tmp_path / "study" / "study.md").read_text()
     assert "| augmented - real_only |" in table and "| recall of the rare classes | stroma |" in table
+    assert table.startswith("![Accuracy gains against real train images per class, 95 % intervals](study.png)")
     assert tail["qa_passed"] == {"tiny-seed0": False, "tiny-seed1": False}  # a GAN this small fails QA: reported
     assert "QA of the synthetic images (reported, not enforced): tiny-seed0 failed, tiny-seed1 failed." in table
     assert (tmp_path / "study" / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -33,7 +33,7 @@ from machine import RESULTS_DIR, code_revision, machine_info, save_results
 from histosynth.config import Params, load_params, params_from_mapping
 from histosynth.entry import run_guarded, setup_logging
 from histosynth.study import run_study
-from histosynth.study.outputs import MARKDOWN_FILE, PICTURE_FILE, markdown
+from histosynth.study.outputs import PICTURE_FILE, markdown
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_ROOT = Path(os.environ.get("HISTOSYNTH_DATA_ROOT", "/work/shared/data"))
@@ -89,7 +89,7 @@ def main() -> None:
               f"(histosynth study; work folder {args.work}). BloodMNIST 28 px, full val and test splits; long tail: "
               f"{', '.join(RARE)} cut to a tenth of 100 per class; classifier seeds {CLASSIFIER_SEEDS} x generator "
               f"seeds {GENERATOR_SEEDS}; recipe from params.yaml, chosen on real val.\n\n")
-    save_results("bloodmnist_study", header + (args.work / MARKDOWN_FILE).read_text(),
+    save_results("bloodmnist_study", header + markdown(result, picture_file="bloodmnist_study.png"),
                  {**result, "machine": machine_info(), "code": code_revision(),
                   "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
                   "session_seconds": seconds})
