@@ -251,8 +251,9 @@ def test_inputs_that_cannot_be_compared_are_clear_errors(work):
     with pytest.raises(DataError, match=r"feature net was trained on other data .*32 px.*28 px"):
         run_qa(REPORT_ONLY, small_real, small_synthetic, net, work / "qa_other")
     missing = params_from_mapping({"qa": {"fid": {"inception_weights": str(work / "nope.pth")}, **NO_CAS}}).qa
+    comparable = write_image_folder(work / "comparable", {"train": 4}, seed=5, source="synthetic")
     with pytest.raises(ConfigError, match=r"qa.fid.inception_weights = .*nope.pth.*file not found"):
-        run_qa(missing, real, work / "held_out", net, work / "qa_missing_weights")
+        run_qa(missing, real, comparable, net, work / "qa_missing_weights")
     assert not any((work / d).exists() for d in ("qa_odd", "qa_big", "qa_nowhere", "qa_other", "qa_missing_weights"))
 
 
