@@ -88,7 +88,8 @@ def test_random_vectors_longer_than_the_reduced_dimension_are_projected():
 
 def test_the_switch_is_exact_for_small_searches_and_approximate_for_large_ones(tiles):
     reference = PixelVectors(tiles["train"][0])
-    assert isinstance(ann.searcher(reference, 8 * 600), ann.ExactSearch)  # the demo's size
+    # the demo's largest: curate's 3 classes x 200 x overgenerate 3 candidates, every flip and turn
+    assert isinstance(ann.searcher(reference, 8 * 3 * 200 * 3), ann.ExactSearch)
     big = int(ann.EXACT_MAX_WORK / (len(reference) * reference.dim)) + 1
     assert isinstance(ann.searcher(reference, big), ann.ApproximateSearch)
     assert isinstance(ann.searcher(reference, big, approximate=False), ann.ExactSearch)

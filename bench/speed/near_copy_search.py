@@ -63,7 +63,7 @@ def blends(images: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def noisy(images: np.ndarray, sd: float, shift: float, rng: np.random.Generator) -> np.ndarray:
-    return np.clip(np.rint(images + shift + rng.normal(0, sd, images.shape)), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(images.astype(np.float64) + shift + rng.normal(0, sd, images.shape)), 0, 255).astype(np.uint8)
 
 
 def recall_sets(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
