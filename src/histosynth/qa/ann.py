@@ -44,8 +44,10 @@ REDUCED_SIDE = 16
 REDUCED_DIM = REDUCED_SIDE * REDUCED_SIDE * 3
 # Candidates beyond k re-ranked exactly per query.
 SPARE_CANDIDATES = 8
-# Share of the index's lists probed per query; lists: about the square root of the references.
-PROBED_SHARE = 0.25
+# The index's lists: this many times the square root of the number of references; the share of
+# them probed per query (bench/results/near_copy_search.md: recall and seconds of a few settings).
+LISTS_PER_ROOT = 4
+PROBED_SHARE = 0.125
 SEED = 0
 
 
@@ -104,7 +106,7 @@ class ApproximateSearch:
         block = max(1, knn.BLOCK_BYTES // (4 * dim))
         reduced = np.concatenate([reduce(knn._rows(reference, start, start + block), reference)
                                   for start in range(0, len(reference), block)])
-        self.n_lists = max(1, round(math.sqrt(len(reference))))
+        self.n_lists = max(1, min(len(reference), round(LISTS_PER_ROOT * math.sqrt(len(reference)))))
         self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(reduced.shape[1]), reduced.shape[1], self.n_lists)
         self.index.cp.seed = SEED
         self.index.cp.min_points_per_centroid = 1  # small sets: no warning, the lists are just small
