@@ -1,6 +1,6 @@
 """The near-copy search at scale: the approximate search (histosynth.qa.ann) against the exact one.
 
-    nice -n 10 .venv/bin/python bench/speed/near_copy_search.py            # about 15 minutes on 2 cores
+    nice -n 10 .venv/bin/python bench/speed/near_copy_search.py            # about 16 minutes on 2 loaded cores
     nice -n 10 .venv/bin/python bench/speed/near_copy_search.py --quick    # 1,000 images: smoke run, writes nothing
 
 BloodMNIST (28 px, upsampled bilinearly), through memorisation.nearest_originals, the function QA's
@@ -200,7 +200,8 @@ def main() -> None:
     results = {"machine": machine_info(), "code": code_revision(), "load_before": load_before,
                "load_after": [round(x, 2) for x in os.getloadavg()], "seconds_total": time.perf_counter() - started,
                "settings": {"exact_max_work": ann.EXACT_MAX_WORK, "reduced_side": ann.REDUCED_SIDE,
-                            "spare_candidates": ann.SPARE_CANDIDATES, "probed_share": ann.PROBED_SHARE},
+                            "spare_candidates": ann.SPARE_CANDIDATES, "lists_per_root": ann.LISTS_PER_ROOT,
+                            "probed_share": ann.PROBED_SHARE},
                "recall": recall, "crossover": cross, "scale": scale}
     if args.quick:
         print(table(results))
