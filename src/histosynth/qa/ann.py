@@ -9,8 +9,9 @@ Exact search (histosynth.qa.knn) costs queries x references x dimension: at 30k 
    image's reduction is the flipped reduction), other vectors longer than that are projected on
    seeded random directions;
 2. finds each query's ``k`` + :data:`SPARE_CANDIDATES` nearest reduced references in a faiss
-   IVF-Flat index (k-means seeded, :data:`PROBED_SHARE` of its lists probed; a query whose probed
-   lists hold too few references is searched over every list);
+   IVF-Flat index (:data:`LISTS_PER_ROOT` x sqrt(references) lists from a seeded k-means,
+   :data:`PROBED_SHARE` of them probed; a query whose probed lists hold too few references is
+   searched over every list);
 3. re-ranks those candidates by their exact distances in full dimension (knn.rerank, the code
    the exact search uses), so a found neighbour's distance is the exact one and a verbatim copy
    is at distance 0.
