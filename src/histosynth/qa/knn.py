@@ -111,7 +111,6 @@ def nearest_streamed(query: Vectors, reference: Vectors, k: int = 1) -> tuple[np
         raise ValueError(f"need at least {k} reference vectors, got {len(reference)}")
     block = max(1, BLOCK_BYTES // (4 * dim))
     chunk = max(1, min(CHUNK, QUERY_BYTES // (4 * dim)))  # each chunk reads the whole reference once
-    rerank = max(1, BLOCK_BYTES // (4 * dim * n_candidates))
     centre = _mean(reference, block)  # shrinks norms, so cancellation
     distances = np.empty((len(query), k), np.float32)
     indices = np.empty((len(query), k), np.int64)
@@ -130,14 +129,27 @@ def nearest_streamed(query: Vectors, reference: Vectors, k: int = 1) -> tuple[np
         best_d, best_i = best_d.gather(1, by_row), best_i.gather(1, by_row)
         by_distance = best_d.sort(dim=1, stable=True).indices
         best_i = best_i.gather(1, by_distance)
-        for sub in range(0, len(q), rerank):  # the candidates' vectors, a few queries' worth at a time
-            rows = best_i[sub : sub + rerank]
-            wanted, where = np.unique(rows.numpy(), return_inverse=True)
-            candidates = _gather(reference, wanted)[torch.from_numpy(where.reshape(rows.shape))]
-            exact = (q[sub : sub + rerank, None, :] - candidates).norm(dim=2)
-            order = exact.argsort(dim=1, stable=True)[:, :k]
-            distances[start + sub : start + sub + len(rows)] = exact.gather(1, order).numpy()
-            indices[start + sub : start + sub + len(rows)] = rows.gather(1, order).numpy()
+        distances[start : start + len(q)], indices[start : start + len(q)] = rerank(q, reference, best_i, k)
+    return distances, indices
+
+
+def rerank(query: torch.Tensor, reference: Vectors, candidates: torch.Tensor,
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances (N, k) and indices (N, k) of each query row's k nearest among its candidate
+    reference rows (N, C), from differences; equal distances keep the candidates' order. Holds a few
+    queries' candidate vectors at a time (:data:`BLOCK_BYTES`)."""
+    dim = max(_dim(reference), 1)
+    step = max(1, BLOCK_BYTES // (4 * dim * max(candidates.shape[1], 1)))
+    distances = np.empty((len(query), k), np.float32)
+    indices = np.empty((len(query), k), np.int64)
+    for sub in range(0, len(query), step):  # the candidates' vectors, a few queries' worth at a time
+        rows = candidates[sub : sub + step]
+        wanted, where = np.unique(rows.numpy(), return_inverse=True)
+        vectors = _gather(reference, wanted)[torch.from_numpy(where.reshape(rows.shape))]
+        exact = torch.sub(query[sub : sub + step, None, :], vectors, out=vectors).norm(dim=2)  # in place: less memory
+        order = exact.argsort(dim=1, stable=True)[:, :k]
+        distances[sub : sub + len(rows)] = exact.gather(1, order).numpy()
+        indices[sub : sub + len(rows)] = rows.gather(1, order).numpy()
     return distances, indices
 
 

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from histosynth.qa.knn import Vectors, nearest
+from histosynth.qa import ann
+from histosynth.qa.knn import Vectors
 from histosynth.qa.pixel_space import PixelVectors
 
 # An edit copies its own source when d(edit, source) <= this x d(edit, nearest other original)
@@ -66,14 +67,15 @@ class NearestOriginals:
         return ratio
 
 
-def nearest_originals(query_variants: Sequence[Vectors], reference: Vectors,
-                      reference_originals: np.ndarray, exclude: np.ndarray | None = None) -> NearestOriginals:
+def nearest_originals(query_variants: Sequence[Vectors], reference: Vectors, reference_originals: np.ndarray,
+                      exclude: np.ndarray | None = None, approximate: bool | None = None) -> NearestOriginals:
     """For each query (given as one or more variants of the same rows), its two nearest originals.
 
     ``reference_originals`` (R,) names the original of each reference row; rows of one original
     count once. Each variant is searched for enough neighbours to be sure of reaching a second
     original, then the variants' candidates are merged. ``exclude`` (N,) names an original to
-    leave out per query (an edit's source; "" = none).
+    leave out per query (an edit's source; "" = none). Large searches are approximate
+    (histosynth.qa.ann; ``approximate`` True or False forces one or the other).
     """
     names, codes = np.unique(reference_originals, return_inverse=True)
     codes = codes.reshape(-1)
@@ -81,7 +83,8 @@ def nearest_originals(query_variants: Sequence[Vectors], reference: Vectors,
     k = min(len(reference), largest_group * (2 if exclude is not None else 1) + 1)
     if k < 1:
         raise ValueError("memorisation needs at least one reference image")
-    distances, indices = zip(*(nearest(variant, reference, k=k) for variant in query_variants))
+    search = ann.searcher(reference, sum(len(v) for v in query_variants), approximate)
+    distances, indices = zip(*(search.nearest(variant, k) for variant in query_variants))
     d, i = np.concatenate(distances, axis=1), np.concatenate(indices, axis=1)
     if exclude is not None:
         d = np.where(codes[i] == _codes_of(np.asarray(exclude, str), names)[:, None], np.inf, d)
@@ -147,14 +150,15 @@ class CopyCheck:
 
 def check_copies(query_variants: Sequence[Vectors], reference: Vectors, reference_originals: np.ndarray,
                  reference_labels: np.ndarray, thresholds: np.ndarray,
-                 sources: np.ndarray | None = None) -> CopyCheck:
+                 sources: np.ndarray | None = None, approximate: bool | None = None) -> CopyCheck:
     """Near-copies among the queries, with ``thresholds`` per class (:func:`near_copy_thresholds`).
 
     ``sources`` (N,): the original each query was edited from ("" = none). An edit is flagged when it
     is a near-copy of another original, or when it copies its source: d(source) / d(nearest other
     original) at most min(:data:`SOURCE_COPY_RATIO`, the threshold of the source's class).
+    ``approximate``: as :func:`nearest_originals`.
     """
-    found = nearest_originals(query_variants, reference, reference_originals, exclude=sources)
+    found = nearest_originals(query_variants, reference, reference_originals, exclude=sources, approximate=approximate)
     flagged = near_copies(found.ratios, reference_labels[found.index], thresholds)
     n = len(found.d1)
     source_ratio = np.full(n, np.nan)
