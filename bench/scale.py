@@ -101,7 +101,8 @@ def run_size(work: Path, size: int, n_images: int, rows: list[dict], save) -> No
         load = os.getloadavg()[0]
         figures = run_stage(REPO, project, name)
         rows.append({"stage": name, "image_size": size, "images": n_images, **figures,
-                     "disk_mib": disk_mib(project, name), "load_average": round(load, 2)})
+                     "disk_mib": disk_mib(project, name), "load_average": round(load, 2),
+                     "code": code_revision()["commit"]})
         print(json.dumps(rows[-1]), flush=True)
         save(rows)
     shutil.rmtree(root)
@@ -133,10 +134,11 @@ def fits(rows: list[dict]) -> list[dict]:
 
 
 def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, header: str) -> str:
-    lines = [header, "", "| stage | px | images | peak RSS MiB | seconds | ms / image | disk MiB | load |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [header, "", "| stage | px | images | peak RSS MiB | seconds | ms / image | disk MiB | load | code |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['stage']} | {r['image_size']} | {r['images']:,} | {r['peak_rss_mib']:,.0f} | {r['seconds']:,.1f} | "
-              f"{1000 * r['seconds'] / r['images']:.2f} | {r['disk_mib']:,.0f} | {r['load_average']} |" for r in rows]
+              f"{1000 * r['seconds'] / r['images']:.2f} | {r['disk_mib']:,.0f} | {r['load_average']} | "
+              f"{r.get('code', '-')} |" for r in rows]
     lines += ["", "Per stage and size: peak RSS at the largest N over the smallest (goal: within 10 %), seconds per "
               "image largest over smallest (goal: within 25 %), the line of seconds against images and its "
               "projection to 90,000 images of 224 px.", "",
@@ -170,8 +172,8 @@ def main() -> None:
         fitted = fits(rows)
         near = RESULTS_DIR / "near_copy_search.json"
         near_copy = json.loads(near.read_text()) if near.is_file() else None
-        header = (f"# Every stage at scale\n\nMachine: {machine_info()['cpu']} ({os.cpu_count()} cores); code "
-                  f"{code_revision()['commit']}. Command: `.venv/bin/python bench/scale.py` (grid "
+        header = (f"# Every stage at scale\n\nMachine: {machine_info()['cpu']} ({os.cpu_count()} cores); each row "
+                  "names the code it ran. Command: `.venv/bin/python bench/scale.py` (grid "
                   f"{', '.join(f'{s} px: {ns}' for s, ns in grid.items())}); rows as they finished, load average "
                   "at each stage's start (other jobs shared the machine when it is above 0).")
         save_results("scale", markdown(rows, fitted, near_copy, header),
