@@ -26,10 +26,10 @@ torch's, they are the same on machines of the same CPU capability.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Protocol
 
-import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -108,6 +108,7 @@ class ApproximateSearch:
         reduced = np.concatenate([reduce(knn._rows(reference, start, start + block), reference)
                                   for start in range(0, len(reference), block)])
         self.n_lists = max(1, min(len(reference), round(LISTS_PER_ROOT * math.sqrt(len(reference)))))
+        faiss = _faiss()
         self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(reduced.shape[1]), reduced.shape[1], self.n_lists)
         self.index.cp.seed = SEED
         self.index.cp.min_points_per_centroid = 1  # small sets: no warning, the lists are just small
@@ -124,7 +125,7 @@ class ApproximateSearch:
         distances, rows = self.index.search(reduced, n)
         short = np.flatnonzero((rows < 0).any(axis=1))
         if len(short):  # the probed lists held fewer than n references: search every list
-            params = faiss.SearchParametersIVF(nprobe=self.n_lists)
+            params = _faiss().SearchParametersIVF(nprobe=self.n_lists)
             distances[short], rows[short] = self.index.search(reduced[short], n, params=params)
         order = np.lexsort((rows, distances), axis=1)  # equal distances (copies among the references) by row
         return np.take_along_axis(rows, order, 1)
@@ -142,3 +143,13 @@ class ApproximateSearch:
             rows = torch.from_numpy(self.candidates(reduce(q, self.reference), n))
             distances[start : start + len(q)], indices[start : start + len(q)] = knn.rerank(q, self.reference, rows, k)
         return distances, indices
+
+
+def _faiss():
+    """faiss, imported when an index is first built: small searches (the demo's) never load it. Its
+    loader logs at INFO every SIMD build it tries and cannot find, tracebacks' last lines included;
+    only a failure to load at all is worth a line in a stage's log."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    return faiss
