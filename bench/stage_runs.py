@@ -42,9 +42,9 @@ def write_folder_source(folder: Path, classes: tuple[str, ...], per_class: int, 
     return folder
 
 
-def write_params(project: Path, extra: dict) -> Path:
-    """``project/params.yaml``: the repository's params.yaml updated by ``extra`` (nested)."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+def write_params(project: Path, extra: dict, base: Path = REPO / "params.yaml") -> Path:
+    """``project/params.yaml``: ``base`` (the repository's params.yaml) updated by ``extra`` (nested)."""
+    params = yaml.safe_load(base.read_text())
     update(params, extra)
     project.mkdir(parents=True, exist_ok=True)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -42,11 +42,11 @@ PARAMS = {
 }
 
 
-def make_project(root: Path, per_class: int, size: int) -> Path:
+def make_project(root: Path, per_class: int, size: int, params_file: Path) -> Path:
     source = write_folder_source(root / "source", ("alpha", "beta", "gamma"), per_class, size, seed=per_class)
     extra = copy.deepcopy(PARAMS)
     extra["data"] = {"source": f"folder:{source}", "image_size": size, "duplicates": {"action": "warn"}}
-    return write_params(root / "project", extra)
+    return write_params(root / "project", extra, params_file)
 
 
 def baseline_code(revision: str, work: Path) -> tuple[Path, str]:
@@ -54,7 +54,7 @@ def baseline_code(revision: str, work: Path) -> tuple[Path, str]:
                             check=True).stdout.strip()
     root = work / "baseline"
     root.mkdir()
-    archive = subprocess.run(["git", "archive", commit, "src", "stages"], cwd=REPO, capture_output=True,
+    archive = subprocess.run(["git", "archive", commit, "src", "stages", "params.yaml"], cwd=REPO, capture_output=True,
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
     return root, commit
@@ -72,7 +72,8 @@ def main() -> None:
         work = Path(tmp)
         base, base_commit = baseline_code(args.baseline, work)
         for per_class in args.per_class:
-            project = make_project(work / f"n{per_class}", per_class, args.size)
+            # the baseline's params.yaml, which both versions accept (later keys have defaults)
+            project = make_project(work / f"n{per_class}", per_class, args.size, base / "params.yaml")
             for name in UPSTREAM:
                 run_stage(REPO, project, name)
             copies = {"this tree": project, f"baseline {base_commit}": project.with_name("baseline-project")}
