@@ -144,11 +144,20 @@ def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, heade
               "projection to 90,000 images of 224 px.", "",
               "| stage | px | images | max peak RSS MiB | RSS largest / smallest | ms / image max / min | "
               "s per image (slope) | projected s at 90k x 224 |", "|---|---|---|---|---|---|---|---|"]
+    compared = [f for f in fitted if len(f["images"]) >= 2]
     lines += [f"| {f['stage']} | {f['image_size']} | {', '.join(f'{n:,}' for n in f['images'])} | "
               f"{f['peak_rss_mib_max']:,.0f} | {f['rss_largest_over_smallest']} | {f['ms_per_image_max_over_min']} | "
-              f"{f.get('seconds_per_image_slope', '-')} | {f.get('projected_seconds_at_90k', '-')} |" for f in fitted]
+              f"{f.get('seconds_per_image_slope', '-')} | {f.get('projected_seconds_at_90k', '-')} |" for f in compared]
+    if not compared:
+        lines.append("| (no image size has two numbers of images yet) | | | | | | | |")
     if near_copy:
-        lines += ["", f"Near-copy search (bench/results/near_copy_search.md): {near_copy.get('summary', json.dumps(near_copy)[:400])}"]
+        lines += ["", "Near-copy search ([near_copy_search.md](near_copy_search.md), code "
+                  f"{near_copy['code']['commit']}): recall of the exact search's near copies "
+                  + ", ".join(f"{r['near_copies_percentile_recall']:.3f} at {r['images']:,} images of {r['side']} px" for r in near_copy["recall"])
+                  + "; time at 30k references with every flip and turn of 30k queries "
+                  + ", ".join(f"{r['projected_seconds_for_all_queries'] / 60:.0f} min at {r['side']} px"
+                              + (f" (projected from {r['queries_searched']:,} queries)" if r["queries_searched"] < r["references"] else "")
+                              for r in near_copy["scale"]) + "."]
     return "\n".join(lines) + "\n"
 
 
