@@ -66,12 +66,17 @@ def recipe(n_images: int, size: int) -> dict:
     }
 
 
-def parse_grid(items: list[str]) -> dict[int, list[int]]:
-    grid: dict[int, list[int]] = {}
-    for item in items:
-        size, _, counts = item.partition(":")
-        grid[int(size)] = [int(c) for c in counts.split(",") if c]
-    return grid
+def grid_item(item: str) -> tuple[int, list[int]]:
+    """``SIZE:N,N,...`` -> (SIZE, [N, ...]); anything else is a usage error that shows the form."""
+    size, _, counts = item.partition(":")
+    try:
+        parsed = int(size), [int(c) for c in counts.split(",") if c]
+    except ValueError:
+        parsed = None
+    if parsed is None or not parsed[1] or min(parsed[1]) < len(CLASSES) * 10:
+        raise argparse.ArgumentTypeError(f"{item!r}: expected SIZE:N,N,... (e.g. 64:9000,30000), each N at least "
+                                         f"{len(CLASSES) * 10}")
+    return parsed
 
 
 def disk_mib(project: Path, name: str) -> float:
@@ -163,11 +168,12 @@ def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, heade
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--grid", nargs="+", help="SIZE:N,N,... (default: 224:3000,10000,30000 64:9000,30000,90000)")
+    parser.add_argument("--grid", nargs="+", type=grid_item,
+                        help="SIZE:N,N,... (default: 224:3000,10000,30000 64:9000,30000,90000)")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "scale")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    grid = {32: [270, 540]} if args.quick else parse_grid(args.grid) if args.grid else DEFAULT_GRID
+    grid = {32: [270, 540]} if args.quick else dict(args.grid) if args.grid else DEFAULT_GRID
     work = Path(tempfile.mkdtemp(prefix="scale-")) if args.quick else args.work
     work.mkdir(parents=True, exist_ok=True)
     rows_file = work / "rows.json"
