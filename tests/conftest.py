@@ -91,6 +91,19 @@ def write_synthetic(folder: Path, images_by_label: dict[int, list[np.ndarray]],
     return folder
 
 
+def builtin_tiles() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The embedded demo's splits as {split: (images (N, H, W, 3) uint8, labels (N,))}."""
+    from histosynth.config import params_from_mapping
+    from histosynth.data.sources.builtin_ihc import load_builtin
+
+    source = load_builtin(params_from_mapping({"data": {"source": "builtin:ihc"}}).data)
+    out = {}
+    for split in ("train", "val", "test"):
+        part = source.read_split(split)
+        out[split] = (np.stack([part.image(i) for i in range(len(part.labels))]), part.labels)
+    return out
+
+
 @pytest.fixture
 def tiny_real_dir(tmp_path: Path) -> Path:
     """3 classes x (24 train, 8 val, 8 test) images of 32x32 in the ingest layout."""

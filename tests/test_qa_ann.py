@@ -6,8 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from histosynth.config import params_from_mapping
-from histosynth.data.sources.builtin_ihc import load_builtin
+from conftest import builtin_tiles
 from histosynth.dihedral import dihedral_variant, dihedral_variants
 from histosynth.qa import ann, knn
 from histosynth.qa.metrics import memorisation
@@ -16,12 +15,7 @@ from histosynth.qa.pixel_space import PixelVectors, pixel_vectors, variants
 
 @pytest.fixture(scope="module")
 def tiles():
-    source = load_builtin(params_from_mapping({"data": {"source": "builtin:ihc"}}).data)
-    out = {}
-    for split in ("train", "val", "test"):
-        part = source.read_split(split)
-        out[split] = (np.stack([part.image(i) for i in range(len(part.labels))]), part.labels)
-    return out
+    return builtin_tiles()
 
 
 def noisy(images: np.ndarray, sd: float, seed: int) -> np.ndarray:

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from histosynth.config import params_from_mapping
-from histosynth.data.sources.builtin_ihc import load_builtin
+from conftest import builtin_tiles
 from histosynth.dihedral import dihedral_variant, dihedral_variants
 from histosynth.qa.evaluate import pixel_vectors
 from histosynth.qa.metrics import memorisation
@@ -20,11 +19,7 @@ PERCENTILE = 1.0
 
 @pytest.fixture(scope="module")
 def tiles():
-    source = load_builtin(params_from_mapping({"data": {"source": "builtin:ihc"}}).data)
-    out = {}
-    for split in ("train", "val", "test"):
-        part = source.read_split(split)
-        out[split] = (np.stack([part.image(i) for i in range(len(part.labels))]), part.labels)
+    out = builtin_tiles()
     train, train_y = out["train"]
     heldout = np.concatenate([out["val"][0], out["test"][0]])
     heldout_y = np.concatenate([out["val"][1], out["test"][1]])
