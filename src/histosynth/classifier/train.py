@@ -24,6 +24,7 @@ from torch import nn
 
 from histosynth import progress
 from histosynth.classifier.architectures import Arch, build_classifier
+from histosynth.classifier.embed import eval_batch_size
 from histosynth.classifier.model import to_input
 from histosynth.config.classifier import ClassifierRecipe
 from histosynth.dataset import ImageSet
@@ -119,13 +120,13 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, images: Images, labels: np.ndarray, batch_size: int = 512) -> float:
+def accuracy(model: nn.Module, images: Images, labels: np.ndarray) -> float:
     """Share of (N, H, W, 3) uint8 ``images`` (an array or stored images, read a batch at a time)
     predicted as their ``labels``."""
     model.eval()
     y = torch.tensor(labels)
     correct = sum(int((model(to_input(batch)).argmax(1) == y[i : i + len(batch)]).sum())
-                  for i, batch in batches(images, batch_size))
+                  for i, batch in batches(images, eval_batch_size(images)))
     return correct / max(len(images), 1)
 
 
