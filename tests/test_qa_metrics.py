@@ -110,8 +110,9 @@ def test_nearest_neighbours_match_dense_distances_across_chunks(monkeypatch):
 
 @pytest.mark.parametrize("block_rows", [1, 13, 1000])
 def test_the_streamed_pixel_search_finds_what_the_search_in_memory_finds(monkeypatch, block_rows):
-    """Blocks of stored images give the distances and neighbours of the pixel vectors held whole, for
-    every flip and turn of the queries; exact copies in the reference tie and are ranked by row."""
+    """Blocks of stored images give the neighbours of the pixel vectors held whole, for every flip and
+    turn of the queries, and their distances exactly (summed as integers: the float32 differences of
+    the search in memory round at every pixel); exact copies in the reference tie and are ranked by row."""
     rng = np.random.default_rng(8)
     reference = random_images(rng, 90)
     reference[[40, 70]] = reference[12]  # three identical rows
@@ -124,7 +125,9 @@ def test_the_streamed_pixel_search_finds_what_the_search_in_memory_finds(monkeyp
         for whole, streamed in zip(dihedral_variants(query), variants(query)):
             expected = knn.nearest(pixel_vectors(whole), pixel_vectors(reference), k)
             found = knn.nearest(streamed, PixelVectors(stored), k)
-            np.testing.assert_array_equal(found[0], expected[0])
+            np.testing.assert_allclose(found[0], expected[0], rtol=1e-6)
+            exact = np.sqrt(((whole[:, None].astype(np.float64) - reference[found[1]]) ** 2).sum(axis=(2, 3, 4)))
+            np.testing.assert_array_equal(found[0], (exact / np.float32(255 * np.sqrt(8 * 8 * 3))).astype(np.float32))
             same = np.arange(len(reference))
             same[[40, 70]] = 12  # which of three identical rows comes first is each search's choice
             np.testing.assert_array_equal(same[found[1]], same[expected[1]])

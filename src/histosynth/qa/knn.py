@@ -18,7 +18,8 @@ from typing import Union
 import numpy as np
 import torch
 
-from histosynth.qa.pixel_space import PixelVectors
+from histosynth.parallel import ordered_map
+from histosynth.qa.pixel_space import PixelVectors, pixel_distances
 
 # Rows of the query set per chunk: a chunk's distance matrix holds CHUNK * len(reference) floats.
 CHUNK = 1024
@@ -29,6 +30,9 @@ SPARE_CANDIDATES = 4
 BLOCK_BYTES = 32 << 20
 # Bytes of float32 query vectors a streamed search holds at once (fewer passes over the reference).
 QUERY_BYTES = 128 << 20
+# Relative margin by which a lower bound must pass the k-th exact distance before its candidate is
+# skipped (both are float32 sums; their rounding is about 1e-6 of the distance).
+BOUND_SLACK = 1e-3
 
 Vectors = Union[np.ndarray, torch.Tensor, PixelVectors]
 
@@ -86,6 +90,13 @@ def _rows(vectors: Vectors, start: int, stop: int) -> torch.Tensor:
     return vectors[start:stop] if isinstance(vectors, torch.Tensor) else as_tensor(vectors[start:stop])
 
 
+def _chunk(vectors: Vectors, start: int, stop: int) -> Vectors:
+    """Rows start..stop as vectors of the same kind (pixel vectors stay lazy)."""
+    if isinstance(vectors, PixelVectors):
+        return vectors.take(slice(start, stop))
+    return vectors[start:stop]
+
+
 def _dim(vectors: Vectors) -> int:
     return vectors.dim if isinstance(vectors, PixelVectors) else int(np.prod(vectors.shape[1:]))
 
@@ -129,28 +140,60 @@ def nearest_streamed(query: Vectors, reference: Vectors, k: int = 1) -> tuple[np
         best_d, best_i = best_d.gather(1, by_row), best_i.gather(1, by_row)
         by_distance = best_d.sort(dim=1, stable=True).indices
         best_i = best_i.gather(1, by_distance)
-        distances[start : start + len(q)], indices[start : start + len(q)] = rerank(q, reference, best_i, k)
+        distances[start : start + len(q)], indices[start : start + len(q)] = rerank(
+            _chunk(query, start, start + len(q)), reference, best_i, k)
     return distances, indices
 
 
-def rerank(query: torch.Tensor, reference: Vectors, candidates: torch.Tensor,
-           k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact distances (N, k) and indices (N, k) of each query row's k nearest among its candidate
-    reference rows (N, C), from differences; equal distances keep the candidates' order. Holds a few
-    queries' candidate vectors at a time (:data:`BLOCK_BYTES`)."""
-    dim = max(_dim(reference), 1)
-    step = max(1, BLOCK_BYTES // (4 * dim * max(candidates.shape[1], 1)))
-    distances = np.empty((len(query), k), np.float32)
-    indices = np.empty((len(query), k), np.int64)
-    for sub in range(0, len(query), step):  # the candidates' vectors, a few queries' worth at a time
-        rows = candidates[sub : sub + step]
-        wanted, where = np.unique(rows.numpy(), return_inverse=True)
-        vectors = _gather(reference, wanted)[torch.from_numpy(where.reshape(rows.shape))]
-        exact = torch.sub(query[sub : sub + step, None, :], vectors, out=vectors).norm(dim=2)  # in place: less memory
-        order = exact.argsort(dim=1, stable=True)[:, :k]
-        distances[sub : sub + len(rows)] = exact.gather(1, order).numpy()
-        indices[sub : sub + len(rows)] = rows.gather(1, order).numpy()
-    return distances, indices
+def rerank(query: Vectors, reference: Vectors, candidates: torch.Tensor, k: int,
+           lower: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances (N, k) and indices (N, k) of each of the N ``query`` rows' k nearest among its
+    candidate reference rows (N, C), from differences (of pixels as integers when both sets are
+    pixel vectors); equal distances keep the candidates' order. Holds a few queries' candidate
+    vectors at a time (:data:`BLOCK_BYTES`).
+
+    ``lower`` (N, C), when given, bounds each candidate's distance from below: the k candidates with
+    the smallest bounds are computed first, then only those whose bound does not pass the k-th
+    distance found (:data:`BOUND_SLACK`); the others cannot be among the k nearest. Same result,
+    fewer distances in full dimension.
+    """
+    n_queries, n_candidates = candidates.shape
+    exact = np.full((n_queries, n_candidates), np.inf, np.float32)
+    if lower is None:
+        _fill_exact(exact, query, reference, candidates, np.ones(exact.shape, bool))
+    else:
+        first = np.zeros(exact.shape, bool)
+        np.put_along_axis(first, np.argsort(lower, axis=1, kind="stable")[:, :k], True, axis=1)
+        _fill_exact(exact, query, reference, candidates, first)
+        kth = np.sort(exact, axis=1)[:, k - 1 : k]  # at least the final k-th distance
+        _fill_exact(exact, query, reference, candidates, ~first & (lower * (1 - BOUND_SLACK) <= kth))
+    found = torch.from_numpy(exact)
+    order = found.argsort(dim=1, stable=True)[:, :k]
+    return found.gather(1, order).numpy(), candidates.gather(1, order).numpy()
+
+
+def _fill_exact(exact: np.ndarray, query: Vectors, reference: Vectors, candidates: torch.Tensor,
+                wanted: np.ndarray) -> None:
+    """exact[i, j] = |query[i] - reference[candidates[i, j]]| where ``wanted``, a block of pairs at a time."""
+    query_rows, columns = np.nonzero(wanted)
+    reference_rows = candidates.numpy()[query_rows, columns]
+    pixels = isinstance(query, PixelVectors) and isinstance(reference, PixelVectors)
+    step = max(1, BLOCK_BYTES // ((2 if pixels else 4) * max(_dim(reference), 1)))
+    # the queries once (a flipped or turned image is copied into place), their candidates a block at a time
+    queries = query.pixels(slice(None)) if pixels else _rows(query, 0, len(query))
+
+    def block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows, cols = query_rows[start : start + step], columns[start : start + step]
+        unique, where = np.unique(reference_rows[start : start + step], return_inverse=True)
+        where = where.reshape(-1)
+        if pixels:
+            return rows, cols, pixel_distances(queries[rows], reference.pixels(unique)[where])
+        vectors = _gather(reference, unique)[torch.from_numpy(where)]
+        return rows, cols, torch.sub(queries[torch.from_numpy(rows)], vectors, out=vectors).norm(dim=1).numpy()
+
+    # numpy's integer sums run on one core (torch's float ones on all): pixel blocks on threads
+    for rows, cols, distances in ordered_map(block, range(0, len(query_rows), step), 0 if pixels else 1, chunk=1):
+        exact[rows, cols] = distances
 
 
 def _gather(vectors: Vectors, rows: np.ndarray) -> torch.Tensor:
