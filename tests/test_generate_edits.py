@@ -162,3 +162,18 @@ def test_cli_edit_options_reach_the_editor(work, tmp_path):
     assert (manifest["edit_strength"] == 0.3).all() and manifest["edit_of"].notna().all()
     refused = CliRunner().invoke(app, [*args, "--strength", "0"])
     assert refused.exit_code == EXIT_CONFIG and "generate.edit.strength = 0.0: Input should be greater than 0" in refused.output
+
+
+def test_keep_colour_gives_each_edit_its_sources_channel_means(work, tmp_path):
+    real = read_manifest(work / "real").set_index("id")
+    drift = {}
+    for keep in (False, True):
+        manifest = generate(GenerateParams(n_per_class=8, device="cpu", mode="edit", diffusion={"steps": STEPS},
+                                           edit={"strength": 0.5, "keep_colour": keep}),
+                            work / "model", tmp_path / str(keep), work / "real")
+        edits = np.stack([read_png_rgb(tmp_path / str(keep) / p) for p in manifest["path"]]).astype(float)
+        sources = np.stack([read_png_rgb(work / "real" / real.loc[i, "path"]) for i in manifest["edit_of"]]).astype(float)
+        drift[keep] = np.abs(edits.mean(axis=(1, 2)) - sources.mean(axis=(1, 2)))  # (N, 3) grey levels
+    # a model trained for one epoch shifts colours by tens of levels; matched, what is left is rounding and
+    # the pixels clamped at 0 or 255
+    assert np.median(drift[False]) > 5 * np.median(drift[True]) and np.median(drift[True]) < 2

@@ -161,5 +161,6 @@ def _load_sampler(model_dir: Path, seed: int, device: torch.device, precision: s
         return BlockSampler(generator, record["latent_dim"], seed, device, precision), record, columns
     params, real_dir = edit
     sources = EditSources.load(real_dir, record["class_names"], int(record["image_size"]))
-    return EditSampler(generator, record["latent_dim"], seed, device, precision, sources, params.strength), record, \
+    return EditSampler(generator, record["latent_dim"], seed, device, precision, sources, params.strength,
+                       params.keep_colour), record, \
         columns
