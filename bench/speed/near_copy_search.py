@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python bench/speed/near_copy_search.py            # about 16 minutes on 2 loaded cores
     nice -n 10 .venv/bin/python bench/speed/near_copy_search.py --quick    # 1,000 images: smoke run, writes nothing
+    nice -n 10 .venv/bin/python bench/speed/near_copy_search.py --scale-only  # the 30k rows again, beside the old ones
 
 BloodMNIST (28 px, upsampled bilinearly), through memorisation.nearest_originals, the function QA's
 and curate's near-copy tests call, with every image its own original:
@@ -25,6 +26,7 @@ Results: bench/results/near_copy_search.json and .md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
-from machine import code_revision, machine_info, save_results
+from machine import RESULTS_DIR, code_revision, machine_info, save_results
 
 from histosynth.dihedral import dihedral_variant
 from histosynth.qa import ann, knn
@@ -178,10 +180,10 @@ def table(results: dict) -> str:
               for r in results["crossover"]]
     lines += ["\n## Approximate search at scale (8 variants of every query)\n",
               "| px | references | queries searched | build s | search s | projected s, all 30k queries | index MiB | "
-              "bytes / image |", "|---|---|---|---|---|---|---|---|"]
+              "bytes / image | code |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['side']} | {r['references']} | {r['queries_searched']} | {r['build_seconds']} | "
               f"{r['search_seconds']} | {r['projected_seconds_for_all_queries']} | {r['index_mib']} | "
-              f"{r['index_bytes_per_image']} |" for r in results["scale"]]
+              f"{r['index_bytes_per_image']} | {r.get('code', results['code']['commit'])} |" for r in results["scale"]]
     return "\n".join(lines) + "\n"
 
 
@@ -189,14 +191,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 images, writes nothing")
     parser.add_argument("--skip-224", action="store_true", help="no 224 px run")
+    parser.add_argument("--scale-only", action="store_true",
+                        help="measure the at-scale rows again (after a change of the search's speed), keep the recorded "
+                             "recall and crossover tables")
     args = parser.parse_args()
     started, load_before = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     n, scale_n = (1000, 2000) if args.quick else (10_000, 30_000)
-    recall = [recall_at(32, n, list(range(8))), recall_at(64, n, [0, 1])]
-    cross = crossover([32, 64], [500, 1000] if args.quick else [1000, 2000, 4000])
+    recorded = json.loads((RESULTS_DIR / "near_copy_search.json").read_text()) if args.scale_only else {}
+    recall = recorded.get("recall") or [recall_at(32, n, list(range(8))), recall_at(64, n, [0, 1])]
+    cross = recorded.get("crossover") or crossover([32, 64], [500, 1000] if args.quick else [1000, 2000, 4000])
     scale = [at_scale(64, scale_n, 1.0 if not args.quick else 0.5)]
     if not args.skip_224:
         scale.append(at_scale(224, scale_n, 0.02))
+    for row in scale:
+        row["code"] = code_revision()["commit"]
+    if recorded:
+        before = [{**row, "code": row.get("code", recorded["code"]["commit"])} for row in recorded["scale"]]
+        scale = before + scale
     results = {"machine": machine_info(), "code": code_revision(), "load_before": load_before,
                "load_after": [round(x, 2) for x in os.getloadavg()], "seconds_total": time.perf_counter() - started,
                "settings": {"exact_max_work": ann.EXACT_MAX_WORK, "reduced_side": ann.REDUCED_SIDE,
