@@ -164,16 +164,19 @@ def test_cli_edit_options_reach_the_editor(work, tmp_path):
     assert refused.exit_code == EXIT_CONFIG and "generate.edit.strength = 0.0: Input should be greater than 0" in refused.output
 
 
-def test_keep_colour_gives_each_edit_its_sources_channel_means(work, tmp_path):
+def test_keep_colour_gives_each_edit_its_sources_colours(work, tmp_path):
     real = read_manifest(work / "real").set_index("id")
-    drift = {}
-    for keep in (False, True):
+    drift, edits = {}, {}
+    for keep in ("none", "moments", "histogram"):
         manifest = generate(GenerateParams(n_per_class=8, device="cpu", mode="edit", diffusion={"steps": STEPS},
                                            edit={"strength": 0.5, "keep_colour": keep}),
-                            work / "model", tmp_path / str(keep), work / "real")
-        edits = np.stack([read_png_rgb(tmp_path / str(keep) / p) for p in manifest["path"]]).astype(float)
-        sources = np.stack([read_png_rgb(work / "real" / real.loc[i, "path"]) for i in manifest["edit_of"]]).astype(float)
-        drift[keep] = np.abs(edits.mean(axis=(1, 2)) - sources.mean(axis=(1, 2)))  # (N, 3) grey levels
-    # a model trained for one epoch shifts colours by tens of levels; matched, what is left is rounding and
-    # the pixels clamped at 0 or 255
-    assert np.median(drift[False]) > 5 * np.median(drift[True]) and np.median(drift[True]) < 2
+                            work / "model", tmp_path / keep, work / "real")
+        edits[keep] = np.stack([read_png_rgb(tmp_path / keep / p) for p in manifest["path"]])
+        sources = np.stack([read_png_rgb(work / "real" / real.loc[i, "path"]) for i in manifest["edit_of"]])
+        drift[keep] = np.abs(edits[keep].mean(axis=(1, 2)) - sources.mean(axis=(1, 2)))  # (N, 3) grey levels
+    # a model trained for one epoch shifts colours by tens of levels; matched moments leave rounding and
+    # the pixels clamped at 0 or 255; matched histograms leave nothing: each channel holds the source's values
+    assert np.median(drift["none"]) > 5 * np.median(drift["moments"]) and np.median(drift["moments"]) < 2
+    flat = lambda images: np.sort(images.reshape(len(images), -1, 3), axis=1)  # noqa: E731
+    np.testing.assert_array_equal(flat(edits["histogram"]), flat(sources))
+    assert not np.array_equal(edits["histogram"], sources)  # the values moved: the edit's order, not the source's

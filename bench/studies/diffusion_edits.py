@@ -145,10 +145,11 @@ def main() -> None:
 # noise (the baseline); guidance None = the model's recorded default (2). Guidance 1 (the conditional
 # model alone) and strength 0.1 were added after the first pass failed the colour gate in most classes
 # (the edits' backgrounds drift towards yellow-green, which guidance 2 pushes).
-# keep_colour (matching each edit's channel means and spreads to its source's) was added after that, for
-# the same drift, as the third element.
-RECIPES = ((0.2, None), (0.35, None), (0.5, None), (0.1, None), (0.2, None, True), (0.35, None, True), (0.5, None, True),
-           (0.2, 1.0), (0.35, 1.0), (None, None), (0.7, None))
+# keep_colour (each edit given its source's channel moments or histograms) was added after that, for the
+# same drift, as the third element.
+RECIPES = ((0.2, None), (0.35, None), (0.5, None), (0.1, None), (0.2, None, "moments"), (0.2, None, "histogram"),
+           (0.35, None, "histogram"), (0.35, None, "moments"), (0.5, None, "histogram"), (0.2, 1.0), (0.35, 1.0),
+           (None, None), (0.7, None))
 # As many edits ship per class as there are real train images, from two candidates per real image (a first
 # pass that shipped 50 covered only half the real images: bench/results/diffusion_edits_50_per_class.md).
 N_PER_CLASS, OVERGENERATE = 100, 2
@@ -158,14 +159,14 @@ CLASSIFIER_STEPS = 500
 RESULTS = RESULTS_DIR / "diffusion_edits.json"
 
 
-def recipe_name(strength: float | None, guidance: float | None = None, keep_colour: bool = False) -> str:
+def recipe_name(strength: float | None, guidance: float | None = None, keep_colour: str = "none") -> str:
     name = "sample" if strength is None else f"edit_{strength:g}"
     name = name if guidance is None else f"{name}_guidance_{guidance:g}"
-    return f"{name}_keep_colour" if keep_colour else name
+    return {"none": name, "moments": f"{name}_keep_colour"}.get(keep_colour, f"{name}_keep_{keep_colour}")
 
 
 def recipe_params(quick: bool, strength: float | None, guidance: float | None = None,
-                  keep_colour: bool = False) -> Params:
+                  keep_colour: str = "none") -> Params:
     generate = {"n_per_class": 4 if quick else N_PER_CLASS, "overgenerate": OVERGENERATE,
                 "mode": "sample" if strength is None else "edit",
                 "edit": {"strength": strength or 0.5, "keep_colour": keep_colour},
@@ -211,7 +212,7 @@ def class_summary(figures: dict[str, Any]) -> dict[str, Any]:
             "failed_gates": sorted(g for g, v in figures["gates"].items() if v["passed"] is False)}
 
 
-def run_recipe(work: Path, strength: float | None, guidance: float | None, keep_colour: bool, quick: bool,
+def run_recipe(work: Path, strength: float | None, guidance: float | None, keep_colour: str, quick: bool,
                revision: dict[str, Any]) -> dict[str, Any]:
     params = recipe_params(quick, strength, guidance, keep_colour)
     name = recipe_name(strength, guidance, keep_colour)
@@ -353,12 +354,12 @@ def sweep(params: Params, work: Path, revision: dict[str, Any], prepared: dict[s
     if results.get("real_only_val_accuracy") is None:
         results["real_only_val_accuracy"] = val_accuracy(load_image_set(work / "real", "train"),
                                                          load_image_set(work / "real", "val"), params.qa.featurenet)
-    for strength, guidance, *keep in (RECIPES[:1] + RECIPES[4:5] if quick else RECIPES):
-        name = recipe_name(strength, guidance, bool(keep and keep[0]))
+    for strength, guidance, *keep in (RECIPES[:1] + RECIPES[5:6] if quick else RECIPES):
+        keep_colour = keep[0] if keep else "none"
+        name = recipe_name(strength, guidance, keep_colour)
         if name in results["recipes"]:
             continue
-        results["recipes"][name] = json_ready(run_recipe(work, strength, guidance, bool(keep and keep[0]), quick,
-                                                         revision))
+        results["recipes"][name] = json_ready(run_recipe(work, strength, guidance, keep_colour, quick, revision))
         record(results, quick)
     record(results, quick)
     print(markdown(results))

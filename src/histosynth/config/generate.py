@@ -38,9 +38,11 @@ class EditParams(Section):
     # Near 0 the edit returns its source (QA counts that as a copy); 1 = sampling from noise.
     # 0.2: chosen on BloodMNIST's real val split (bench/results/diffusion_edits.md).
     strength: float = Field(0.2, gt=0.0, le=1.0)
-    # Shift and scale each colour channel of an edit to its source's mean and spread (per image): the
-    # model's colour drift (BloodMNIST: backgrounds towards yellow-green) does not reach the edits.
-    keep_colour: bool = False
+    # The source's colours, so that a colour drift of the model (BloodMNIST: backgrounds towards
+    # yellow-green) does not reach the edits: none (the model's colours) | moments (each channel shifted
+    # and scaled to the source's mean and spread) | histogram (each channel given the source's values,
+    # in the edit's order: the source's colour histogram exactly).
+    keep_colour: Literal["none", "moments", "histogram"] = "none"
 
 
 class GenerateParams(Section):

@@ -65,20 +65,29 @@ class EditSources:
                 for label, index in zip(np.asarray(labels).tolist(), np.asarray(indices).tolist())]
 
 
-def matched_colour(edits: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) ``edits`` with each channel shifted and scaled to the mean and standard deviation of the
-    same channel of its source (pixels in [-1, 1], clamped there); a flat channel is only shifted."""
-    mean, spread = edits.mean(dim=(2, 3), keepdim=True), edits.std(dim=(2, 3), keepdim=True)
-    source_mean, source_spread = sources.mean(dim=(2, 3), keepdim=True), sources.std(dim=(2, 3), keepdim=True)
-    scale = torch.where(spread > 1e-6, source_spread / spread.clamp_min(1e-6), torch.ones_like(spread))
-    return ((edits - mean) * scale + source_mean).clamp(-1.0, 1.0)
+def kept_colour(edits: torch.Tensor, sources: torch.Tensor, how: str) -> torch.Tensor:
+    """(N, 3, H, W) ``edits`` (pixels in [-1, 1]) with the colours of their ``sources``: ``moments`` shifts and
+    scales each channel to the source's mean and standard deviation (clamped to [-1, 1]; a flat channel is
+    only shifted), ``histogram`` gives each channel the source's values in the order of the edit's (equal
+    values in pixel order), ``none`` returns the edits."""
+    if how == "moments":
+        mean, spread = edits.mean(dim=(2, 3), keepdim=True), edits.std(dim=(2, 3), keepdim=True)
+        source_mean, source_spread = sources.mean(dim=(2, 3), keepdim=True), sources.std(dim=(2, 3), keepdim=True)
+        scale = torch.where(spread > 1e-6, source_spread / spread.clamp_min(1e-6), torch.ones_like(spread))
+        return ((edits - mean) * scale + source_mean).clamp(-1.0, 1.0)
+    if how == "histogram":
+        flat = edits.flatten(2)
+        ranks = flat.argsort(dim=2, stable=True)
+        values = sources.flatten(2).sort(dim=2, stable=True).values
+        return torch.empty_like(flat).scatter_(2, ranks, values).reshape(edits.shape)
+    return edits
 
 
 class EditSampler(BlockSampler):
     """Edits ``G.edit(z, y, x0, strength)`` of a diffusion sampler, a block at a time (see BlockSampler)."""
 
     def __init__(self, generator: nn.Module, latent_dim: int, seed: int, device: torch.device, precision: str,
-                 sources: EditSources, strength: float, keep_colour: bool = False) -> None:
+                 sources: EditSources, strength: float, keep_colour: str = "none") -> None:
         super().__init__(generator, latent_dim, seed, device, precision)
         self.sources = sources
         self.strength = strength
@@ -93,8 +102,8 @@ class EditSampler(BlockSampler):
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=self.precision == "bf16"):
             x = self.generator.edit(z.to(self.device), y.to(self.device), x0.to(self.device), self.strength)
-        if self.keep_colour:
-            x = matched_colour(x.float().cpu(), x0)
+        if self.keep_colour != "none":
+            x = kept_colour(x.float().cpu(), x0, self.keep_colour)
         return to_uint8_images(x)
 
     def manifest_columns(self, labels: np.ndarray, indices: np.ndarray) -> dict[str, Any]:
