@@ -156,13 +156,15 @@ def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, heade
     if not compared:
         lines.append("| (no image size has two numbers of images yet) | | | | | | | |")
     if near_copy:
+        latest = {r["side"]: r for r in near_copy["scale"]}  # rows in the order measured: the last per size
         lines += ["", "Near-copy search ([near_copy_search.md](near_copy_search.md), code "
                   f"{near_copy['code']['commit']}): recall of the exact search's near copies "
                   + ", ".join(f"{r['near_copies_percentile_recall']:.3f} at {r['images']:,} images of {r['side']} px" for r in near_copy["recall"])
                   + "; time at 30k references with every flip and turn of 30k queries "
                   + ", ".join(f"{r['projected_seconds_for_all_queries'] / 60:.0f} min at {r['side']} px"
                               + (f" (projected from {r['queries_searched']:,} queries)" if r["queries_searched"] < r["references"] else "")
-                              for r in near_copy["scale"]) + "."]
+                              + f", code {r.get('code', near_copy['code']['commit'])}"
+                              for r in latest.values()) + "."]
     return "\n".join(lines) + "\n"
 
 
