@@ -74,6 +74,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     "projected_pixel": {"arch": "projected", "pixel_discriminator": True},
     # sample from the generator's moving average, as Projected GAN and StyleGAN do
     "projected_ema": {"arch": "projected", "ema": 0.999},
+    # the class-conditional diffusion model editing the real train images (SDEdit), batch and EMA of
+    # bench/studies/diffusion_edits.py; its generate.* settings below
+    "ddpm_edit": {"arch": "ddpm", "batch_size": 32, "ema": 0.999},
+}
+# generate.* overrides per recipe: the edit settings chosen on real val by bench/studies/diffusion_edits.py
+GENERATE: dict[str, dict[str, Any]] = {
+    "ddpm_edit": {"mode": "edit", "edit": {"strength": 0.2, "keep_colour": "moments"}},
 }
 QUICK_G_STEPS = 4
 # Steps of each CAS training: bench/studies/bloodmnist_benchmark.py's STUDY_STEPS, set here (the demo's
@@ -120,7 +127,7 @@ def recipe_params(name: str, seed: int, n_train: int, quick: bool) -> Params:
     epochs = math.ceil((QUICK_G_STEPS if quick else G_STEPS) / steps_per_epoch)
     gan.update(epochs=epochs, checkpoint_every=max(1, epochs // 10), probe={"every": epochs, "max_images": probe_images})
     recipe["gan"] = gan
-    recipe["generate"]["seed"] = seed
+    recipe["generate"] = {**recipe["generate"], **GENERATE.get(name, {}), "seed": seed}
     return params_from_mapping(recipe, source=f"bench/studies/bloodmnist_generators.py ({name}, seed {seed})")
 
 
@@ -138,7 +145,7 @@ def prepare(work: Path, quick: bool) -> dict[str, Any]:
 
 
 def _gan_steps(record: dict[str, Any], n_train: int) -> int:
-    return record["epoch"] * (n_train // record["params"]["batch_size"]) // record["params"]["n_critic"]
+    return record["epoch"] * (n_train // record["params"]["batch_size"]) // record["params"].get("n_critic", 1)
 
 
 def train_recipe(name: str, seed: int, work: Path, n_train: int, quick: bool) -> dict[str, Any]:
@@ -166,7 +173,8 @@ def evaluate_recipe(name: str, seed: int, work: Path, trained: dict[str, Any], r
     run: Path = trained["run"]
     candidates = params.generate.model_copy(update={"n_per_class": params.generate.candidates_per_class})
     load_start = [round(x, 2) for x in os.getloadavg()]
-    _, generate_s, _ = measured(lambda: generate(candidates, run / "model", run / "candidates"))
+    real_dir = work / "real" if candidates.mode == "edit" else None
+    _, generate_s, _ = measured(lambda: generate(candidates, run / "model", run / "candidates", real_dir))
     _, curate_s, _ = measured(lambda: curate(params.curate, params.generate.n_per_class, run / "candidates",
                                              work / "real", work / "augmented", work / "featurenet",
                                              run / "synthetic", run / "curate_report"))
@@ -184,7 +192,8 @@ def evaluate_recipe(name: str, seed: int, work: Path, trained: dict[str, Any], r
         "fid_over_floor": {n: _ratio(c.get("fid"), c.get("fid_real_floor")) for n, c in classes.items()},
         "failed_gates": {n: sorted(g for g, v in c["gates"].items() if v["passed"] is False) for n, c in classes.items()},
         "cas_per_class": cas.get("per_class"),
-        "gan": {k: v for k, v in RECIPES[name].items()}, "settings": record["params"],
+        "gan": {k: v for k, v in RECIPES[name].items()}, "generate": GENERATE.get(name, {}),
+        "settings": record["params"],
         "generator_steps": _gan_steps(record, trained["n_train"]),
         "feature_network": record.get("feature_network"),
         "train_cpu_s": training["cpu_s"], "train_wall_s": training["wall_s"],
