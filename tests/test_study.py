@@ -204,6 +204,21 @@ def test_a_toy_study_killed_after_its_first_run_resumes_without_repeating_it(tmp
     assert again.returncode == 0 and "study: 16 of 16 steps done before" in again.stderr
     assert json.loads((tmp_path / "study" / "study.json").read_text()) == result
 
+    # an arm added later is trained alone, in each run, beside the arms there; the others are not retrained
+    params = toy_params()
+    params["study"] = {**TOY_STUDY, "arms": TOY_STUDY["arms"] + ["synthetic_only"]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    arm_files = {p: p.read_bytes() for p in regime.rglob("arms/*.npy")}
+    added = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    assert [line.split("done: ")[1].split(" (")[0] for line in added.stderr.splitlines() if "study step" in line] == [
+        "long_tail/tiny-seed0: arms", "long_tail/tiny-seed1: arms"]
+    assert added.stderr.count("(1 training sets x") == 2  # synthetic_only alone, once per generator seed
+    assert all(p.read_bytes() == content for p, content in arm_files.items())
+    extended = json.loads((tmp_path / "study" / "study.json").read_text())["regimes"]["long_tail"]
+    assert list(extended["arms"]) == TOY_STUDY["arms"][:4] + ["synthetic_only"] + TOY_STUDY["arms"][4:]
+    assert extended["arms"]["real_only"] == tail["arms"]["real_only"]
+
 
 def _record(folder: Path) -> dict:
     try:

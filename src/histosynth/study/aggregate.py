@@ -112,7 +112,7 @@ def study_results(params: Params, study_dir: Path) -> dict[str, Any]:
     for regime in study.regimes:
         free, free_info = _load_arms(shared_folder(study_dir, regime)) if free_arms else ({}, None)
         for recipe in study.recipes:
-            probabilities = {arm: probs[None] for arm, probs in free.items()}
+            probabilities = {arm: probs[None] for arm, probs in free.items() if arm in free_arms}
             infos = [free_info] if free_info else []
             if synthetic_arms:
                 loaded = [_load_arms(run_folder(study_dir, run)) for run in runs

@@ -7,7 +7,8 @@ figures do not depend on the generator). Each step, when done, is recorded in it
 ``study_steps.json`` with a hash of the params it depends on: a step recorded with the same hash
 is not run again, so a killed study, started again, goes on where it stopped (the step it was in
 is run again: every stage replaces its outputs only when complete). A changed param reruns the
-steps that depend on it. Code changes are not hashed: after one, start with a new study folder.
+steps that depend on it; an arm added to ``study.arms`` is trained alone, beside the arms already
+there. Code changes are not hashed: after one, start with a new study folder.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,17 +46,23 @@ class Step:
     name: str
     key: str  # hash of the params it depends on
     run: Callable[[], object]
+    complete: Callable[[], bool] = lambda: True  # what the record cannot tell (the arms a folder holds)
 
     @property
     def title(self) -> str:
         return f"{self.folder.parent.name}/{self.folder.name}: {self.name}"
 
 
-def params_hash(params: Params, sections: Iterable[str] | None = None, after: str = "") -> str:
-    """A hash of ``params`` (the ``sections`` named, default all but ``study``) and of the key of the step
-    whose outputs this one reads (``after``): a step runs again when what it reads changed."""
+def params_hash(params: Params, sections: Iterable[str] | None = None, after: str = "",
+                without: Iterable[str] = ()) -> str:
+    """A hash of ``params`` (the ``sections`` named, default all but ``study``, less the ``without`` ones,
+    "section.key") and of the key of the step whose outputs this one reads (``after``): a step runs again
+    when what it reads changed."""
     dumped = params.model_dump(mode="json", exclude={"study"})
     chosen = dumped if sections is None else {name: dumped[name] for name in sections}
+    for dotted in without:
+        section, key = dotted.split(".")
+        chosen[section] = {k: v for k, v in chosen[section].items() if k != key}
     return hashlib.sha256(json.dumps([chosen, after], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -79,7 +87,7 @@ def mark_done(step: Step) -> None:
 
 
 def is_done(step: Step) -> bool:
-    return read_record(step.folder).get(step.name) == step.key
+    return read_record(step.folder).get(step.name) == step.key and step.complete()
 
 
 def steps(base: Params, study_dir: Path) -> list[Step]:
@@ -102,11 +110,14 @@ def steps(base: Params, study_dir: Path) -> list[Step]:
                 key = _stage_key(run.params, name, key)
                 out.append(Step(folder, name, key, _stage(run.params, folder, name, upstream=shared)))
             if synthetic:
-                out.append(Step(folder, "arms", params_hash(run.params, ("benchmark", "augment"), key),
-                                _arms(run, folder, shared, synthetic)))
+                # not the list of arms: one added is trained alone (``complete``), the others kept
+                arms_key = params_hash(run.params, ("benchmark", "augment"), key, without=("benchmark.arms",))
+                out.append(Step(folder, "arms", arms_key, _arms(run, folder, shared, synthetic, arms_key),
+                                lambda folder=folder: not missing_arms(folder, synthetic)))
             if position == 0 and free:  # the real splits of the first run's package: the same in every run
-                free_key = params_hash(params, ("benchmark", "augment", "package"), shared_key)
-                out.append(Step(shared, "arms", free_key, _arms(run, shared, shared, free, package_from=folder)))
+                free_key = params_hash(params, ("benchmark", "augment", "package"), shared_key, without=("benchmark.arms",))
+                out.append(Step(shared, "arms", free_key, _arms(run, shared, shared, free, free_key, package_from=folder),
+                                lambda shared=shared: not missing_arms(shared, free)))
     return out
 
 
@@ -114,21 +125,41 @@ def _stage(params: Params, folder: Path, name: str, upstream: Path | None = None
     return lambda: run_pipeline(params, folder, stages=[name], upstream=upstream)
 
 
-def _arms(run: Run, folder: Path, shared: Path, arms: list[str], package_from: Path | None = None) -> Callable[[], None]:
+def arms_held(folder: Path) -> dict[str, int]:
+    """The arms whose results ``folder``'s arms folder holds, with their training images."""
+    try:
+        return dict(json.loads((folder / ARMS_DIR / ARMS_INFO).read_text(encoding="utf-8"))["n_train"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def missing_arms(folder: Path, arms: list[str]) -> list[str]:
+    held = arms_held(folder)
+    return [arm for arm in arms if arm not in held]
+
+
+def _arms(run: Run, folder: Path, shared: Path, arms: list[str], key: str,
+          package_from: Path | None = None) -> Callable[[], None]:
     def train() -> None:
         from histosynth.benchmark.arms import load_benchmark_data
         from histosynth.benchmark.training import run_all
 
-        params = run.params.benchmark.model_copy(update={"arms": arms})
+        # recorded with these params: only the arms added since; otherwise every arm, the old ones replaced
+        kept = [arm for arm in arms if arm in arms_held(folder) and read_record(folder).get("arms") == key]
+        params = run.params.benchmark.model_copy(update={"arms": [arm for arm in arms if arm not in kept]})
         package = (package_from or folder) / paths.PACKAGE_DIR
         data = load_benchmark_data(package, shared / paths.AUGMENTED_DIR, run.params.augment)
         schedules, n_train = data.arms(params), data.n_train()
         results = run_all(schedules, n_train, params, data.val, data.test.images)
+        held = arms_held(folder)
         with atomic_output_dir(folder / ARMS_DIR, "study arms folder") as tmp:
+            for arm in kept:
+                shutil.copyfile(folder / ARMS_DIR / f"{arm}.npy", tmp / f"{arm}.npy")
             for arm, arm_runs in results.items():
                 np.save(tmp / f"{arm}.npy", arm_runs.probabilities.astype(np.float32))
             info = {"class_names": list(data.class_names), "labels": data.test.labels.tolist(),
-                    "seeds": list(params.seeds), "n_train": {arm: n_train[arm] for arm in results}}
+                    "seeds": list(params.seeds),
+                    "n_train": {**{arm: held[arm] for arm in kept}, **{arm: n_train[arm] for arm in results}}}
             (tmp / ARMS_INFO).write_text(json.dumps(info) + "\n", encoding="utf-8")
 
     return train
