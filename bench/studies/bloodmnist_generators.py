@@ -80,7 +80,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 # generate.* overrides per recipe: the edit settings chosen on real val by bench/studies/diffusion_edits.py
 GENERATE: dict[str, dict[str, Any]] = {
-    "ddpm_edit": {"mode": "edit", "edit": {"strength": 0.2, "keep_colour": "moments"}},
+    "ddpm_edit": {"mode": "edit", "edit": {"strength": 0.2, "keep_colour": "histogram"}},
 }
 QUICK_G_STEPS = 4
 # Steps of each CAS training: bench/studies/bloodmnist_benchmark.py's STUDY_STEPS, set here (the demo's

@@ -192,7 +192,8 @@ def _fill_exact(exact: np.ndarray, query: Vectors, reference: Vectors, candidate
         return rows, cols, torch.sub(queries[torch.from_numpy(rows)], vectors, out=vectors).norm(dim=1).numpy()
 
     # numpy's integer sums run on one core (torch's float ones on all): pixel blocks on threads
-    for rows, cols, distances in ordered_map(block, range(0, len(query_rows), step), 0 if pixels else 1, chunk=1):
+    workers = None if pixels else 1  # None: every usable core
+    for rows, cols, distances in ordered_map(block, range(0, len(query_rows), step), workers, chunk=1):
         exact[rows, cols] = distances
 
 
