@@ -42,7 +42,8 @@ class EditParams(Section):
     # yellow-green) does not reach the edits: none (the model's colours) | moments (each channel shifted
     # and scaled to the source's mean and spread) | histogram (each channel given the source's values,
     # in the edit's order: the source's colour histogram exactly).
-    keep_colour: Literal["none", "moments", "histogram"] = "none"
+    # histogram: chosen on BloodMNIST's real val split (bench/results/diffusion_edits.md).
+    keep_colour: Literal["none", "moments", "histogram"] = "histogram"
 
 
 class GenerateParams(Section):
