@@ -162,6 +162,11 @@ def test_cli_edit_options_reach_the_editor(work, tmp_path):
     assert (manifest["edit_strength"] == 0.3).all() and manifest["edit_of"].notna().all()
     refused = CliRunner().invoke(app, [*args, "--strength", "0"])
     assert refused.exit_code == EXIT_CONFIG and "generate.edit.strength = 0.0: Input should be greater than 0" in refused.output
+    model_colours = [*args[:-5], str(tmp_path / "model_colours"), *args[-4:], "--strength", "0.3", "--keep-colour", "none"]
+    assert CliRunner().invoke(app, model_colours).exit_code == 0
+    assert read_manifest(tmp_path / "model_colours")["md5"].tolist() != manifest["md5"].tolist()  # histogram by default
+    unknown = CliRunner().invoke(app, [*args, "--keep-colour", "grey"])
+    assert unknown.exit_code != 0 and "histogram" in unknown.output
 
 
 def test_keep_colour_gives_each_edit_its_sources_colours(work, tmp_path):

@@ -123,6 +123,9 @@ STAGE_COMMANDS = (
                     "edit the real train images (default: generate.mode)."),
         ParamOption("generate.edit.strength", float, "Edits: t0 as a fraction of the noise schedule, above 0 "
                     "(default: generate.edit.strength).", min=0.0, max=1.0),
+        ParamOption("generate.edit.keep_colour", Literal["none", "moments", "histogram"], "Edits: the source's "
+                    "colours, its channel moments or histograms, or none: the model's (default: "
+                    "generate.edit.keep_colour)."),
     ), fixed={"generate.overgenerate": 1}, places={"out": paths.SYNTHETIC_DIR},
         summary="Sample N images per class from a trained generator, or edit the real train images with a diffusion "
                 "one, with MD5SUMS per class and a manifest (the pipeline's `generate` stage writes n_per_class x "
