@@ -115,8 +115,10 @@ def steps(base: Params, study_dir: Path) -> list[Step]:
                 out.append(Step(folder, "arms", arms_key, _arms(run, folder, shared, synthetic, arms_key),
                                 lambda folder=folder: not missing_arms(folder, synthetic)))
             if position == 0 and free:  # the real splits of the first run's package: the same in every run
-                free_key = params_hash(params, ("benchmark", "augment", "package"), shared_key, without=("benchmark.arms",))
-                out.append(Step(shared, "arms", free_key, _arms(run, shared, shared, free, free_key, package_from=folder),
+                free_key = params_hash(params, ("benchmark", "augment", "package"), shared_key,
+                                       without=("benchmark.arms",))
+                out.append(Step(shared, "arms", free_key,
+                                _arms(run, shared, shared, free, free_key, package_from=folder),
                                 lambda shared=shared: not missing_arms(shared, free)))
     return out
 
