@@ -147,13 +147,13 @@ def _arms(run: Run, folder: Path, shared: Path, arms: list[str], key: str,
         from histosynth.benchmark.training import run_all
 
         # recorded with these params: only the arms added since; otherwise every arm, the old ones replaced
-        kept = [arm for arm in arms if arm in arms_held(folder) and read_record(folder).get("arms") == key]
+        held = arms_held(folder) if read_record(folder).get("arms") == key else {}
+        kept = [arm for arm in arms if arm in held]
         params = run.params.benchmark.model_copy(update={"arms": [arm for arm in arms if arm not in kept]})
         package = (package_from or folder) / paths.PACKAGE_DIR
         data = load_benchmark_data(package, shared / paths.AUGMENTED_DIR, run.params.augment)
         schedules, n_train = data.arms(params), data.n_train()
         results = run_all(schedules, n_train, params, data.val, data.test.images)
-        held = arms_held(folder)
         with atomic_output_dir(folder / ARMS_DIR, "study arms folder") as tmp:
             for arm in kept:
                 shutil.copyfile(folder / ARMS_DIR / f"{arm}.npy", tmp / f"{arm}.npy")
