@@ -246,6 +246,33 @@ def test_the_arms_of_benchmark_arms_run_in_their_order_with_their_streams():
     assert [(s.share, s.images.labels.tolist()) for s in oversampled] == [(1.0, [0, 0, 0, 0]), (1.0, [1]), (1.0, [2])]
 
 
+def test_real_weighted_on_balanced_classes_is_real_only_trained_once(tmp_path: Path, caplog):
+    # Equal class counts make every balancing weight 1: the same training as real_only, so it runs
+    # once; with a rare class the weights differ and it trains (and scores) on its own.
+    import logging
+
+    balanced = BenchmarkData(*(solid_colour_set(4, seed) for seed in range(6)))
+    params = fast_params(arms=["real_only", "real_weighted"], seeds=[0])
+    with caplog.at_level(logging.INFO, logger="histosynth.benchmark.training"):
+        metrics = benchmark(params, balanced, tmp_path / "balanced")
+    assert "1 trainings (1 training sets x 1 seeds)" in caplog.text
+    assert "real_weighted trains exactly as real_only here" in caplog.text
+    assert metrics["real_weighted"] == metrics["real_only"]
+    roc = tmp_path / "balanced" / "roc"
+    assert (roc / "real_weighted.csv").read_bytes() == (roc / "real_only.csv").read_bytes()
+
+    real = balanced.real_train
+    rare = ImageSet(real.images[2:], real.labels[2:], real.class_names)  # 2 red, 4 green, 4 blue
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="histosynth.benchmark.training"):
+        benchmark(params, BenchmarkData(rare, *(solid_colour_set(4, seed) for seed in range(1, 6))),
+                  tmp_path / "rare")
+    assert "2 trainings (2 training sets x 1 seeds)" in caplog.text and "trains exactly as" not in caplog.text
+    history = {arm: pd.read_csv(tmp_path / "rare" / "history" / f"{arm}.csv")["train_loss"].tolist()
+               for arm in ("real_only", "real_weighted")}
+    assert history["real_only"] != history["real_weighted"]
+
+
 def test_the_strong_arm_is_seeded_and_changes_the_training(tmp_path: Path):
     data = BenchmarkData(*(solid_colour_set(4, seed) for seed in range(6)))
     params = fast_params(arms=["real_only", "strong"], seeds=[0])

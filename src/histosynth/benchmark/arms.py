@@ -28,6 +28,7 @@ is tested on the real test split.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,10 +93,16 @@ class BenchmarkData:
         return self.test.class_names
 
     def arms(self, params: BenchmarkParams) -> dict[str, Schedule]:
-        """The training schedule of each arm of ``benchmark.arms``, in :data:`ARMS` order."""
+        """The training schedule of each arm of ``benchmark.arms``, in :data:`ARMS` order.
+
+        Arms that would train the same way share one schedule object (``real_weighted`` is
+        ``real_only`` when every class has as many images: its weights are all 1), and
+        :func:`histosynth.benchmark.training.run_all` trains a shared schedule once.
+        """
         strong = StrongAugment(params.strong.hed_scale, params.strong.hed_shift, params.strong.policy)
+        real_only = functools.cache(lambda: single_stream(self.real_train, params))
         makers = {
-            "real_only": lambda: single_stream(self.real_train, params),
+            "real_only": real_only,
             "affine": lambda: single_stream(concat_sets(self.real_train, self.affine_children), params),
             "augmented": lambda: with_synthetic(self.real_train, self.synthetic, params),
             "affine_synthetic": lambda: with_synthetic(concat_sets(self.real_train, self.affine_children),
@@ -103,8 +110,9 @@ class BenchmarkData:
             "synthetic_only": lambda: single_stream(self.synthetic, params),
             "strong": lambda: single_stream(self.real_train, params, strong),
             "strong_synthetic": lambda: with_synthetic(self.real_train, self.synthetic, params, strong),
-            "real_weighted": lambda: Schedule((Phase(params.steps, (Stream(
-                self.real_train, class_weights=balancing_weights(self.real_train)),)),), params.eval_every),
+            "real_weighted": lambda: real_only() if is_balanced(self.real_train) else Schedule((Phase(
+                params.steps, (Stream(self.real_train, class_weights=balancing_weights(self.real_train)),)),),
+                params.eval_every),
             "real_oversampled": lambda: Schedule((Phase(params.steps, class_streams(self.real_train)),),
                                                  params.eval_every),
         }
@@ -157,6 +165,12 @@ def balancing_weights(images: ImageSet) -> tuple[float, ...]:
     weights = np.zeros(len(counts))
     weights[present] = len(images) / (present.sum() * counts[present])
     return tuple(float(w) for w in weights)
+
+
+def is_balanced(images: ImageSet) -> bool:
+    """Whether every class has the same number of images (the balancing weights are then all 1)."""
+    counts = np.bincount(images.labels, minlength=len(images.class_names))
+    return bool(np.all(counts == counts[0]))
 
 
 def class_streams(images: ImageSet) -> tuple[Stream, ...]:

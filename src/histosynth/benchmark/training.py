@@ -64,15 +64,21 @@ def train_and_predict(schedule: Schedule, val: ImageSet, test_images: np.ndarray
 
 def run_all(training_sets: dict[str, Schedule], n_train: dict[str, int], params: BenchmarkParams, val: ImageSet,
             test_images: np.ndarray) -> dict[str, ArmRuns]:
-    """Every schedule with every seed of ``params``, ``params.threads`` trainings at once.
+    """Every schedule with every seed of ``params``, ``params.threads`` trainings at once; a schedule
+    object given under several names is trained once and its results reported under each.
 
     The results are in the order of the schedules and seeds, whatever order they finished in.
     """
-    runs = [Run(name, seed) for name in training_sets for seed in params.seeds]
+    first_name: dict[int, str] = {}
+    trained_as = {name: first_name.setdefault(id(schedule), name) for name, schedule in training_sets.items()}
+    for name, first in trained_as.items():
+        if name != first:
+            log.info("%s trains exactly as %s here: trained once, reported under both", name, first)
+    runs = [Run(name, seed) for name in training_sets if trained_as[name] == name for seed in params.seeds]
     workers = min(params.threads or usable_cores(), len(runs))
     arch = params.classifier
     log.info("%d trainings (%d training sets x %d seeds) of %s, %d steps each, %d at once", len(runs),
-             len(training_sets), len(params.seeds), arch, params.steps, workers)
+             len(first_name), len(params.seeds), arch, params.steps, workers)
     bar = progress.bar(total=len(runs), desc="benchmark", unit="training")
     results: dict[Run, RunResult] = {}
 
@@ -97,7 +103,7 @@ def run_all(training_sets: dict[str, Schedule], n_train: dict[str, int], params:
                     for run in by_size}
                 for future in as_completed(futures):
                     done(futures[future], future.result())
-    return {name: ArmRuns(tuple(results[Run(name, seed)] for seed in params.seeds), n_train[name])
+    return {name: ArmRuns(tuple(results[Run(trained_as[name], seed)] for seed in params.seeds), n_train[name])
             for name in training_sets}
 
 
