@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from histosynth.config import params_from_mapping
 from histosynth.errors import ConfigError
 from histosynth.study.aggregate import summarise
 from histosynth.study.grid import grid
-from histosynth.study.runner import RECORD, Step, params_hash, run_steps, steps
+from histosynth.study.runner import RECORD, Step, params_hash, remaining_seconds, run_steps, steps
 
 # One regime (the costly shared stages once), two generator seeds: killed after the first one's run.
 TOY_STUDY = {"regimes": [{"name": "long_tail", "real_per_class": 16, "long_tail": {"classes": ["stroma"], "keep": 0.25}}],
@@ -107,6 +108,24 @@ def test_a_changed_param_reruns_the_steps_it_reaches_and_no_others():
     assert changed(gan={"epochs": 7}) == run
     assert changed(curate={"realism_k": 4}) == run[2:]
     assert changed(augment={"seed": 1}) == ["r/shared: augment", "r/shared: featurenet", *run, "r/shared: arms"]
+
+
+def test_the_eta_counts_each_remaining_step_at_the_time_its_kind_took(tmp_path: Path, caplog):
+    # a regime's arms step takes minutes, a package step seconds: a mean over all steps would be far off
+    assert remaining_seconds({"package": [2.0, 4.0], "arms": [300.0]}, ["arms", "package", "arms"]) == 603.0
+    assert remaining_seconds({"package": [2.0], "arms": [300.0]}, ["qa"]) == 151.0  # none yet: the mean of all
+    assert remaining_seconds({}, ["qa"]) == 0.0
+
+    def sleeps(seconds: float) -> Callable[[], None]:
+        return lambda: time.sleep(seconds)
+
+    slow_then_fast = [Step(tmp_path / "a", "arms", "k", sleeps(1.0))] + [
+        Step(tmp_path / folder, "package", "k", sleeps(0)) for folder in "abc"] + [
+        Step(tmp_path / "b", "arms", "k", sleeps(0))]
+    with caplog.at_level("INFO", logger="histosynth.study.runner"):
+        run_steps(slow_then_fast)
+    etas = [float(line.rsplit("ETA ", 1)[1].split(" s")[0]) for line in caplog.messages if "ETA" in line]
+    assert etas[3] == 1  # three quick package steps later, the arms step to come still counts its 1 s (not 1/4 s)
 
 
 def test_a_failed_step_is_not_recorded(tmp_path: Path):

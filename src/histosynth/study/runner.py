@@ -174,7 +174,7 @@ def run_steps(all_steps: list[Step]) -> dict[str, int]:
     if skipped:
         log.info("study: %d of %d steps done before (recorded with the same params): not repeated",
                  skipped, len(all_steps))
-    started = time.perf_counter()
+    seconds: dict[str, list[float]] = {}
     with progress.bar(total=len(todo), desc="study", unit="step") as bar:
         for number, step in enumerate(todo, 1):
             bar.set_postfix_str(step.title)
@@ -182,7 +182,16 @@ def run_steps(all_steps: list[Step]) -> dict[str, int]:
             step.run()
             mark_done(step)
             bar.update()
-            elapsed = time.perf_counter() - started
-            log.info("study step %d/%d done: %s (%.1f s; ETA %.0f s)", number, len(todo), step.title,
-                     time.perf_counter() - step_started, elapsed / number * (len(todo) - number))
+            took = time.perf_counter() - step_started
+            seconds.setdefault(step.name, []).append(took)
+            log.info("study step %d/%d done: %s (%.1f s; ETA %.0f s)", number, len(todo), step.title, took,
+                     remaining_seconds(seconds, [s.name for s in todo[number:]]))
     return {"ran": len(todo), "skipped": skipped}
+
+
+def remaining_seconds(seconds: dict[str, list[float]], names: list[str]) -> float:
+    """The time the steps ``names`` should take: each the mean time of the steps of its name done so far
+    (an arms step takes a hundred times a package step), or of all steps done when none of its name is."""
+    everything = [s for taken in seconds.values() for s in taken]
+    overall = sum(everything) / len(everything) if everything else 0.0
+    return sum(sum(seconds[n]) / len(seconds[n]) if seconds.get(n) else overall for n in names)
