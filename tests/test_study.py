@@ -79,6 +79,21 @@ def test_each_run_gets_its_regimes_data_its_recipe_and_its_seed():
     assert not few.qa.enforce and few.benchmark.arms == ["real_only", "augmented"]  # QA reported: the study goes on
 
 
+def test_a_recipe_can_set_generate_values_so_diffusion_edits_are_a_recipe():
+    params = params_from_mapping({"study": {"recipes": {
+        "dcgan": {}, "edits": {"arch": "ddpm", "generate": {"mode": "edit", "edit": {"strength": 0.3}}}},
+        "generator_seeds": [2]}})
+    dcgan, edits = (run.params for run in grid(params)[:2])
+    assert (edits.gan.arch, edits.generate.mode, edits.generate.edit.strength) == ("ddpm", "edit", 0.3)
+    assert edits.generate.edit.keep_colour == params.generate.edit.keep_colour  # the other edit values kept
+    assert (edits.gan.seed, edits.generate.seed, edits.generate.n_per_class) == (2, 2, params.generate.n_per_class)
+    assert dcgan.generate.mode == params.generate.mode and dcgan.gan.arch == params.gan.arch
+    with pytest.raises(ConfigError, match=r"study.recipes.edits.generate.mode = 'copy': Input should be"):
+        grid(params_from_mapping({"study": {"recipes": {"edits": {"generate": {"mode": "copy"}}}}}))
+    with pytest.raises(ConfigError, match=r"study.recipes.edits.generate: a mapping of generate.\* values"):
+        grid(params_from_mapping({"study": {"recipes": {"edits": {"generate": "edit"}}}}))
+
+
 # --- records ---------------------------------------------------------------------------------------------------
 
 def test_a_step_recorded_with_the_same_params_is_not_run_again_and_a_changed_one_is(tmp_path: Path):

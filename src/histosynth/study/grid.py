@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -44,15 +45,34 @@ def regime_params(base: Params, regime: RegimeParams) -> Params:
 
 
 def run_params(base: Params, regime: RegimeParams, recipe: str, seed: int) -> Params:
-    """The params of one run: the regime's, the recipe's gan.* values, gan.seed = generate.seed = ``seed``."""
+    """The params of one run: the regime's, the recipe's gan.* values (and generate.* values under its
+    ``generate`` key: the diffusion model's edits are a generate mode), gan.seed = generate.seed = ``seed``."""
     params = regime_params(base, regime)
-    values = {**params.gan.model_dump(), **base.study.recipes[recipe], "seed": seed}
-    try:
-        gan = type(params.gan).model_validate(values)
-    except ValidationError as err:
-        raise ConfigError("\n".join(describe_problem("params", {**e, "loc": ("study", "recipes", recipe, *e["loc"])})
-                                    for e in err.errors())) from None
-    return params.model_copy(update={"gan": gan, "generate": params.generate.model_copy(update={"seed": seed})})
+    values = dict(base.study.recipes[recipe])
+    generate_values = values.pop("generate", {})
+    if not isinstance(generate_values, dict):
+        raise ConfigError(f"params: study.recipes.{recipe}.generate: a mapping of generate.* values "
+                          f"(e.g. {{mode: edit}}), not {generate_values!r}")
+    sections = {"gan": (params.gan, {**values, "seed": seed}),
+                "generate": (params.generate, {**generate_values, "seed": seed})}
+    update = {}
+    for name, (section, changes) in sections.items():
+        where = ("study", "recipes", recipe) + (("generate",) if name == "generate" else ())
+        try:
+            update[name] = type(section).model_validate(merged(section.model_dump(), changes))
+        except ValidationError as err:
+            raise ConfigError("\n".join(describe_problem("params", {**e, "loc": (*where, *e["loc"])})
+                                        for e in err.errors())) from None
+    return params.model_copy(update=update)
+
+
+def merged(values: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``changes``, nested mappings merged key by key (``edit: {strength: 0.3}`` keeps
+    the other ``edit`` values)."""
+    out = dict(values)
+    for key, value in changes.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def grid(base: Params) -> list[Run]:
