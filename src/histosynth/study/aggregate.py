@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from histosynth import paths
+from histosynth.parallel import ordered_map
 from histosynth.benchmark.bootstrap import percentile_interval, resampled_recalls, resampled_scores, stratified_counts
 from histosynth.benchmark.scores import METRICS, scores
 from histosynth.config import Params
@@ -61,8 +62,12 @@ def summarise(probabilities: dict[str, np.ndarray], labels: np.ndarray, class_na
 
     resampled, values, arms, recall = {}, {}, {}, {}
     rare = [class_names.index(name) for name in rare_classes]
+    # the bootstrap's macro AUCs are most of a study's aggregation: every (arm, generator) on all cores
+    runs = [(arm, g) for arm, probs in probabilities.items() for g in range(len(probs))]
+    scored = dict(zip(runs, ordered_map(lambda run: resampled_scores(probabilities[run[0]][run[1]], labels, counts),
+                                        runs, chunk=1)))
     for arm, probs in probabilities.items():
-        per_gen = [resampled_scores(p, labels, counts) for p in probs]
+        per_gen = [scored[arm, g] for g in range(len(probs))]
         resampled[arm] = {name: resample(np.stack([r[name] for r in per_gen])) for name in METRICS}
         trainings = [scores(labels, p) for p in probs.reshape(-1, *probs.shape[2:])]
         values[arm] = {name: [s[name] for s in trainings] for name in METRICS}
