@@ -14,7 +14,7 @@ smallest), the seconds per image at each N and the least-squares line of seconds
 line's projection to 90,000 images of 224 px. The default grid is the issue's: 3k, 10k and 30k images
 at 224 px, 9k, 30k and 90k at 64 px.
 
-Resumable: a stage's row is written to ``--work``/rows.json as soon as it ends, and a rerun starts
+Resumable: a stage's row is written to ``--work``/rows.json (and the results) as soon as it ends, and a rerun starts
 at the first stage without one (the projects stay in ``--work`` until their last stage is done,
 then go: 30k images of 224 px take about 15 GB there, and TMPDIR needs 4.5 GB more). The results,
 bench/results/scale.json and .md, are rewritten after every row, and take the near-copy search's
@@ -96,6 +96,9 @@ def run_size(work: Path, size: int, n_images: int, rows: list[dict], save) -> No
     root = work / f"{size}px_{n_images}"
     source = write_folder_source(root / "source", CLASSES, n_images // len(CLASSES), size, seed=n_images)
     project = root / "project"
+    if done and not (project / "params.yaml").is_file():  # rows from another machine, its project gone: all anew
+        rows[:] = [r for r in rows if (r["image_size"], r["images"]) != (size, n_images)]
+        done = set()
     if not done:
         shutil.rmtree(project, ignore_errors=True)
         write_params(project, {**recipe(n_images, size), "data": {**recipe(n_images, size)["data"],
@@ -168,6 +171,15 @@ def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, heade
     return "\n".join(lines) + "\n"
 
 
+def load_rows(rows_file: Path) -> list[dict]:
+    """The rows measured so far: ``--work``'s, else the committed results' (a new machine resumes the grid
+    where the last one stopped; delete a row from bench/results/scale.json to measure it again)."""
+    if rows_file.is_file():
+        return json.loads(rows_file.read_text())
+    committed = RESULTS_DIR / "scale.json"
+    return json.loads(committed.read_text())["rows"] if committed.is_file() else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", nargs="+", type=grid_item,
@@ -179,7 +191,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="scale-")) if args.quick else args.work
     work.mkdir(parents=True, exist_ok=True)
     rows_file = work / "rows.json"
-    rows = [] if args.quick or not rows_file.is_file() else json.loads(rows_file.read_text())
+    rows = [] if args.quick else load_rows(rows_file)
     started = time.perf_counter()
 
     def save(rows: list[dict]) -> None:
