@@ -94,6 +94,13 @@ def test_a_recipe_can_set_generate_values_so_diffusion_edits_are_a_recipe():
         grid(params_from_mapping({"study": {"recipes": {"edits": {"generate": "edit"}}}}))
 
 
+def test_a_recipes_nested_gan_values_change_only_the_keys_named_as_dvc_exp_run_s_would():
+    params = params_from_mapping({"gan": {"probe": {"max_images": 40}}, "study": {
+        "recipes": {"rare_probe": {"probe": {"every": 5}}}}})
+    run = grid(params)[0].params
+    assert (run.gan.probe.every, run.gan.probe.max_images) == (5, 40)  # params.yaml's max_images kept
+
+
 # --- records ---------------------------------------------------------------------------------------------------
 
 def test_a_step_recorded_with_the_same_params_is_not_run_again_and_a_changed_one_is(tmp_path: Path):
