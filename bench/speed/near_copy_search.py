@@ -163,7 +163,10 @@ def table(results: dict) -> str:
     m = results["machine"]
     lines = [f"# Near-copy search: approximate (faiss IVF-Flat + exact re-ranking) vs exact\n",
              f"{m['date']}, {m['cpu']}, {m['cores']} cores, load {results['load_before']} -> {results['load_after']}, "
-             f"code {results['code']['commit']}; {results['seconds_total']:.0f} s in all.\n",
+             f"code {results['code']['commit']}; {results['seconds_total']:.0f} s in all"
+             + (f" (the scale rows; the recall and crossover tables are from code {results['tables_code']}, "
+                "an earlier run)" if results.get("tables_code", results["code"]["commit"]) != results["code"]["commit"]
+                else "") + ".\n",
              "## Recall at 10k (BloodMNIST, 300 planted near copies)\n",
              "| px | variants | exact s | approx s | near copies (1st pct) | recall | extra | near copies (1/3) | recall | "
              "extra | planted found | nearest agrees | d2 agrees |",
@@ -213,7 +216,10 @@ def main() -> None:
                "settings": {"exact_max_work": ann.EXACT_MAX_WORK, "reduced_side": ann.REDUCED_SIDE,
                             "spare_candidates": ann.SPARE_CANDIDATES, "lists_per_root": ann.LISTS_PER_ROOT,
                             "probed_share": ann.PROBED_SHARE},
-               "recall": recall, "crossover": cross, "scale": scale}
+               "recall": recall, "crossover": cross, "scale": scale,
+               # --scale-only keeps the recorded tables: name the code that measured them
+               "tables_code": recorded.get("tables_code", recorded["code"]["commit"]) if recorded
+               else code_revision()["commit"]}
     if args.quick:
         print(table(results))
         return
