@@ -63,9 +63,15 @@ def summarise(probabilities: dict[str, np.ndarray], labels: np.ndarray, class_na
     resampled, values, arms, recall = {}, {}, {}, {}
     rare = [class_names.index(name) for name in rare_classes]
     # the bootstrap's macro AUCs are most of a study's aggregation: every (arm, generator) on all cores
+    # ... once per distinct set of probabilities (real_weighted is real_only's training on a balanced split)
     runs = [(arm, g) for arm, probs in probabilities.items() for g in range(len(probs))]
-    scored = dict(zip(runs, ordered_map(lambda run: resampled_scores(probabilities[run[0]][run[1]], labels, counts),
-                                        runs, chunk=1)))
+    first_of = {}
+    for run in runs:
+        first_of.setdefault(probabilities[run[0]][run[1]].tobytes(), run)
+    distinct = list(first_of.values())
+    computed = dict(zip(distinct, ordered_map(
+        lambda run: resampled_scores(probabilities[run[0]][run[1]], labels, counts), distinct, chunk=1)))
+    scored = {run: computed[first_of[probabilities[run[0]][run[1]].tobytes()]] for run in runs}
     for arm, probs in probabilities.items():
         per_gen = [scored[arm, g] for g in range(len(probs))]
         resampled[arm] = {name: resample(np.stack([r[name] for r in per_gen])) for name in METRICS}
