@@ -23,8 +23,9 @@ size. The recipe chosen (``chosen: true``) is the one with the highest CAS on re
 run with generator seed 0. Every recipe tried stays in the results.
 
 Results: bench/results/bloodmnist_generators.json ({"generators": [one entry per recipe and seed]})
-and .md, written after every recipe; a recipe already there (same data, feature net and code of
-the recipe table) is not rerun: delete its entry (or pass --rerun) to run it again.
+and .md, written after every recipe; a recipe already there with the same identity (data, feature net,
+budget) is not rerun: delete its entry (or pass --rerun) to run it again. Entries measured on another
+machine (whose feature net trained to other bytes) stay beside this machine's.
 """
 
 from __future__ import annotations
@@ -234,39 +235,48 @@ def markdown(results: dict[str, Any]) -> str:
              "accuracy on real val; real only: the same recipe on the real train split. Chosen on real val: "
              "highest CAS (generator seed 0).", "",
              "| recipe | seed | chosen | CAS | real only | gap | QA classes passed | overall FID (floor) "
-             "| FID / floor per class | train CPU min | probe | code |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| FID / floor per class | train CPU min | probe | code | machine (QA feature net's val accuracy) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in results["generators"]:
         ratios = ", ".join(f"{v:.1f}" if v is not None else "n/a" for v in e["fid_over_floor"].values())
         lines.append(f"| {e['recipe']} | {e['generator_seed']} | {'yes' if e['chosen'] else ''} | {_fmt(e['cas'])} "
                      f"| {_fmt(e['real_only'])} | {_fmt(e['cas_gap'])} | {e['qa_classes_passed']} / {e['qa_classes']} "
                      f"| {_fmt(e['overall_fid'], 2)} ({_fmt(e['overall_fid_floor'], 2)}) | {ratios} "
-                     f"| {e['train_cpu_minutes']} | {_fmt(e['real_vs_fake_probe'], 2)} | {e['code']['commit'][:7]} |")
+                     f"| {e['train_cpu_minutes']} | {_fmt(e['real_vs_fake_probe'], 2)} | {e['code']['commit'][:7]} "
+                     f"| {e['machine']['cpu']} ({_fmt(e['identity']['featurenet']['val_accuracy'], 4)}) |")
     lines += ["", "Failed gates per class:", ""]
     for e in results["generators"]:
         failed = "; ".join(f"{n.split('(')[0].strip()}: {', '.join(g) or 'none'}" for n, g in e["failed_gates"].items())
         lines.append(f"- {e['recipe']} (seed {e['generator_seed']}): {failed}")
-    lines += ["", f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, shared with other "
-              "jobs (load averages in the JSON). Command per entry in the JSON."]
+    lines += ["", "Machines: 2 cores each, shared with other jobs (load averages in the JSON). The same params "
+              "train other bytes on another CPU, the QA feature net included (its val accuracy names it). "
+              "Command per entry in the JSON."]
     return "\n".join(lines) + "\n"
 
 
-def load_recorded(results_dir: Path, identity: dict[str, Any]) -> list[dict[str, Any]]:
+def load_recorded(results_dir: Path) -> list[dict[str, Any]]:
+    """Every recorded entry, each with the identity (data, feature net, budget) it was measured under."""
     path = results_dir / f"{RESULTS_STEM}.json"
     if not path.is_file():
         return []
     recorded = json.loads(path.read_text())
-    return recorded["generators"] if recorded.get("identity") == identity else []
+    # files written before entries carried their identity held one for all
+    return [{"identity": recorded.get("identity"), **e} for e in recorded["generators"]]
 
 
-def record(entry: dict[str, Any], results_dir: Path, identity: dict[str, Any]) -> None:
-    """Add ``entry`` to the results file, re-read just now: another run of this script may have added its own."""
-    key = (entry["recipe"], entry["generator_seed"])
-    entries = [e for e in load_recorded(results_dir, identity) if (e["recipe"], e["generator_seed"]) != key]
+def _key(entry: dict[str, Any]) -> tuple[str, int, str]:
+    return entry["recipe"], entry["generator_seed"], json.dumps(entry["identity"], sort_keys=True)
+
+
+def record(entry: dict[str, Any], results_dir: Path) -> None:
+    """Add ``entry`` to the results file, re-read just now: another run of this script may have added its own.
+    It replaces the entry of the same recipe, seed and identity; one measured under another identity (another
+    machine's feature net: other CPUs train other bytes) stays beside it."""
+    entries = [e for e in load_recorded(results_dir) if _key(e) != _key(entry)]
     order = list(RECIPES)
     entries = choose(sorted(entries + [entry], key=lambda e: (e["generator_seed"], order.index(e["recipe"])
                                                               if e["recipe"] in order else len(order))))
-    results = {"identity": identity, "machine": machine_info(), "generators": entries}
+    results = {"machine": machine_info(), "generators": entries}
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"{RESULTS_STEM}.json").write_text(json.dumps(results, indent=2) + "\n")
     (results_dir / f"{RESULTS_STEM}.md").write_text(markdown(results))
@@ -291,10 +301,11 @@ def main() -> None:
     prepared = prepare(work, args.quick)
     identity = {"data": f"medmnist:bloodmnist 28 px, {REAL_PER_CLASS} real train per class, full val",
                 "featurenet": prepared["featurenet"], "g_steps": G_STEPS, "synthetic_per_class": SYNTHETIC_PER_CLASS}
-    entries = [] if args.quick else load_recorded(args.results_dir, identity)
+    entries = [] if args.quick else load_recorded(args.results_dir)
     for seed in args.seeds:
         for name in args.recipes:
-            done = any(e["recipe"] == name and e["generator_seed"] == seed for e in entries)
+            done = any(e["recipe"] == name and e["generator_seed"] == seed and e["identity"] == identity
+                       for e in entries)
             if done and not args.rerun and not args.train_only:
                 print(f"{name} seed {seed}: already in the results, skipped", flush=True)
                 continue
@@ -302,11 +313,12 @@ def main() -> None:
             print(f"{name} seed {seed}: trained ({trained['training']['cpu_s']} CPU s)", flush=True)
             if args.train_only:
                 continue
-            entry = evaluate_recipe(name, seed, work, trained, revision, command, args.results_dir)
+            entry = {"identity": identity, **evaluate_recipe(name, seed, work, trained, revision, command,
+                                                             args.results_dir)}
             print(f"{name} seed {seed}: CAS {entry['cas']} (real only {entry['real_only']}), QA classes passed "
                   f"{entry['qa_classes_passed']} / {entry['qa_classes']}", flush=True)
             if not args.quick:
-                record(entry, args.results_dir, identity)
+                record(entry, args.results_dir)
 
 
 if __name__ == "__main__":
