@@ -132,6 +132,10 @@ def fits(rows: list[dict]) -> list[dict]:
                    "peak_rss_mib_max": max(rss), "rss_largest_over_smallest": round(rss[-1] / rss[0], 3),
                    "ms_per_image": [round(1000 * s, 3) for s in per_image],
                    "ms_per_image_max_over_min": round(max(per_image) / min(per_image), 3)}
+            if all("cpu_seconds" in r for r in mine):  # rows measured before CPU seconds were recorded have none
+                cpu_per_image = [r["cpu_seconds"] / r["images"] for r in mine]
+                fit.update(cpu_ms_per_image=[round(1000 * s, 3) for s in cpu_per_image],
+                           cpu_ms_per_image_max_over_min=round(max(cpu_per_image) / min(cpu_per_image), 3))
             if len(mine) >= 2:
                 slope, intercept = np.polyfit(n, seconds, 1)
                 fit.update(seconds_per_image_slope=round(float(slope), 5), seconds_at_zero=round(float(intercept), 1))
@@ -141,23 +145,30 @@ def fits(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _cpu(row: dict, scale: float, spec: str = ",.1f") -> str:
+    return format(row["cpu_seconds"] * scale, spec) if "cpu_seconds" in row else "-"
+
+
 def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, header: str) -> str:
-    lines = [header, "", "| stage | px | images | peak RSS MiB | seconds | ms / image | disk MiB | load | code |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [header, "", "| stage | px | images | peak RSS MiB | seconds | CPU seconds | ms / image | CPU ms / image "
+             "| disk MiB | load | code |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['stage']} | {r['image_size']} | {r['images']:,} | {r['peak_rss_mib']:,.0f} | {r['seconds']:,.1f} | "
-              f"{1000 * r['seconds'] / r['images']:.2f} | {r['disk_mib']:,.0f} | {r['load_average']} | "
-              f"{r.get('code', '-')} |" for r in rows]
+              f"{_cpu(r, 1)} | {1000 * r['seconds'] / r['images']:.2f} | {_cpu(r, 1000 / r['images'], '.2f')} | "
+              f"{r['disk_mib']:,.0f} | {r['load_average']} | {r.get('code', '-')} |" for r in rows]
     lines += ["", "Per stage and size: peak RSS at the largest N over the smallest (goal: within 10 %), seconds per "
-              "image largest over smallest (goal: within 25 %), the line of seconds against images and its "
-              "projection to 90,000 images of 224 px.", "",
+              "image largest over smallest (goal: within 25 %; on a shared machine the CPU seconds tell, the wall "
+              "seconds count others' time too), the line of seconds against images and its projection to 90,000 "
+              "images of 224 px.", "",
               "| stage | px | images | max peak RSS MiB | RSS largest / smallest | ms / image max / min | "
-              "s per image (slope) | projected s at 90k x 224 |", "|---|---|---|---|---|---|---|---|"]
+              "CPU ms / image max / min | s per image (slope) | projected s at 90k x 224 |",
+              "|---|---|---|---|---|---|---|---|---|"]
     compared = [f for f in fitted if len(f["images"]) >= 2]
     lines += [f"| {f['stage']} | {f['image_size']} | {', '.join(f'{n:,}' for n in f['images'])} | "
               f"{f['peak_rss_mib_max']:,.0f} | {f['rss_largest_over_smallest']} | {f['ms_per_image_max_over_min']} | "
-              f"{f.get('seconds_per_image_slope', '-')} | {f.get('projected_seconds_at_90k', '-')} |" for f in compared]
+              f"{f.get('cpu_ms_per_image_max_over_min', '-')} | {f.get('seconds_per_image_slope', '-')} | "
+              f"{f.get('projected_seconds_at_90k', '-')} |" for f in compared]
     if not compared:
-        lines.append("| (no image size has two numbers of images yet) | | | | | | | |")
+        lines.append("| (no image size has two numbers of images yet) | | | | | | | | |")
     if near_copy:
         latest = {r["side"]: r for r in near_copy["scale"]}  # rows in the order measured: the last per size
         lines += ["", "Near-copy search ([near_copy_search.md](near_copy_search.md), code "
