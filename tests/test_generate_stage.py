@@ -30,13 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("tumour", "stroma", "background")
 
 
-def make_checkpoint(model_dir: Path, arch: str = "dcgan", image_size: int = 28, width: int = 8) -> Path:
+def make_checkpoint(model_dir: Path, arch: str = "dcgan", image_size: int = 28, width: int = 8,
+                    classes: tuple[str, ...] = CLASSES) -> Path:
     """A checkpoint folder as training leaves it: generator.pt (random weights) + record.json."""
     recipe = get_recipe(arch)
     torch.manual_seed(0)
-    generator = build_generator(arch, len(CLASSES), image_size, recipe.latent_dim, width)
+    generator = build_generator(arch, len(classes), image_size, recipe.latent_dim, width)
     save_generator(model_dir, generator.state_dict())
-    write_record(model_dir, {"arch": arch, "n_classes": len(CLASSES), "class_names": list(CLASSES),
+    write_record(model_dir, {"arch": arch, "n_classes": len(classes), "class_names": list(classes),
                              "image_size": image_size, "latent_dim": recipe.latent_dim, "width": width})
     return model_dir
 

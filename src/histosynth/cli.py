@@ -126,6 +126,9 @@ STAGE_COMMANDS = (
         ParamOption("generate.edit.keep_colour", Literal["none", "moments", "histogram"], "Edits: the source's "
                     "colours, its channel moments or histograms, or none: the model's (default: "
                     "generate.edit.keep_colour)."),
+        ParamOption("generate.colour_match", Literal["none", "moments"], "Samples: each one's channel moments "
+                    "set to those of a real train image of its class, or none: the model's colours (default: "
+                    "generate.colour_match)."),
     ), fixed={"generate.overgenerate": 1}, places={"out": paths.SYNTHETIC_DIR},
         summary="Sample N images per class from a trained generator, or edit the real train images with a diffusion "
                 "one, with MD5SUMS per class and a manifest (the pipeline's `generate` stage writes n_per_class x "

@@ -29,6 +29,8 @@ SOURCE_SYNTHETIC = "synthetic"  # generate: made by a generator
 # and the edit strength. Absent from sampled sets.
 EDIT_OF = "edit_of"
 EDIT_STRENGTH = "edit_strength"
+# Samples made with generate.colour_match: the real train image whose colours they took.
+COLOUR_REFERENCE = "colour_reference"
 
 MANIFEST_SCHEMA = pa.DataFrameSchema(
     {

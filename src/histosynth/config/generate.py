@@ -70,6 +70,19 @@ class GenerateParams(Section):
     # image gets about n_per_class x overgenerate / n candidates; each records its source (edit_of).
     mode: Literal["sample", "edit"] = "sample"
     edit: EditParams = EditParams()
+    # Samples only (edits keep their source's colours: edit.keep_colour). moments: each sample's
+    # channels shifted and scaled to the mean and spread of a real train image of its class, drawn per
+    # image from (seed, class, index) (stain normalisation to a real reference, Reinhard et al. 2001,
+    # in RGB); none: the generator's colours. The channels' shapes stay the generator's, so QA's colour
+    # gate still sees a missing stain or mode.
+    colour_match: Literal["none", "moments"] = "none"
+
+    @model_validator(mode="after")
+    def _colour_match_of_samples(self) -> "GenerateParams":
+        if self.mode == "edit" and self.colour_match != "none":
+            raise ValueError(f"colour_match = {self.colour_match!r} applies to samples; edits take their source's "
+                             "colours with edit.keep_colour: set colour_match: none for mode: edit")
+        return self
 
     @model_validator(mode="after")
     def _candidates_fit(self) -> "GenerateParams":

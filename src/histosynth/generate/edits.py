@@ -27,7 +27,8 @@ from histosynth.manifest import EDIT_OF, EDIT_STRENGTH, class_names_of, read_man
 
 @dataclass(frozen=True)
 class EditSources:
-    """The real train images edits start from, per label, in the real manifest's order."""
+    """The real train images edits start from (and samples take their colours from), per label, in the real
+    manifest's order."""
 
     ids: tuple[np.ndarray, ...]  # per label: (n_c,) str
     images: tuple[np.ndarray, ...]  # per label: (n_c, S, S, 3) uint8
@@ -46,8 +47,8 @@ class EditSources:
         for label, name in enumerate(class_names):
             rows = train[train["label"] == label]
             if rows.empty:
-                raise DataError(f"{real_dir}: class {name!r} has no train image to edit; generate.mode: edit "
-                                "needs at least one per class")
+                raise DataError(f"{real_dir}: class {name!r} has no train image; generate.mode: edit (and "
+                                "generate.colour_match) need at least one per class")
             stack = np.stack([read_png_rgb(real_dir / path) for path in rows["path"]])
             if stack.shape[1:3] != (image_size, image_size):
                 raise DataError(f"{real_dir}: train images of {stack.shape[1]}x{stack.shape[2]} px, but the "

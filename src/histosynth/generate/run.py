@@ -19,6 +19,7 @@ import torch
 from histosynth.config.generate import DiffusionSampling, EditParams, GenerateParams
 from histosynth.errors import ConfigError, DataError
 from histosynth.fsutil import atomic_output_dir, replace_dir
+from histosynth.generate.colour import ColourMatch
 from histosynth.generate.edits import EditSampler, EditSources
 from histosynth.generate.sampler import BlockSampler, resolve_device, resolve_precision
 from histosynth.generate.shards import Shard, process_shard
@@ -39,19 +40,23 @@ def generate(params: GenerateParams, model_dir: Path, out_dir: Path, real_dir: P
     others None.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    check_outputs({"output folder": out_dir}, {"model folder": model_dir,
-                                               "real images": real_dir if params.mode == "edit" else None})
+    needs_real = params.mode == "edit" or params.colour_match != "none"
+    check_outputs({"output folder": out_dir}, {"model folder": model_dir, "real images": real_dir if needs_real else None})
     edit = _edit_request(params, model_dir, real_dir)
+    colour = _colour_request(params.colour_match, real_dir)
     with process_shard() as shard:
         device = resolve_device(params.device)
         precision = resolve_precision(params.precision, device)
-        sampler, record, sampling = _load_sampler(model_dir, params.seed, device, precision, params.diffusion, edit)
+        sampler, record, sampling = _load_sampler(model_dir, params.seed, device, precision, params.diffusion, edit,
+                                                  colour)
         checkpoint = checkpoint_hash(model_dir)
         class_names = record["class_names"]
         written_by = dict(checkpoint_md5=checkpoint, arch=record["arch"], family=family_name(record["arch"]),
                           sampling=sampling, lookahead=params.batch_size)
         if shard.is_main:
-            what = f"edits (strength {edit[0].strength}) of the {real_dir} train images" if edit else "images"
+            what = (f"edits (strength {edit[0].strength}) of the {real_dir} train images" if edit else
+                    f"images (colours matched to the {real_dir} train images: {params.colour_match})" if colour
+                    else "images")
             log.info("generating %d %s per class for %d classes with %s generator %s (seed %d, %s, %s%s%s)",
                      params.n_per_class, what, len(class_names), record["arch"], checkpoint, params.seed, device,
                      precision,
@@ -106,21 +111,22 @@ def _generate_sharded(shard: Shard, out_dir: Path,
 
 def regenerate(model_dir: Path, seed: int, label: int, index: int, device: str = "cpu", precision: str = "fp32",
                sampling: DiffusionSampling | None = None, edit: EditParams | None = None,
-               real_dir: Path | None = None) -> np.ndarray:
+               real_dir: Path | None = None, colour_match: str = "none") -> np.ndarray:
     """Image ``index`` of class ``label`` as ``generate`` wrote it with ``seed``: (S, S, 3) uint8.
 
     Byte-identical to the stored PNG's pixels on the kind of device and at the precision that
     generated it (the manifest's ``device`` and ``precision`` columns) with the same library
     versions; guaranteed on CPU. A diffusion image also needs the manifest's ``sampler``,
     ``steps`` and ``guidance`` when they differ from the model's defaults (``sampling``); an edit
-    its ``edit_strength`` (``edit``) and the real folder it edited (``real_dir``).
+    its ``edit_strength`` (``edit``) and the real folder it edited (``real_dir``); a sample made with
+    ``generate.colour_match`` that setting and the real folder (``real_dir``).
     """
     where = resolve_device(device)
     request = None
     if edit is not None:
         request = _edit_request(GenerateParams(mode="edit", edit=edit), Path(model_dir), real_dir)
     sampler, record, _ = _load_sampler(Path(model_dir), seed, where, resolve_precision(precision, where), sampling,
-                                       request)
+                                       request, _colour_request(colour_match, real_dir))
     n_classes = len(record["class_names"])
     if not 0 <= label < n_classes:
         raise ConfigError(f"class label {label} is out of range: the generator in {model_dir} has classes "
@@ -146,6 +152,16 @@ def _edit_request(params: GenerateParams, model_dir: Path, real_dir: Path | None
     return params.edit, Path(real_dir)
 
 
+def _colour_request(colour_match: str, real_dir: Path | None) -> tuple[str, Path] | None:
+    """``(generate.colour_match, real_dir)`` when samples take real images' colours; None otherwise."""
+    if colour_match == "none":
+        return None
+    if real_dir is None:
+        raise ConfigError(f"generate.colour_match is {colour_match!r}: pass the real image folder whose train images "
+                          "give the samples their colours (real_dir, the ingest stage's data/real)")
+    return colour_match, Path(real_dir)
+
+
 def _require_generator(model_dir: Path) -> None:
     if not (model_dir / GENERATOR_FILE).is_file():
         problem = "does not exist" if not model_dir.is_dir() else f"holds no {GENERATOR_FILE}"
@@ -154,11 +170,15 @@ def _require_generator(model_dir: Path) -> None:
 
 def _load_sampler(model_dir: Path, seed: int, device: torch.device, precision: str,
                   sampling: DiffusionSampling | None, edit: tuple[EditParams, Path] | None = None,
-                  ) -> tuple[BlockSampler, dict[str, Any], dict[str, Any]]:
+                  colour: tuple[str, Path] | None = None) -> tuple[BlockSampler, dict[str, Any], dict[str, Any]]:
     _require_generator(model_dir)
     generator, record, columns = load_sampling_model(model_dir, device, sampling)
     if edit is None:
-        return BlockSampler(generator, record["latent_dim"], seed, device, precision), record, columns
+        recolour = None
+        if colour is not None:
+            how, real_dir = colour
+            recolour = ColourMatch(EditSources.load(real_dir, record["class_names"], int(record["image_size"])), how)
+        return BlockSampler(generator, record["latent_dim"], seed, device, precision, recolour), record, columns
     params, real_dir = edit
     sources = EditSources.load(real_dir, record["class_names"], int(record["image_size"]))
     return EditSampler(generator, record["latent_dim"], seed, device, precision, sources, params.strength,

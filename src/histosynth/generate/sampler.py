@@ -21,7 +21,7 @@ import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from histosynth.errors import ConfigError
 from histosynth.generate.latents import latents
 from histosynth.parallel import usable_cores
 from histosynth.torch_runtime import single_torch_thread
+
+if TYPE_CHECKING:
+    from histosynth.generate.colour import ColourMatch
 
 FORWARD_BLOCK = 64
 
@@ -71,13 +74,14 @@ class BlockSampler:
     """The images of one label-conditioned generator ``G(z, y)``, computed a block at a time."""
 
     def __init__(self, generator: nn.Module, latent_dim: int, seed: int, device: torch.device,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", recolour: ColourMatch | None = None) -> None:
         # channels_last: oneDNN's faster convolution layout (on CPU dcgan 15-20%, cwgan128 2-3x).
         self.generator = generator.to(device, memory_format=torch.channels_last).eval()
         self.latent_dim = latent_dim
         self.seed = seed
         self.device = device
         self.precision = precision
+        self.recolour = recolour  # generate.colour_match
 
     def _block(self, label: int, block: int) -> np.ndarray:
         """Images of block ``block`` of class ``label``: (FORWARD_BLOCK, S, S, 3) uint8.
@@ -89,11 +93,14 @@ class BlockSampler:
         # inference_mode is thread-local: entered here because blocks run on a worker thread.
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             x = self.generator(z.to(self.device), y.to(self.device))
+        if self.recolour is not None:
+            x = self.recolour(x, self.seed, label, np.arange(block * FORWARD_BLOCK, (block + 1) * FORWARD_BLOCK))
         return to_uint8_images(x)
 
     def manifest_columns(self, labels: np.ndarray, indices: np.ndarray) -> dict[str, Any]:
-        """Per-image manifest columns beyond the shared ones (edits: their source); none for samples."""
-        return {}
+        """Per-image manifest columns beyond the shared ones (edits: their source; recoloured samples: their
+        colour reference); none for plain samples."""
+        return {} if self.recolour is None else self.recolour.manifest_columns(self.seed, labels, indices)
 
     def image(self, label: int, index: int) -> np.ndarray:
         """Image ``index`` of class ``label``, (S, S, 3) uint8."""
