@@ -156,8 +156,8 @@ def markdown(rows: list[dict], fitted: list[dict], near_copy: dict | None, heade
               f"{_cpu(r, 1)} | {1000 * r['seconds'] / r['images']:.2f} | {_cpu(r, 1000 / r['images'], '.2f')} | "
               f"{r['disk_mib']:,.0f} | {r['load_average']} | {r.get('code', '-')} |" for r in rows]
     lines += ["", "Per stage and size: peak RSS at the largest N over the smallest (goal: within 10 %), seconds per "
-              "image largest over smallest (goal: within 25 %; on a shared machine the CPU seconds tell, the wall "
-              "seconds count others' time too), the line of seconds against images and its projection to 90,000 "
+              "image largest over smallest (goal: within 25 %; measured on an idle machine: wall and CPU seconds both "
+              "grow with other jobs' load), the line of seconds against images and its projection to 90,000 "
               "images of 224 px.", "",
               "| stage | px | images | max peak RSS MiB | RSS largest / smallest | ms / image max / min | "
               "CPU ms / image max / min | s per image (slope) | projected s at 90k x 224 |",

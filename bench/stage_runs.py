@@ -61,8 +61,8 @@ def update(base: dict, extra: dict) -> None:
 
 def run_stage(code: Path, project: Path, name: str) -> dict:
     """Run ``stages/<name>.py`` of ``code`` in ``project``: its seconds, its CPU seconds and its peak RSS
-    (``wait4``: CPU summed, RSS the largest, over the process and the children it waited for). On a shared
-    machine the CPU seconds are the figure to compare: the wall seconds count the time others had the cores."""
+    (``wait4``: CPU summed, RSS the largest, over the process and the children it waited for). Both times
+    need an idle machine: on shared cores torch's OpenMP threads spin while they wait, so CPU seconds grow too."""
     env = {**os.environ, "PYTHONPATH": str(code / "src"), "HISTOSYNTH_PROGRESS": "0"}
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(code / "stages" / f"{name}.py")], cwd=project, env=env,
