@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py                          # the whole grid (many hours on 2 cores; resumes)
     .venv/bin/python bench/scale.py --grid 64:9000,30000     # some rows of it
     .venv/bin/python bench/scale.py --quick                  # 32 px, 270 and 540 images: smoke run, writes no results
+    .venv/bin/python bench/scale.py --fresh                  # every row again, the recorded ones dropped
 
 A PathMNIST-like folder source (9 classes of textured tiles, PNG) of N images at S px goes through
 the ten stages of `dvc repro`, each in a process of its own as DVC runs it, with a recipe whose work
@@ -197,12 +198,14 @@ def main() -> None:
                         help="SIZE:N,N,... (default: 224:3000,10000,30000 64:9000,30000,90000)")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "scale")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--fresh", action="store_true",
+                        help="measure every row again (e.g. on an idle machine), not resuming the recorded ones")
     args = parser.parse_args()
     grid = {32: [270, 540]} if args.quick else dict(args.grid) if args.grid else DEFAULT_GRID
     work = Path(tempfile.mkdtemp(prefix="scale-")) if args.quick else args.work
     work.mkdir(parents=True, exist_ok=True)
     rows_file = work / "rows.json"
-    rows = [] if args.quick else load_rows(rows_file)
+    rows = [] if args.quick or args.fresh else load_rows(rows_file)
     started = time.perf_counter()
 
     def save(rows: list[dict]) -> None:
