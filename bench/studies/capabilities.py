@@ -3,6 +3,7 @@
     .venv/bin/python bench/studies/capabilities.py                   # default, avx2 and (where the CPU has it) avx512
     .venv/bin/python bench/studies/capabilities.py --only default    # one capability
     .venv/bin/python bench/studies/capabilities.py --epochs 150 200 300   # margins after each number of GAN epochs
+    .venv/bin/python bench/studies/capabilities.py --seeds 0 1 2 3 4      # the verdict per generator seed
 
 torch chooses its CPU kernels by instruction set (``torch.backends.cpu.get_cpu_capability()``),
 and other kernels round differently: the same params train other weights on another CPU. For
@@ -15,8 +16,10 @@ trained generator, so the table shows both that the bytes differ and that the ve
 With ``--epochs``, each capability's project is brought to each number of GAN epochs in turn
 (``gan.epochs`` set in its params.yaml; the train stage resumes the previous checkpoint, which
 ends with the same weights as training straight there), and every gate is recorded per epoch
-count: how the demo's margins depend on its GAN budget.
-Results: bench/results/capabilities.json and .md.
+count: how the demo's margins depend on its GAN budget. With ``--seeds``, the same for each
+generator seed (``gan.seed``) in turn: another CPU trains other bytes, as another seed does, so the
+share of seeds that pass is what a newcomer's CPU can expect (one seed's pass says little).
+Results: bench/results/capabilities.json and .md (capabilities_epochs.*, capabilities_seeds.*).
 """
 
 from __future__ import annotations
@@ -61,15 +64,15 @@ def project(root: Path) -> Path:
     return root
 
 
-def set_epochs(root: Path, epochs: int) -> None:
-    """``gan.epochs: <epochs>`` in the project's params.yaml, the rest of the file as it was."""
+def set_gan_value(root: Path, key: str, value: int) -> None:
+    """``gan.<key>: <value>`` in the project's params.yaml, the rest of the file as it was."""
     text = (root / "params.yaml").read_text()
-    changed, n = re.subn(r"(?m)^(  epochs: )\d+", rf"\g<1>{epochs}", text[text.index("\ngan:"):], count=1)
-    assert n == 1, "no gan.epochs in params.yaml"
+    changed, n = re.subn(rf"(?m)^(  {key}: )\d+", rf"\g<1>{value}", text[text.index("\ngan:"):], count=1)
+    assert n == 1, f"no gan.{key} in params.yaml"
     (root / "params.yaml").write_text(text[:text.index("\ngan:")] + changed)
 
 
-def run(capability: str, epochs: list[int | None]) -> dict[str, dict[str, Any]]:
+def run(capability: str, epochs: list[int | None], seeds: list[int] | None = None) -> dict[str, dict[str, Any]]:
     results = {}
     with tempfile.TemporaryDirectory(prefix=f"capability-{capability}-") as tmp:
         root = project(Path(tmp))
@@ -79,12 +82,15 @@ def run(capability: str, epochs: list[int | None]) -> dict[str, dict[str, Any]]:
                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
         reported = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                                   env=env, capture_output=True, text=True, check=True).stdout.strip()
-        for count in epochs:
-            if count is not None:
-                set_epochs(root, count)
-            key = capability if count is None else f"{capability}@{count}"
-            results[key] = repro_qa(root, env, reported)
-            print(key, json.dumps({k: v for k, v in results[key].items() if k != "gates"}), flush=True)
+        for seed in seeds or [None]:
+            if seed is not None:
+                set_gan_value(root, "seed", seed)
+            for count in epochs:
+                if count is not None:
+                    set_gan_value(root, "epochs", count)
+                key = capability + ("" if count is None else f"@{count}") + ("" if seed is None else f"#seed{seed}")
+                results[key] = repro_qa(root, env, reported)
+                print(key, json.dumps({k: v for k, v in results[key].items() if k != "gates"}), flush=True)
     return results
 
 
@@ -112,7 +118,11 @@ def repro_qa(root: Path, env: dict[str, str], reported: str) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
-    if any("@" in key for key in result["runs"]):
+    if any("#seed" in key for key in result["runs"]):
+        rows = ("Each row `<capability>#seed<s>`: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` with `gan.seed: <s>` "
+                "and the project's other params, one project per capability (ingest, augment and the feature net "
+                "made once).")
+    elif any("@" in key for key in result["runs"]):
         rows = ("Each row `<capability>@<epochs>`: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` with "
                 "`gan.epochs: <epochs>` and the project's other params, one project per capability brought from "
                 "one epoch count to the next (the train stage resumes).")
@@ -151,13 +161,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=CAPABILITIES)
     parser.add_argument("--epochs", nargs="*", type=int, help="GAN epochs to reach in turn (default: params.yaml's)")
+    parser.add_argument("--seeds", nargs="*", type=int, help="generator seeds (gan.seed) in turn (default: params.yaml's)")
     args = parser.parse_args()
     wanted = [c for c in (args.only or CAPABILITIES) if c != "avx512" or cpu_has("avx512f")]
     runs = {}
     for capability in wanted:
-        runs |= run(capability, sorted(args.epochs) if args.epochs else [None])
+        runs |= run(capability, sorted(args.epochs) if args.epochs else [None], args.seeds)
     result = {"machine": machine_info(), "code": code_revision(), "load_average_end": os.getloadavg(), "runs": runs}
-    stem = "capabilities_epochs" if args.epochs else "capabilities"
+    stem = "capabilities_seeds" if args.seeds else "capabilities_epochs" if args.epochs else "capabilities"
     path = RESULTS_DIR / f"{stem}.json"
     if args.only and path.is_file():
         result["runs"] = {**json.loads(path.read_text()).get("runs", {}), **runs}
