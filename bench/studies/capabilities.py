@@ -119,9 +119,9 @@ def repro_qa(root: Path, env: dict[str, str], reported: str) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     machine = result["machine"]
     if any("#seed" in key for key in result["runs"]):
-        rows = ("Each row `<capability>#seed<s>`: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` with `gan.seed: <s>` "
-                "and the project's other params, one project per capability (ingest, augment and the feature net "
-                "made once).")
+        rows = ("Each row `<capability>[@<epochs>]#seed<s>`: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` with "
+                "`gan.seed: <s>` (and `gan.epochs: <epochs>`) and the project's other params, one project per "
+                "capability (ingest, augment and the feature net made once).")
     elif any("@" in key for key in result["runs"]):
         rows = ("Each row `<capability>@<epochs>`: `ATEN_CPU_CAPABILITY=<capability> dvc repro qa` with "
                 "`gan.epochs: <epochs>` and the project's other params, one project per capability brought from "
