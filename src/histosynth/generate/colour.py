@@ -26,20 +26,19 @@ class ColourMatch:
         self.references = references
         self.how = how
 
-    def rows(self, seed: int, label: int, indices: np.ndarray) -> np.ndarray:
-        """Which train image of class ``label`` gives image ``indices`` their colours."""
-        n = len(self.references.ids[label])
-        return np.array([np.random.default_rng(np.random.SeedSequence((seed, label, int(i), _REFERENCE_STREAM)))
-                         .integers(n) for i in indices], dtype=np.int64)
+    def row(self, seed: int, label: int, index: int) -> int:
+        """Which train image of class ``label`` gives image ``index`` its colours."""
+        stream = np.random.SeedSequence((seed, label, int(index), _REFERENCE_STREAM))
+        return int(np.random.default_rng(stream).integers(len(self.references.ids[label])))
 
     def manifest_columns(self, seed: int, labels: np.ndarray, indices: np.ndarray) -> dict[str, list[str]]:
         """Each image's colour reference: the id of its real train image."""
-        ids = [str(self.references.ids[label][self.rows(seed, label, np.array([index]))[0]])
+        ids = [str(self.references.ids[label][self.row(seed, label, index)])
                for label, index in zip(np.asarray(labels).tolist(), np.asarray(indices).tolist())]
         return {COLOUR_REFERENCE: ids}
 
     def __call__(self, x: torch.Tensor, seed: int, label: int, indices: np.ndarray) -> torch.Tensor:
         """(N, 3, S, S) generator output in [-1, 1] with the colours of its references."""
-        images = self.references.images[label][self.rows(seed, label, indices)]
+        images = self.references.images[label][[self.row(seed, label, index) for index in indices]]
         references = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return kept_colour(x.float().cpu(), references, self.how)
