@@ -19,7 +19,9 @@ ends with the same weights as training straight there), and every gate is record
 count: how the demo's margins depend on its GAN budget. With ``--seeds``, the same for each
 generator seed (``gan.seed``) in turn: another CPU trains other bytes, as another seed does, so the
 share of seeds that pass is what a newcomer's CPU can expect (one seed's pass says little).
-Results: bench/results/capabilities.json and .md (capabilities_epochs.*, capabilities_seeds.*).
+Results: bench/results/capabilities.json and .md (capabilities_epochs.*, capabilities_seeds.*; ``--name X``
+appends ``_X`` to the file name, so that a study of another recipe keeps its own table). Each row
+records the epoch whose weights the generator ships (``gan.select``).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def repro_qa(root: Path, env: dict[str, str], reported: str) -> dict[str, Any]:
     train = json.loads((root / "reports" / "train" / "metrics.json").read_text())
     return {"reported_capability": reported, "repro_exit_code": done.returncode, "passed": metrics["passed"],
             "smallest_margin": metrics["smallest_margin"], "generator_md5": generator, "gates": gates,
-            "gan_epochs": train.get("epochs_done"), "gan_threads": train.get("cpu_threads"), "seconds": seconds,
+            "gan_epochs": train.get("epochs_done"), "selected_epoch": train.get("selected_epoch"), "gan_threads": train.get("cpu_threads"), "seconds": seconds,
             "cpu_seconds": cpu}
 
 
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=CAPABILITIES)
     parser.add_argument("--epochs", nargs="*", type=int, help="GAN epochs to reach in turn (default: params.yaml's)")
     parser.add_argument("--seeds", nargs="*", type=int, help="generator seeds (gan.seed) in turn (default: params.yaml's)")
+    parser.add_argument("--name", default="", help="suffix of the results' file name (capabilities_seeds_<name>.*)")
     args = parser.parse_args()
     wanted = [c for c in (args.only or CAPABILITIES) if c != "avx512" or cpu_has("avx512f")]
     runs = {}
@@ -169,6 +172,7 @@ def main() -> None:
         runs |= run(capability, sorted(args.epochs) if args.epochs else [None], args.seeds)
     result = {"machine": machine_info(), "code": code_revision(), "load_average_end": os.getloadavg(), "runs": runs}
     stem = "capabilities_seeds" if args.seeds else "capabilities_epochs" if args.epochs else "capabilities"
+    stem += f"_{args.name}" if args.name else ""
     path = RESULTS_DIR / f"{stem}.json"
     if args.only and path.is_file():
         result["runs"] = {**json.loads(path.read_text()).get("runs", {}), **runs}

@@ -31,6 +31,19 @@ class ProbeParams(Section):
     max_images: int = Field(400, ge=4, le=MAX_IMAGES_PER_CLASS)
 
 
+class SelectParams(Section):
+    """Which checkpoint becomes the generator (histosynth.generators.training.selection)."""
+
+    # last: the weights after the last epoch. train_colour: of the checkpoints scored, the one whose
+    # samples' colour histograms are closest to the real val images' in its worst class.
+    by: Literal["last", "train_colour"] = "last"
+    # Checkpoints are scored (reports/train/colour.tsv) every `every` epochs within the last `window`
+    # share of the run, and after the last epoch; each score samples n_per_class images per class.
+    window: float = Field(0.5, gt=0.0, le=1.0)
+    every: int = Field(10, ge=1)
+    n_per_class: int = Field(150, ge=10, le=MAX_IMAGES_PER_CLASS)
+
+
 class DiffusionParams(Section):
     """Diffusion archs only (``gan.arch: ddpm``); null = the arch's recipe."""
 
@@ -92,6 +105,7 @@ class GanParams(Section):
     # VGG-19 weights file for ascgan's perceptual loss; "" = off. Never downloaded.
     perceptual_weights: str = ""
     probe: ProbeParams = ProbeParams()
+    select: SelectParams = SelectParams()
     diffusion: DiffusionParams = DiffusionParams()
     seed: int = Field(0, ge=0, le=MAX_SEED)
 

@@ -124,7 +124,8 @@ STAGES: tuple[Stage, ...] = (
         params=("gan",),
         slots=(_in("data", None, "Training images, a folder with a manifest (default: data/augmented, or data/real "
                    "when gan.train_on = real); its train split is used."),
-               _in("real", paths.REAL_DIR, "Folder written by `ingest`; its val split feeds the real-vs-fake probe."),
+               _in("real", paths.REAL_DIR, "Folder written by `ingest`; its val split feeds the real-vs-fake "
+                   "probe, its train split the checkpoints' colour scores (gan.select)."),
                _out("out", paths.GAN_DIR, "Model folder (checkpoint.pt, generator.pt, record.json); a matching "
                     "checkpoint there is resumed."),
                _out("report", paths.TRAIN_REPORT_DIR, "Folder for sample grids, loss and probe curves, metrics.json.")),
@@ -133,6 +134,7 @@ STAGES: tuple[Stage, ...] = (
                  Tracked(paths.TRAIN_REPORT_DIR / "metrics.json", "metrics", cache=False),
                  Tracked(paths.TRAIN_REPORT_DIR / "losses.tsv", "plots", cache=False),
                  Tracked(paths.TRAIN_REPORT_DIR / "probe.tsv", "plots", cache=False),
+                 Tracked(paths.TRAIN_REPORT_DIR / "colour.tsv", "plots", cache=False),
                  Tracked(paths.TRAIN_REPORT_DIR / "samples", "plots", cache=False, persist=True),
                  Tracked(paths.TRAIN_REPORT_DIR / "samples_final.png", "plots", cache=False)),
     ),

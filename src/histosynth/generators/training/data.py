@@ -23,12 +23,22 @@ def load_training_set(train_dir: Path) -> ImageSet:
     return images
 
 
-def load_probe_set(holdout_dir: Path, class_names: tuple[str, ...], max_images: int, seed: int) -> ImageSet:
-    """Real validation images for the real-vs-fake probe: a seeded subset of at most ``max_images``, in memory."""
+def open_holdout(holdout_dir: Path, class_names: tuple[str, ...]) -> ImageSet:
+    """The real val images of ``holdout_dir`` (stored, read a batch at a time), with the training set's classes."""
     holdout = open_image_set(holdout_dir, split="val")
     if holdout.class_names != class_names:
         raise DataError(f"{holdout_dir}: classes {list(holdout.class_names)} differ from the training set's "
                         f"{list(class_names)}; rerun the pipeline from ingest")
+    return holdout
+
+
+def open_real_train(real_dir: Path) -> ImageSet:
+    """The real train images of ``real_dir`` (stored, read a batch at a time)."""
+    return open_image_set(real_dir, split="train")
+
+
+def probe_subset(holdout: ImageSet, holdout_dir: Path, max_images: int, seed: int) -> ImageSet:
+    """Real val images for the real-vs-fake probe: a seeded subset of at most ``max_images``, in memory."""
     if len(holdout) < 4:
         raise DataError(f"{holdout_dir}: the val split has {len(holdout)} images; the real-vs-fake probe needs at "
                         "least 4 (set gan.probe.every: 0 to switch it off)")

@@ -7,6 +7,8 @@
   family has no such loss, so that one DVC plot serves GANs and diffusion models), then any other
   losses of the family (gradient_penalty for wgan-gp)
 - ``probe.tsv``: epoch, real_vs_fake_accuracy (0.5 = fakes indistinguishable)
+- ``colour.tsv``: epoch, each class's colour KL against real train, worst (the checkpoints scored by
+  histosynth.generators.training.selection)
 - ``metrics.json``: final losses, probe accuracy, throughput, wall time
 """
 
@@ -98,6 +100,11 @@ class TrainingReport:
         self._write_tsv("losses.tsv", ["epoch", *self.loss_columns], history)
         probed = [row for row in history if row["real_vs_fake_accuracy"] is not None]
         self._write_tsv("probe.tsv", ["epoch", "real_vs_fake_accuracy"], probed)
+
+    def write_colour(self, scores: Sequence[dict[str, Any]], class_names: Sequence[str]) -> None:
+        """``colour.tsv``: each scored epoch's val colour KL per class and of the worst class."""
+        rows = [{"epoch": row["epoch"], **dict(zip(class_names, row["kl"])), "worst": max(row["kl"])} for row in scores]
+        self._write_tsv("colour.tsv", ["epoch", *class_names, "worst"], rows)
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         atomic_write_text(self.dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -14,6 +14,7 @@ Under ``torchrun`` every process trains on its shard; only the first one writes 
 
 from __future__ import annotations
 
+import copy
 import logging
 import platform
 import time
@@ -32,11 +33,14 @@ from histosynth.dataset import ImageSet
 from histosynth.errors import ConfigError, DataError, TrainingDiverged
 from histosynth.generators.training import checkpoint
 from histosynth.generators.training.batches import EpochBatches, TrainingImages
-from histosynth.generators.training.data import epoch_batches, load_probe_set, load_training_set, manifest_md5, to_model_range
+from histosynth.generators.training.data import (
+    epoch_batches, load_training_set, manifest_md5, open_holdout, open_real_train, probe_subset, to_model_range,
+)
 from histosynth.generators.training.monitor import SampleGrid, TrainingReport, grid_epochs, sample
 from histosynth.generators.training.probe import real_vs_fake_accuracy
 from histosynth.generators.training.runtime import Runtime
 from histosynth.generators.training.seeds import derive_seed
+from histosynth.generators.training.selection import CheckpointChoice, colour_kl_of, colour_reference
 from histosynth.generators.training.settings import RunSettings
 from histosynth.progress import EpochProgress
 
@@ -71,6 +75,8 @@ class TrainingData:
     images: ImageSet
     manifest_md5: str
     probe: ImageSet | None
+    # (classes, 3, bins) colour counts of real train, what checkpoints are scored against; None: gan.select.by last
+    colour_reference: np.ndarray | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -83,19 +89,25 @@ class TrainingData:
 
 def load_training_data(train_dir: Path, holdout_dir: Path, settings: RunSettings,
                        image_sizes: tuple[int, ...]) -> TrainingData:
-    """The training images (train split of ``train_dir``, in one of the arch's ``image_sizes``) and, when
-    the probe is on, its real val images."""
-    train_dir = Path(train_dir)
+    """The training images (train split of ``train_dir``, in one of the arch's ``image_sizes``), the probe's
+    subset of the real val images and, unless ``gan.select.by`` is last, the real train images' colours
+    that checkpoints are scored against."""
+    train_dir, holdout_dir = Path(train_dir), Path(holdout_dir)
     log.info("loading training images from %s (gan.train_on = %s)", train_dir, settings.train_on)
     images = load_training_set(train_dir)
     if images.image_size not in image_sizes:
         raise ConfigError(f"gan.arch={settings.arch} supports image sizes {', '.join(map(str, image_sizes))}; "
                           f"data.image_size is {images.image_size}")
-    probe = (load_probe_set(Path(holdout_dir), images.class_names, settings.probe_max_images, settings.seed)
+    holdout = open_holdout(holdout_dir, images.class_names)
+    probe = (probe_subset(holdout, holdout_dir, settings.probe_max_images, settings.seed)
              if settings.probe_every else None)
+    reference = None
+    if settings.select_by != "last":
+        real_train = images if train_dir.resolve() == holdout_dir.resolve() else open_real_train(holdout_dir)
+        reference = colour_reference(real_train, images.class_names)
     log.info("%d images of %d px in %d classes: %s", len(images), images.image_size, len(images.class_names),
              ", ".join(images.class_names))
-    return TrainingData(images, manifest_md5(train_dir), probe)
+    return TrainingData(images, manifest_md5(train_dir), probe, reference)
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,8 @@ class _Run:
         self.grid = SampleGrid(self.n_classes, family.latent_dim, settings.seed)
         self.history: list[dict[str, Any]] = []
         self.saved_epoch = 0
+        self.choice = CheckpointChoice(settings.select_by, settings.select_window, settings.select_every,
+                                       settings.epochs)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -159,6 +173,8 @@ class _Run:
                 last = number == s.epochs
                 probed = bool(s.probe_every) and (number % s.probe_every == 0 or last)
                 accuracy = self._probe(epoch) if probed else None
+                if rt.is_main and self.data.colour_reference is not None and self.choice.is_candidate(number):
+                    self.choice.offer(number, self._colour_kl(), self.trainer.sampling_generator)
                 self.history.append({"epoch": number, **losses, "real_vs_fake_accuracy": accuracy,
                                      "images_per_s": result.images / seconds if seconds > 0 else None})
                 progress.end_epoch(number, {**losses, "probe": accuracy})
@@ -166,6 +182,7 @@ class _Run:
                     if number % grid_every == 0 or last:
                         self.report.save_grid(self._grid(), number)
                     self.report.write_curves(self.history)
+                    self.report.write_colour(self.choice.scores, self.data.class_names)
                     saved = number % s.checkpoint_every == 0 or last
                     if saved:
                         self._save(number)
@@ -178,10 +195,14 @@ class _Run:
         if self.runtime.is_main:
             if start == self.settings.epochs:  # the checkpoint was complete: refresh record and generator
                 self._save(self.settings.epochs, with_training_state=False)
-            self.report.save_grid(self._grid(), None)
+            self.report.save_grid(self._grid(self._chosen_generator()), None)
             self.report.write_curves(self.history)
+            self.report.write_colour(self.choice.scores, self.data.class_names)
             self.report.write_metrics(self._metrics(start, seen, wall_time))
-        log.info("trained %s to epoch %d; generator in %s", self.settings.arch, self.settings.epochs, self.model_dir)
+        chosen, kl = self.choice.chosen(self.settings.epochs)
+        log.info("trained %s to epoch %d; generator (the weights of epoch %d%s) in %s", self.settings.arch,
+                 self.settings.epochs, chosen, f"; worst class's colour KL against real train {kl:.4f}" if kl is not None else "",
+                 self.model_dir)
         return self._record(self.settings.epochs)
 
     # -- resume --------------------------------------------------------------------------------
@@ -201,6 +222,9 @@ class _Run:
                      self.model_dir, state["epoch"], epochs)
         elif not self._load_state(state):
             log.info("the checkpoint in %s does not fit the current model code: starting fresh", self.model_dir)
+        elif not self.choice.load_state_dict(state.get("selection")):
+            log.info("the checkpoint in %s kept weights that gan.epochs = %d no longer chooses among: starting fresh",
+                     self.model_dir, epochs)
         else:
             self.history = list(state["history"])
             self.saved_epoch = state["epoch"]
@@ -229,9 +253,9 @@ class _Run:
             # give the same checkpoint bytes
             history = [{k: v for k, v in row.items() if k != "images_per_s"} for row in self.history]
             state = {"fingerprint": self.fingerprint, "epoch": epoch, "history": history,
-                     **self.trainer.state_dict()}
+                     "selection": self.choice.state_dict(), **self.trainer.state_dict()}
             checkpoint.save_training_state(self.model_dir, state)
-        checkpoint.save_generator(self.model_dir, self.trainer.sampling_generator.state_dict())
+        checkpoint.save_generator(self.model_dir, self._chosen_generator().state_dict())
         checkpoint.write_record(self.model_dir, self._record(epoch))
         self.saved_epoch = epoch
         log.debug("checkpoint for epoch %d written to %s", epoch, self.model_dir)
@@ -257,8 +281,21 @@ class _Run:
                             "each needs a batch of at least 2")
         return batch
 
-    def _grid(self) -> np.ndarray:
-        return self.grid.render(self.trainer.sampling_generator, self.runtime.device)
+    def _grid(self, generator: nn.Module | None = None) -> np.ndarray:
+        return self.grid.render(generator or self.trainer.sampling_generator, self.runtime.device)
+
+    def _colour_kl(self) -> np.ndarray:
+        return colour_kl_of(self.trainer.sampling_generator, self.data.colour_reference, self.settings.select_per_class,
+                            self.family.latent_dim, self.settings.seed, self.runtime.device)
+
+    def _chosen_generator(self) -> nn.Module:
+        """The sampling generator, with the chosen checkpoint's weights when ``gan.select`` chose one."""
+        current = self.trainer.sampling_generator
+        if self.choice.best_weights is None:
+            return current
+        chosen = copy.deepcopy(current)
+        chosen.load_state_dict(self.choice.best_weights)
+        return chosen
 
     def _probe(self, epoch: int) -> float | None:
         if not self.runtime.is_main or self.data.probe is None:
@@ -280,6 +317,7 @@ class _Run:
             "latent_dim": self.family.latent_dim,
             **self.family.record,
             "epoch": epoch,
+            **({"selected_epoch": self.choice.chosen(epoch)[0]} if self.choice.chooses else {}),
             "params": self.settings.as_dict(),
             "fingerprint": self.fingerprint,
             "train_data": {"manifest_md5": self.data.manifest_md5, "n_images": len(self.data.images)},
@@ -307,6 +345,7 @@ class _Run:
             "resumed_from_epoch": start,
             **{name: last.get(name) for name in self.family.loss_columns},
             "real_vs_fake_accuracy": probed[-1] if probed else None,
+            **dict(zip(("selected_epoch", "selected_colour_kl"), self.choice.chosen(last.get("epoch", start)))),
             "images_per_s": round(seen / wall_time, 1) if seen and wall_time > 0 else None,
             "wall_time_s": round(wall_time, 1),
             "device": str(self.runtime.device),

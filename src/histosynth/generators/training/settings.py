@@ -19,6 +19,8 @@ from histosynth.config.gan import GanParams
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "probe_every", "probe_max_images", "device", "precision",
                      "threads", "standing_stats")
 
+SELECT_FIELDS = ("select_by", "select_window", "select_every", "select_per_class")
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -36,9 +38,18 @@ class RunSettings:
     device: str
     precision: str
     threads: int
+    # which checkpoint becomes the generator (histosynth.generators.training.selection)
+    select_by: str
+    select_window: float
+    select_every: int
+    select_per_class: int
 
     def as_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as in record.json
+        fields = json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as in record.json
+        if fields["select_by"] == "last":  # scores only monitor then: records and fingerprints stay as before
+            for key in SELECT_FIELDS:
+                del fields[key]
+        return fields
 
 
 def run_fields(params: GanParams) -> dict[str, Any]:
@@ -46,7 +57,8 @@ def run_fields(params: GanParams) -> dict[str, Any]:
     return dict(arch=params.arch, train_on=params.train_on, ema=params.ema, seed=params.seed, epochs=params.epochs,
                 checkpoint_every=params.checkpoint_every, probe_every=params.probe.every,
                 probe_max_images=params.probe.max_images, device=params.device, precision=params.precision,
-                threads=params.threads)
+                threads=params.threads, select_by=params.select.by, select_window=params.select.window,
+                select_every=params.select.every, select_per_class=params.select.n_per_class)
 
 
 def run_fingerprint(settings: dict[str, Any], data_md5: str, class_names: tuple[str, ...], image_size: int,

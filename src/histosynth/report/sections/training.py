@@ -1,5 +1,5 @@
 """The generator training section (GAN or diffusion): loss and real-vs-fake probe curves, the fixed-noise
-samples after the last epoch and along the way (a strip of the per-epoch grids), run facts."""
+samples of the shipped weights and along the way (a strip of the per-epoch grids), run facts."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from histosynth.report.schemas import TrainMetrics
 FACTS = (
     ("arch", "generator architecture"),
     ("epochs", "epochs"),
+    ("selected_epoch", "the generator's weights are those of epoch (gan.select)"),
+    ("selected_colour_kl", "their worst class's colour KL against real train"),
     ("real_vs_fake_accuracy", "final real-vs-fake probe accuracy (0.5 is best)"),
     ("d_loss", "final discriminator loss"),
     ("g_loss", "final generator loss"),
