@@ -94,6 +94,42 @@ def test_copies_of_training_images_are_rejected_as_near_copies(work, tmp_path):
     assert kept["id"].str.rsplit("_", n=1).str[1].astype(int).ge(4).all()
 
 
+def test_each_space_named_rejects_copies_on_its_own(work, tmp_path):
+    train = load_image_set(work / "real", "train")
+    rng = np.random.default_rng(101)
+    copies = {c: list(train.of_class(c)[:4]) + [textured_image(c, 32, rng) for _ in range(8)] for c in range(3)}
+    folder = write_synthetic(tmp_path / "copies", copies)
+    lenient = CurateParams(confidence_quantile=0.0, realism_quantile=0.0)
+    reports = {}
+    for spaces in (["pixel"], ["feature"], ["pixel", "feature"]):
+        name = "_".join(spaces)
+        curate(lenient.model_copy(update={"near_copy_spaces": spaces}), 4, folder, work / "real", work / "augmented",
+               work / "featurenet", tmp_path / name, tmp_path / f"{name}_report")
+        reports[name] = pd.read_csv(tmp_path / f"{name}_report" / "scores.csv")
+        kept = read_manifest(tmp_path / name)
+        assert kept["id"].str.rsplit("_", n=1).str[1].astype(int).ge(4).all(), f"{spaces}: no copy ships"
+    copied = np.tile(np.arange(12) < 4, 3)
+    both = reports["pixel_feature"]
+    # a verbatim copy sits on its original in QA's feature space too: ratio 0, flagged
+    assert (both.loc[copied, "feature_copy_ratio"] == 0).all() and both.loc[copied, "near_copy_feature"].all()
+    for name, report in reports.items():  # every run scores both spaces; the spaces named decide
+        assert report["near_copy_feature"].equals(both["near_copy_feature"])
+        expected = np.zeros(len(report), bool)
+        for space in name.split("_"):
+            expected |= report[f"near_copy_{space}"].to_numpy()
+        assert (report["near_copy"].to_numpy() == expected).all()
+    metrics = json.loads((tmp_path / "pixel_feature_report" / "metrics.json").read_text())
+    assert all(m["near_copies_feature"] >= 4 and m["feature_copy_ratio_threshold"] > 0
+               for m in metrics["classes"].values())
+
+
+def test_near_copy_spaces_must_name_each_space_once():
+    with pytest.raises(ValueError, match="at most once, and at least one"):
+        CurateParams(near_copy_spaces=[])
+    with pytest.raises(ValueError, match="at most once"):
+        CurateParams(near_copy_spaces=["pixel", "pixel"])
+
+
 def test_too_few_passing_candidates_fill_up_by_confidence_with_a_warning(work, caplog):
     n = GOOD + 2  # more than there are good candidates
     kept = run(work, "synthetic_filled", n=n)

@@ -20,13 +20,16 @@ count: how the demo's margins depend on its GAN budget. With ``--seeds``, the sa
 generator seed (``gan.seed``) in turn: another CPU trains other bytes, as another seed does, so the
 share of seeds that pass is what a newcomer's CPU can expect (one seed's pass says little).
 Results: bench/results/capabilities.json and .md (capabilities_epochs.*, capabilities_seeds.*; ``--name X``
-appends ``_X`` to the file name, so that a study of another recipe keeps its own table). Each row
+appends ``_X`` to the file name, so that a study of another recipe keeps its own table; ``--keep DIR``
+keeps each capability's project, and a later run with changed code reruns only the stages that code
+changes: DVC restores the others, trained generators included, from its run cache). Each row
 records the epoch whose weights the generator ships (``gan.select``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -53,11 +56,21 @@ def cpu_has(flag: str) -> bool:
         return False
 
 
-def project(root: Path) -> Path:
+def copy_code(root: Path) -> None:
+    """This checkout's pipeline, params and code into ``root`` (replacing what an earlier run left there)."""
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, root / name)
     for folder in ("stages", "src"):
+        shutil.rmtree(root / folder, ignore_errors=True)
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+
+
+def project(root: Path) -> Path:
+    if (root / ".dvc").is_dir():  # a kept project (--keep): new code, its DVC cache and run cache kept
+        copy_code(root)
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    copy_code(root)
     shutil.copytree(ROOT / ".dvc" / "plots", root / ".dvc_plots_templates")
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
                 [sys.executable, "-m", "dvc", "config", "core.analytics", "false"]):
@@ -74,9 +87,11 @@ def set_gan_value(root: Path, key: str, value: int) -> None:
     (root / "params.yaml").write_text(text[:text.index("\ngan:")] + changed)
 
 
-def run(capability: str, epochs: list[int | None], seeds: list[int] | None = None) -> dict[str, dict[str, Any]]:
+def run(capability: str, epochs: list[int | None], seeds: list[int] | None = None,
+        keep: Path | None = None) -> dict[str, dict[str, Any]]:
     results = {}
-    with tempfile.TemporaryDirectory(prefix=f"capability-{capability}-") as tmp:
+    with (contextlib.nullcontext(str(keep / capability)) if keep else
+          tempfile.TemporaryDirectory(prefix=f"capability-{capability}-")) as tmp:
         root = project(Path(tmp))
         env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -164,12 +179,14 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=CAPABILITIES)
     parser.add_argument("--epochs", nargs="*", type=int, help="GAN epochs to reach in turn (default: params.yaml's)")
     parser.add_argument("--seeds", nargs="*", type=int, help="generator seeds (gan.seed) in turn (default: params.yaml's)")
+    parser.add_argument("--keep", type=Path, help="keep each capability's project in KEEP/<capability>; a later run "
+                        "with other code reuses the stages it does not change (DVC's run cache)")
     parser.add_argument("--name", default="", help="suffix of the results' file name (capabilities_seeds_<name>.*)")
     args = parser.parse_args()
     wanted = [c for c in (args.only or CAPABILITIES) if c != "avx512" or cpu_has("avx512f")]
     runs = {}
     for capability in wanted:
-        runs |= run(capability, sorted(args.epochs) if args.epochs else [None], args.seeds)
+        runs |= run(capability, sorted(args.epochs) if args.epochs else [None], args.seeds, args.keep)
     result = {"machine": machine_info(), "code": code_revision(), "load_average_end": os.getloadavg(), "runs": runs}
     stem = "capabilities_seeds" if args.seeds else "capabilities_epochs" if args.epochs else "capabilities"
     stem += f"_{args.name}" if args.name else ""

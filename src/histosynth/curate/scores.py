@@ -9,9 +9,10 @@
   authors do); >= 1 means inside some real image's neighbourhood. Real reference: each of those
   images scored against the others.
 - near-copy ratio: nearest / second-nearest distance to an original among real train images and
-  their affine children, in pixels, flips and turns included (histosynth.qa.metrics.memorisation);
-  real reference: the val images' ratios. An edit's own source is left out of its ratio and
-  tested with QA's own-source rule instead.
+  their affine children, in pixels, flips and turns included, and in the feature space of QA's
+  feature net (histosynth.qa.metrics.memorisation: QA's two memorisation tests); real reference:
+  the val images' ratios. An edit's own source is left out of its ratio and tested with QA's
+  own-source rule instead.
 """
 
 from __future__ import annotations
@@ -114,4 +115,31 @@ class CopyReference:
         ("" = none), left out of its ratio and tested with the own-source rule (qa.metrics.memorisation)."""
         check = memorisation.check_copies(variants(images), self.vectors,
                                           self.originals, self.labels, self.thresholds, sources)
+        return check.ratios, check.flagged
+
+
+@dataclass(frozen=True)
+class FeatureCopyReference:
+    """The same near-copy test in the feature space of QA's feature net: what the generator may have
+    learned from, embedded, and the thresholds per class calibrated on the held-out images' ratios."""
+
+    model: nn.Module
+    vectors: np.ndarray
+    originals: np.ndarray
+    labels: np.ndarray
+    thresholds: np.ndarray
+
+    @classmethod
+    def of(cls, model: nn.Module, images: Images, originals: np.ndarray, labels: np.ndarray, heldout: Images,
+           heldout_labels: np.ndarray, n_classes: int, percentile: float) -> "FeatureCopyReference":
+        vectors, held_vectors = (embed_all([model], x)[0].features for x in (images, heldout))
+        held = memorisation.nearest_originals([held_vectors], vectors, originals)
+        thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_labels, n_classes, percentile)
+        return cls(model, vectors, originals, labels, thresholds)
+
+    def ratios(self, images: np.ndarray, sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(near-copy ratio, flagged) of each image in feature space, edits as :meth:`CopyReference.ratios`."""
+        features = embed_all([self.model], images)[0].features
+        check = memorisation.check_copies([features], self.vectors, self.originals, self.labels, self.thresholds,
+                                          sources)
         return check.ratios, check.flagged

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from histosynth import progress
+from histosynth.classifier.checkpoint import load_classifier
 from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
 from histosynth.config.curate import CurateParams
-from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
+from histosynth.curate.scores import CopyReference, FeatureCopyReference, RealismReference, confidence, embed_all
 from histosynth.image_sets import open_image_set
 from histosynth.image_store import concat, take
 from histosynth.errors import DataError
@@ -54,6 +55,7 @@ class References:
     confidence_thresholds: np.ndarray  # (K,) per class
     realism: list[tuple[RealismReference, float]]  # per fold model: reference and threshold
     copies: CopyReference
+    feature_copies: FeatureCopyReference
     fold_of: dict[str, int]  # real train image id -> the fold whose model never saw it
 
     def source_folds(self, sources: np.ndarray | None) -> np.ndarray | None:
@@ -127,13 +129,16 @@ def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None
         originals = np.concatenate([originals, augmented.loc[children, "origin"].to_numpy(str)])
         labels = np.concatenate([labels, augmented.loc[children, "label"].to_numpy(np.int64)])
     copies = CopyReference.of(images, originals, labels, val.images, val.labels, len(names), params.near_copy_percentile)
-    return References(names, confidence_thresholds, realism, copies, dict(zip(train_ids.tolist(), folds.tolist())))
+    feature_copies = FeatureCopyReference.of(load_classifier(featurenet_dir)[0], images, originals, labels, val.images,
+                                             val.labels, len(names), params.near_copy_percentile)
+    return References(names, confidence_thresholds, realism, copies, feature_copies,
+                      dict(zip(train_ids.tolist(), folds.tolist())))
 
 
 def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models: list,
            references: References) -> pd.DataFrame:
     columns: dict[str, list[np.ndarray]] = {"confidence": [], "realism": [], "realism_votes": [], "copy_ratio": [],
-                                            "near_copy": []}
+                                            "near_copy_pixel": [], "feature_copy_ratio": [], "near_copy_feature": []}
     for start in progress.bar(range(0, len(candidates), CHUNK), desc="curate", unit="chunk", leave=False, min_total=2):
         rows = candidates.iloc[start : start + CHUNK]
         images = np.stack([read_png_rgb(folder / p) for p in rows["path"]])
@@ -145,14 +150,18 @@ def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models:
         thresholds = np.array([t for _, t in references.realism])[:, None]
         columns["realism"].append(realism.mean(axis=0))
         columns["realism_votes"].append((realism >= thresholds).mean(axis=0))
-        ratio, flagged = references.copies.ratios(images, sources)
-        columns["copy_ratio"].append(ratio)
-        columns["near_copy"].append(flagged)
+        for space, copies in (("pixel", references.copies), ("feature", references.feature_copies)):
+            ratio, flagged = copies.ratios(images, sources)
+            columns["copy_ratio" if space == "pixel" else "feature_copy_ratio"].append(ratio)
+            columns[f"near_copy_{space}"].append(flagged)
     scores = candidates[["id", "class_name", "label"]].reset_index(drop=True)
     for name, parts in columns.items():
         scores[name] = np.concatenate(parts)
     scores["passed_confidence"] = scores["confidence"] >= references.confidence_thresholds[scores["label"]]
     scores["passed_realism"] = scores["realism_votes"] >= 0.5  # realistic in most models' feature spaces
+    scores["near_copy"] = np.zeros(len(scores), bool)
+    for space in params.near_copy_spaces:
+        scores["near_copy"] |= scores[f"near_copy_{space}"]
     scores["passed_copy"] = ~scores["near_copy"]
     return scores
 
@@ -213,7 +222,10 @@ def _report(params: CurateParams, scores: pd.DataFrame, outcome: pd.Series, refe
             "kept": int((rows["curation"] == "kept").sum()),
             "filled": int((rows["curation"] == "filled").sum()),
             "confidence_threshold": float(references.confidence_thresholds[label]),
+            "near_copies_pixel": int(rows["near_copy_pixel"].sum()),
+            "near_copies_feature": int(rows["near_copy_feature"].sum()),
             "near_copy_ratio_threshold": float(references.copies.thresholds[label]),
+            "feature_copy_ratio_threshold": float(references.feature_copies.thresholds[label]),
             "mean_confidence_kept": float(rows.loc[rows["curation"] != "", "confidence"].mean()),
             "mean_confidence_candidates": float(rows["confidence"].mean()),
         }
