@@ -102,7 +102,11 @@ def test_edits_pass_curation_and_qa_while_copies_named_as_edits_are_still_caught
     kept = curate(UNCURATED, 20, candidates, work / "real", None, work / "featurenet", tmp_path / "synthetic",
                   tmp_path / "curate_report")
     assert kept["edit_of"].notna().all() and len(kept) == 60
-    assert not pd.read_csv(tmp_path / "curate_report" / "scores.csv")["near_copy"].any()
+    scores = pd.read_csv(tmp_path / "curate_report" / "scores.csv")
+    # no edit copies its source's pixels; in the feature space of this tiny feature net some edits of the
+    # one-epoch model do count as copies, and enabled curation rejects them (near_copy, QA's feature test)
+    assert not scores["near_copy_pixel"].any()
+    assert scores["near_copy"].equals(scores["near_copy_pixel"] | scores["near_copy_feature"])
     qa = run_qa(REPORT_ONLY, work / "real", tmp_path / "synthetic", work / "featurenet", tmp_path / "qa")
     for figures in qa.metrics["classes"].values():
         assert figures["memorised_share_pixel"] <= 0.1 and figures["source_copy_share_pixel"] <= 0.1
