@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from torch import nn
 
 from histosynth.classifier.embed import Embedding, embed
 from histosynth.image_store import Images
-from histosynth.qa.knn import nearest
+from histosynth.qa.knn import Vectors, nearest
 from histosynth.qa.pixel_space import PixelVectors, variants
 from histosynth.qa.metrics import memorisation
 from histosynth.torch_runtime import single_torch_thread
@@ -95,51 +96,42 @@ def _kth_distance(vectors: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CopyReference:
-    """Everything the generator may have learned from, in pixels, and the near-copy thresholds per class."""
+    """Everything the generator may have learned from, in one of QA's two spaces (pixels with every flip
+    and turn of a query, or QA's feature net's features), and the near-copy thresholds per class."""
 
-    vectors: PixelVectors
+    vectors: Vectors
+    queries: Callable[[Images], Sequence[Vectors]]  # a set of images -> its query variants in this space
     originals: np.ndarray
     labels: np.ndarray
     thresholds: np.ndarray
 
     @classmethod
-    def of(cls, images: Images, originals: np.ndarray, labels: np.ndarray, heldout: Images,
-           heldout_labels: np.ndarray, n_classes: int, percentile: float) -> "CopyReference":
-        vectors = PixelVectors(images)  # made a block at a time when searched
-        held = memorisation.nearest_originals(variants(heldout), vectors, originals)
+    def in_pixels(cls, images: Images, originals: np.ndarray, labels: np.ndarray, heldout: Images,
+                  heldout_labels: np.ndarray, n_classes: int, percentile: float) -> "CopyReference":
+        # pixel vectors are made a block at a time when searched
+        return cls._calibrated(PixelVectors(images), variants, originals, labels, heldout, heldout_labels, n_classes,
+                               percentile)
+
+    @classmethod
+    def in_features(cls, model: nn.Module, images: Images, originals: np.ndarray, labels: np.ndarray,
+                    heldout: Images, heldout_labels: np.ndarray, n_classes: int, percentile: float) -> "CopyReference":
+        def queries(x: Images) -> list[np.ndarray]:
+            return [embed_all([model], x)[0].features]
+
+        return cls._calibrated(queries(images)[0], queries, originals, labels, heldout, heldout_labels, n_classes,
+                               percentile)
+
+    @classmethod
+    def _calibrated(cls, vectors: Vectors, queries: Callable[[Images], Sequence[Vectors]], originals: np.ndarray,
+                    labels: np.ndarray, heldout: Images, heldout_labels: np.ndarray, n_classes: int,
+                    percentile: float) -> "CopyReference":
+        held = memorisation.nearest_originals(queries(heldout), vectors, originals)
         thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_labels, n_classes, percentile)
-        return cls(vectors, originals, labels, thresholds)
+        return cls(vectors, queries, originals, labels, thresholds)
 
     def ratios(self, images: np.ndarray, sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(near-copy ratio, flagged) of each image; ``sources``: the original each edit was made from
         ("" = none), left out of its ratio and tested with the own-source rule (qa.metrics.memorisation)."""
-        check = memorisation.check_copies(variants(images), self.vectors,
-                                          self.originals, self.labels, self.thresholds, sources)
-        return check.ratios, check.flagged
-
-
-@dataclass(frozen=True)
-class FeatureCopyReference:
-    """The same near-copy test in the feature space of QA's feature net: what the generator may have
-    learned from, embedded, and the thresholds per class calibrated on the held-out images' ratios."""
-
-    model: nn.Module
-    vectors: np.ndarray
-    originals: np.ndarray
-    labels: np.ndarray
-    thresholds: np.ndarray
-
-    @classmethod
-    def of(cls, model: nn.Module, images: Images, originals: np.ndarray, labels: np.ndarray, heldout: Images,
-           heldout_labels: np.ndarray, n_classes: int, percentile: float) -> "FeatureCopyReference":
-        vectors, held_vectors = (embed_all([model], x)[0].features for x in (images, heldout))
-        held = memorisation.nearest_originals([held_vectors], vectors, originals)
-        thresholds = memorisation.near_copy_thresholds(held.ratios, heldout_labels, n_classes, percentile)
-        return cls(model, vectors, originals, labels, thresholds)
-
-    def ratios(self, images: np.ndarray, sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(near-copy ratio, flagged) of each image in feature space, edits as :meth:`CopyReference.ratios`."""
-        features = embed_all([self.model], images)[0].features
-        check = memorisation.check_copies([features], self.vectors, self.originals, self.labels, self.thresholds,
-                                          sources)
+        check = memorisation.check_copies(self.queries(images), self.vectors, self.originals, self.labels,
+                                          self.thresholds, sources)
         return check.ratios, check.flagged

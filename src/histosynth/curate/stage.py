@@ -31,7 +31,7 @@ from histosynth import progress
 from histosynth.classifier.checkpoint import load_classifier
 from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
 from histosynth.config.curate import CurateParams
-from histosynth.curate.scores import CopyReference, FeatureCopyReference, RealismReference, confidence, embed_all
+from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
 from histosynth.image_sets import open_image_set
 from histosynth.image_store import concat, take
 from histosynth.errors import DataError
@@ -54,8 +54,7 @@ class References:
     class_names: tuple[str, ...]
     confidence_thresholds: np.ndarray  # (K,) per class
     realism: list[tuple[RealismReference, float]]  # per fold model: reference and threshold
-    copies: CopyReference
-    feature_copies: FeatureCopyReference
+    copies: dict[str, CopyReference]  # by space: pixel, feature
     fold_of: dict[str, int]  # real train image id -> the fold whose model never saw it
 
     def source_folds(self, sources: np.ndarray | None) -> np.ndarray | None:
@@ -128,11 +127,10 @@ def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None
         images = concat([images, child_images])
         originals = np.concatenate([originals, augmented.loc[children, "origin"].to_numpy(str)])
         labels = np.concatenate([labels, augmented.loc[children, "label"].to_numpy(np.int64)])
-    copies = CopyReference.of(images, originals, labels, val.images, val.labels, len(names), params.near_copy_percentile)
-    feature_copies = FeatureCopyReference.of(load_classifier(featurenet_dir)[0], images, originals, labels, val.images,
-                                             val.labels, len(names), params.near_copy_percentile)
-    return References(names, confidence_thresholds, realism, copies, feature_copies,
-                      dict(zip(train_ids.tolist(), folds.tolist())))
+    calibration = (images, originals, labels, val.images, val.labels, len(names), params.near_copy_percentile)
+    copies = {"pixel": CopyReference.in_pixels(*calibration),
+              "feature": CopyReference.in_features(load_classifier(featurenet_dir)[0], *calibration)}
+    return References(names, confidence_thresholds, realism, copies, dict(zip(train_ids.tolist(), folds.tolist())))
 
 
 def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models: list,
@@ -150,7 +148,7 @@ def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models:
         thresholds = np.array([t for _, t in references.realism])[:, None]
         columns["realism"].append(realism.mean(axis=0))
         columns["realism_votes"].append((realism >= thresholds).mean(axis=0))
-        for space, copies in (("pixel", references.copies), ("feature", references.feature_copies)):
+        for space, copies in references.copies.items():
             ratio, flagged = copies.ratios(images, sources)
             columns["copy_ratio" if space == "pixel" else "feature_copy_ratio"].append(ratio)
             columns[f"near_copy_{space}"].append(flagged)
@@ -224,8 +222,8 @@ def _report(params: CurateParams, scores: pd.DataFrame, outcome: pd.Series, refe
             "confidence_threshold": float(references.confidence_thresholds[label]),
             "near_copies_pixel": int(rows["near_copy_pixel"].sum()),
             "near_copies_feature": int(rows["near_copy_feature"].sum()),
-            "near_copy_ratio_threshold": float(references.copies.thresholds[label]),
-            "feature_copy_ratio_threshold": float(references.feature_copies.thresholds[label]),
+            "near_copy_ratio_threshold": float(references.copies["pixel"].thresholds[label]),
+            "feature_copy_ratio_threshold": float(references.copies["feature"].thresholds[label]),
             "mean_confidence_kept": float(rows.loc[rows["curation"] != "", "confidence"].mean()),
             "mean_confidence_candidates": float(rows["confidence"].mean()),
         }

@@ -98,9 +98,8 @@ def load_training_data(train_dir: Path, holdout_dir: Path, settings: RunSettings
     if images.image_size not in image_sizes:
         raise ConfigError(f"gan.arch={settings.arch} supports image sizes {', '.join(map(str, image_sizes))}; "
                           f"data.image_size is {images.image_size}")
-    holdout = open_holdout(holdout_dir, images.class_names)
-    probe = (probe_subset(holdout, holdout_dir, settings.probe_max_images, settings.seed)
-             if settings.probe_every else None)
+    probe = (probe_subset(open_holdout(holdout_dir, images.class_names), holdout_dir, settings.probe_max_images,
+                          settings.seed) if settings.probe_every else None)
     reference = None
     if settings.select_by != "last":
         real_train = images if train_dir.resolve() == holdout_dir.resolve() else open_real_train(holdout_dir)
