@@ -106,9 +106,9 @@ def colour_kl_of(generator: nn.Module, reference: np.ndarray, n_per_class: int, 
         mine = np.flatnonzero(labels_np == c)
         kept = mine[keep[mine]][:n_per_class]
         if len(kept) < MIN_SCORED:
-            log.warning("class %d: %d of %d samples pass curation's tests; scoring all of them", c, len(kept),
-                        len(mine))
             kept = mine[:n_per_class]
+            log.warning("class %d: %d of %d samples pass curation's tests; scoring the first %d as drawn", c,
+                        int(keep[mine].sum()), len(mine), len(kept))
         histograms.append(colour_histograms(images[kept], BINS))
     return kl_per_channel(reference, np.stack(histograms), SMOOTHING).mean(axis=1)
 
