@@ -100,11 +100,11 @@ def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_di
 
 
 def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None, featurenet_dir: Path) -> References:
-    if len(open_image_set(real_dir, "val")) == 0:
+    train, val = open_image_set(real_dir, "train"), open_image_set(real_dir, "val")  # read a batch at a time
+    if len(val) == 0:
         raise DataError(f"{real_dir}: the real val split is empty; curation calibrates its near-copy test on it")
     tests = CandidateTests.of(params, real_dir, featurenet_dir)
     manifest = read_manifest(real_dir)
-    train, val = open_image_set(real_dir, "train"), open_image_set(real_dir, "val")  # read a batch at a time
     images, labels = train.images, train.labels
     originals = manifest.loc[manifest["split"] == "train", "id"].to_numpy(str)
     if augmented_dir is not None and (Path(augmented_dir) / MANIFEST_NAME).is_file():

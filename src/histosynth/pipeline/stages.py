@@ -37,16 +37,20 @@ def _augment(params: Params, io: StageIO) -> None:
 def _train(params: Params, io: StageIO) -> None:
     from histosynth.generators import default_train_dir, train
 
+    data = io["data"] or io.locate(default_train_dir(params.gan))
     sample_filter = None
     if params.gan.select.by == "curated_colour":
         from histosynth.curate.acceptance import CandidateTests
+        from histosynth.output_policy import check_outputs
 
         if not params.curate.enabled:
             raise ConfigError("gan.select.by = curated_colour scores samples as curation keeps them, but curation is "
                               "off (curate.enabled: false); set gan.select.by: train_colour")
+        # train checks its outputs too, but curation's tests read the inputs first
+        check_outputs({"model folder": io["out"], "report folder": io["report"]},
+                      {"training images": data, "real images": io["real"], "feature net": io["featurenet"]})
         sample_filter = CandidateTests.of(params.curate, io["real"], io["featurenet"])
-    train(params.gan, io["data"] or io.locate(default_train_dir(params.gan)), io["real"], io["out"], io["report"],
-          sample_filter)
+    train(params.gan, data, io["real"], io["out"], io["report"], sample_filter)
 
 
 def _generate(params: Params, io: StageIO) -> None:
