@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_PARAMS = {
     "augment": {"per_class": 24},
     "gan": {"epochs": 2, "width": 4, "batch_size": 16, "checkpoint_every": 1, "threads": 1,
-            "probe": {"every": 2, "max_images": 40}},
+            "probe": {"every": 2, "max_images": 40}, "select": {"n_per_class": 10}},
     "generate": {"n_per_class": 12},
     "qa": {"enforce": False, "kl": {"n_per_class": 10}, "featurenet": {"epochs": 2, "width": 4, "folds": 2},
            "cas": {"enabled": True, "steps": 10}},

@@ -78,7 +78,7 @@ def test_cli_exit_statuses(tmp_path: Path, tiny_real_dir: Path) -> None:
                           "--out", str(tmp_path / "package"))
     assert code == EXIT_GATE and "failed QA" in output
 
-    params.write_text(yaml.safe_dump({"gan": TINY_GAN}))
+    params.write_text(yaml.safe_dump({"gan": TINY_GAN, "curate": {}}))
     code, output = invoke("train", "--params", str(params), "--data", str(tiny_real_dir), "--real",
                           str(tiny_real_dir), "--out", str(tmp_path / "gan"), "--report", str(tmp_path / "report"))
     assert code == EXIT_DIVERGED and "error: training diverged: non-finite loss in epoch 1" in output
@@ -88,7 +88,7 @@ def test_cli_exit_statuses(tmp_path: Path, tiny_real_dir: Path) -> None:
 def test_stage_script_exit_status_for_a_diverged_training(tmp_path: Path, tiny_real_dir: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "real").symlink_to(tiny_real_dir)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"gan": TINY_GAN}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"gan": TINY_GAN, "curate": {}}))
     proc = subprocess.run([sys.executable, str(REPO / "stages" / "train.py")], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == EXIT_DIVERGED and "Traceback" not in proc.stderr

@@ -21,12 +21,12 @@ AUGMENT_FOUR = params_from_mapping({"augment": {"per_class": 30}})
 
 
 def test_the_stages_run_in_pipeline_order_and_a_selection_keeps_it() -> None:
-    assert NAMES == ("ingest", "augment", "train", "generate", "featurenet", "curate", "qa", "package", "benchmark",
+    assert NAMES == ("ingest", "augment", "featurenet", "train", "generate", "curate", "qa", "package", "benchmark",
                      "report")
     assert [d.name for d in select(["qa", "ingest"])] == ["ingest", "qa"]
-    assert [d.name for d in select(until="generate")] == ["ingest", "augment", "train", "generate"]
+    assert [d.name for d in select(until="generate")] == ["ingest", "augment", "featurenet", "train", "generate"]
     assert [d.name for d in select(["augment", "qa"], until="curate")] == ["augment"]
-    with pytest.raises(ConfigError, match="no stage 'tran'; the stages are ingest, augment, train"):
+    with pytest.raises(ConfigError, match="no stage 'tran'; the stages are ingest, augment, featurenet, train"):
         select(["tran"])
 
 

@@ -1,4 +1,5 @@
-"""Choosing the generator among a run's checkpoints by their colours against real train (gan.select)."""
+"""Choosing the generator among a run's checkpoints by their colours against real train (gan.select), over all
+samples (train_colour) or over those curation's tests accept (curated_colour)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from conftest import write_image_folder
 from test_train import gan_params, read_tsv, run
 from torch import nn
 
+from histosynth.classifier.featurenet import train_featurenet
 from histosynth.colour_histograms import colour_histograms, kl_per_channel
+from histosynth.config.classifier import FeaturenetParams
+from histosynth.config.curate import CurateParams
+from histosynth.curate.acceptance import CandidateTests
 from histosynth.dataset import load_image_set
-from histosynth.errors import DataError
+from histosynth.errors import ConfigError, DataError
 from histosynth.generators.gan.train import train
 from histosynth.generators.training import checkpoint
 from histosynth.generators.training.selection import (
-    BINS, SMOOTHING, CheckpointChoice, colour_kl_of, colour_reference, first_candidate,
+    BINS, SMOOTHING, SURPLUS, CheckpointChoice, colour_kl_of, colour_reference, first_candidate,
 )
 from histosynth.manifest import read_manifest, write_manifest
 
@@ -148,3 +153,80 @@ def test_with_augmented_training_images_the_colours_are_still_the_real_train_ima
     train(gan_params(train_on="augmented", epochs=1, select=SELECT), augmented, augmented, tmp_path / "model2",
           tmp_path / "reports2")
     assert from_real != read_tsv(tmp_path / "reports2" / "colour.tsv")  # other reference, other figures
+
+
+class TwoShades(nn.Module):
+    """Class c paints ``right[c]`` where the first noise value is positive, ``wrong[c]`` elsewhere."""
+
+    def __init__(self, right: list[tuple[float, float, float]], wrong: list[tuple[float, float, float]]) -> None:
+        super().__init__()
+        self.right = nn.Parameter(torch.tensor(right, dtype=torch.float32))
+        self.wrong = nn.Parameter(torch.tensor(wrong, dtype=torch.float32))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        colour = torch.where(z[:, :1] > 0, self.right[y], self.wrong[y])
+        return colour[:, :, None, None].expand(len(y), 3, 8, 8)
+
+
+class RedOnly:
+    """A sample filter that accepts the images whose red channel is lit (as curation accepts the recognisable)."""
+
+    identity = "red-only"
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def accepts(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        self.seen += len(images)
+        return images[..., 0].mean(axis=(1, 2)) > 127
+
+
+def test_curated_colour_scores_only_what_the_filter_accepts_from_surplus_draws():
+    red = np.zeros((4, 8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    reference = np.stack([colour_histograms(red, BINS)])
+    generator = TwoShades([(1, -1, -1)], [(-1, -1, 1)])  # half red (right), half blue
+    args = dict(n_per_class=20, latent_dim=2, seed=0, device=torch.device("cpu"))
+    unfiltered = colour_kl_of(generator, reference, **args)
+    sample_filter = RedOnly()
+    filtered = colour_kl_of(generator, reference, **args, sample_filter=sample_filter)
+    assert sample_filter.seen == SURPLUS * 20  # drawn SURPLUS times over
+    # scored: the first 20 red ones, as if only red had been drawn; the blue half is what curation would drop
+    expected = kl_per_channel(reference[0], colour_histograms(red[:1].repeat(20, 0), BINS), SMOOTHING).mean()
+    assert filtered[0] == pytest.approx(expected) and unfiltered[0] > 3 * filtered[0]
+
+
+def test_curated_colour_falls_back_to_all_samples_when_too_few_pass(caplog):
+    blue = np.zeros((4, 8, 8, 3), np.uint8)
+    blue[..., 2] = 255
+    reference = np.stack([colour_histograms(blue, BINS)])
+    always_blue = TwoShades([(-1, -1, 1)], [(-1, -1, 1)])
+    kl = colour_kl_of(always_blue, reference, n_per_class=20, latent_dim=2, seed=0, device=torch.device("cpu"),
+                      sample_filter=RedOnly())
+    expected = kl_per_channel(reference[0], colour_histograms(blue[:1].repeat(20, 0), BINS), SMOOTHING).mean()
+    assert kl[0] == pytest.approx(expected)
+    assert "0 of 60 samples pass curation's tests; scoring the first 20 as drawn" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def curation_tests(tmp_path_factory):
+    """Curation's real tests: the cross-fitted feature nets of a small real set and curate's defaults."""
+    root = tmp_path_factory.mktemp("curated_colour")
+    real = write_image_folder(root / "real", {"train": 48, "val": 24, "test": 4})
+    train_featurenet(FeaturenetParams(epochs=3, folds=2), real, root / "featurenet")
+    return real, CandidateTests.of(CurateParams(), real, root / "featurenet")
+
+
+def test_curated_colour_trains_through_curations_tests_and_is_its_own_run(tmp_path, curation_tests):
+    real, tests = curation_tests
+    select = {**SELECT, "by": "curated_colour", "n_per_class": 12}
+    with pytest.raises(ConfigError, match="curated_colour .* needs curation's tests"):
+        train(gan_params(epochs=2, select=select), real, real, tmp_path / "none", tmp_path / "none_reports")
+    record = train(gan_params(epochs=2, select=select), real, real, tmp_path / "model", tmp_path / "reports", tests)
+    rows = read_tsv(tmp_path / "reports" / "colour.tsv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert record["selected_epoch"] == 1 + int(np.argmin([float(r["worst"]) for r in rows]))
+    by_train = train(gan_params(epochs=2, select=SELECT), real, real, tmp_path / "train_colour",
+                     tmp_path / "train_colour_reports")
+    assert record["fingerprint"] != by_train["fingerprint"]  # scored another way: a checkpoint of one is not the other's
+    assert read_tsv(tmp_path / "train_colour_reports" / "colour.tsv") != rows

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 def make_project(root: Path, **gan) -> Path:
     """A project folder as the stage sees it: params.yaml and data/real."""
     write_image_folder(root / "data" / "real", {"train": 24, "val": 8})
-    (root / "params.yaml").write_text(yaml.safe_dump({"gan": TINY | gan}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"gan": TINY | gan, "curate": {}}))
     return root
 
 

@@ -35,8 +35,10 @@ class SelectParams(Section):
     """Which checkpoint becomes the generator (histosynth.generators.training.selection)."""
 
     # last: the weights after the last epoch. train_colour: of the checkpoints scored, the one whose
-    # samples' colour histograms are closest to the real val images' in its worst class.
-    by: Literal["last", "train_colour"] = "last"
+    # samples' colour histograms are closest to the real train images' in its worst class. curated_colour:
+    # the same, scored on the samples that pass curation's confidence and realism tests (curate.*, with
+    # models/featurenet's classifiers), as the images that ship are.
+    by: Literal["last", "train_colour", "curated_colour"] = "last"
     # Checkpoints are scored (reports/train/colour.tsv) every `every` epochs within the last `window`
     # share of the run, and after the last epoch; each score samples n_per_class images per class.
     window: float = Field(0.5, gt=0.0, le=1.0)

@@ -29,9 +29,9 @@ import pandas as pd
 
 from histosynth import progress
 from histosynth.classifier.checkpoint import load_classifier
-from histosynth.classifier.crossfit import load_fold_models, load_out_of_fold, out_of_fold_probabilities
 from histosynth.config.curate import CurateParams
-from histosynth.curate.scores import CopyReference, RealismReference, confidence, embed_all
+from histosynth.curate.acceptance import CandidateTests
+from histosynth.curate.scores import CopyReference, embed_all
 from histosynth.image_sets import open_image_set
 from histosynth.image_store import concat, take
 from histosynth.errors import DataError
@@ -47,25 +47,29 @@ log = logging.getLogger(__name__)
 CHUNK = 2048
 SCORES_FILE = "scores.csv"
 METRICS_FILE = "metrics.json"
+SCORE_COLUMNS = ("confidence", "realism", "realism_votes", "copy_ratio", "near_copy_pixel", "feature_copy_ratio",
+                 "near_copy_feature", "passed_confidence", "passed_realism")  # in scores.csv's order
 
 
 @dataclass(frozen=True)
 class References:
-    class_names: tuple[str, ...]
-    confidence_thresholds: np.ndarray  # (K,) per class
-    realism: list[tuple[RealismReference, float]]  # per fold model: reference and threshold
+    tests: CandidateTests  # confidence and realism
     copies: dict[str, CopyReference]  # by space: pixel, feature
-    fold_of: dict[str, int]  # real train image id -> the fold whose model never saw it
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.tests.class_names
 
     def source_folds(self, sources: np.ndarray | None) -> np.ndarray | None:
         """Per candidate, the fold of its source (-1: no source); None when no candidate is an edit."""
         if sources is None or not np.any(sources != ""):
             return None
-        unknown = sorted(set(sources[sources != ""].tolist()) - set(self.fold_of))
+        fold_of = self.tests.fold_of
+        unknown = sorted(set(sources[sources != ""].tolist()) - set(fold_of))
         if unknown:
             raise DataError(f"candidates edit {unknown[:3]}, which are not real train images here; regenerate them "
                             "from this data/real (`dvc repro generate`)")
-        return np.array([self.fold_of.get(s, -1) for s in sources.tolist()], np.int64)
+        return np.array([fold_of.get(s, -1) for s in sources.tolist()], np.int64)
 
 
 def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_dir: Path, augmented_dir: Path | None,
@@ -78,8 +82,7 @@ def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_di
                   {"candidates": candidates_dir, "real images": real_dir, "augmented images": augmented_dir,
                    "feature net": featurenet_dir})
     candidates = read_manifest(candidates_dir)
-    models = load_fold_models(featurenet_dir)
-    references = _references(params, real_dir, augmented_dir, featurenet_dir, models)
+    references = _references(params, real_dir, augmented_dir, featurenet_dir)
     if tuple(class_names_of(candidates)) != references.class_names:
         raise DataError(f"{candidates_dir}: classes {class_names_of(candidates)} (by label) differ from the real ones "
                         f"{list(references.class_names)}; regenerate from a generator trained on this data")
@@ -87,7 +90,7 @@ def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_di
     if (short < n_per_class).any():
         raise DataError(f"{candidates_dir}: {int(short.min())} candidates for a class, fewer than "
                         f"generate.n_per_class = {n_per_class}; rerun generate")
-    scores = _score(params, candidates, candidates_dir, models, references)
+    scores = _score(params, candidates, candidates_dir, references)
     kept = _select(params, scores, n_per_class)
     manifest = _write(candidates, candidates_dir, scores, kept, out_dir)
     _report(params, scores, kept, references, report_dir)
@@ -96,30 +99,14 @@ def curate(params: CurateParams, n_per_class: int, candidates_dir: Path, real_di
     return manifest
 
 
-def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None, featurenet_dir: Path,
-                models: list) -> References:
-    manifest = read_manifest(real_dir)
-    names = tuple(class_names_of(manifest))
+def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None, featurenet_dir: Path) -> References:
     train, val = open_image_set(real_dir, "train"), open_image_set(real_dir, "val")  # read a batch at a time
     if len(val) == 0:
         raise DataError(f"{real_dir}: the real val split is empty; curation calibrates its near-copy test on it")
-    train_ids = manifest.loc[manifest["split"] == "train", "id"].to_numpy(str)
-    oof = load_out_of_fold(featurenet_dir).set_index("id")
-    if set(train_ids) - set(oof.index):
-        raise DataError(f"{featurenet_dir}: its cross-fitted classifiers were trained on other data than {real_dir}; "
-                        "retrain them (`dvc repro featurenet`)")
-    oof = oof.loc[train_ids]
-    p_true = out_of_fold_probabilities(oof)[np.arange(len(train)), train.labels]
-    confidence_thresholds = np.array([np.quantile(p_true[train.labels == c], params.confidence_quantile)
-                                      if np.any(train.labels == c) else 0.0 for c in range(len(names))])
-    folds = oof["fold"].to_numpy()
-    realism = []
-    for j, embedding in enumerate(embed_all(models, train.images)):
-        unseen = folds == j
-        reference = RealismReference.of(embedding.features[unseen], params.realism_k)
-        real_scores = reference.real_scores(embedding.features[unseen])
-        realism.append((reference, float(np.quantile(real_scores, params.realism_quantile))))
-    images, originals, labels = train.images, train_ids, train.labels
+    tests = CandidateTests.of(params, real_dir, featurenet_dir)
+    manifest = read_manifest(real_dir)
+    images, labels = train.images, train.labels
+    originals = manifest.loc[manifest["split"] == "train", "id"].to_numpy(str)
     if augmented_dir is not None and (Path(augmented_dir) / MANIFEST_NAME).is_file():
         augmented = read_manifest(augmented_dir)
         children = augmented["source"] == SOURCE_AFFINE
@@ -127,36 +114,30 @@ def _references(params: CurateParams, real_dir: Path, augmented_dir: Path | None
         images = concat([images, child_images])
         originals = np.concatenate([originals, augmented.loc[children, "origin"].to_numpy(str)])
         labels = np.concatenate([labels, augmented.loc[children, "label"].to_numpy(np.int64)])
-    calibration = (images, originals, labels, val.images, val.labels, len(names), params.near_copy_percentile)
+    calibration = (images, originals, labels, val.images, val.labels, len(tests.class_names),
+                   params.near_copy_percentile)
     copies = {"pixel": CopyReference.in_pixels(*calibration),
               "feature": CopyReference.in_features(load_classifier(featurenet_dir)[0], *calibration)}
-    return References(names, confidence_thresholds, realism, copies, dict(zip(train_ids.tolist(), folds.tolist())))
+    return References(tests, copies)
 
 
-def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, models: list,
-           references: References) -> pd.DataFrame:
-    columns: dict[str, list[np.ndarray]] = {"confidence": [], "realism": [], "realism_votes": [], "copy_ratio": [],
-                                            "near_copy_pixel": [], "feature_copy_ratio": [], "near_copy_feature": []}
+def _score(params: CurateParams, candidates: pd.DataFrame, folder: Path, references: References) -> pd.DataFrame:
+    columns: dict[str, list[np.ndarray]] = {}
     for start in progress.bar(range(0, len(candidates), CHUNK), desc="curate", unit="chunk", leave=False, min_total=2):
         rows = candidates.iloc[start : start + CHUNK]
         images = np.stack([read_png_rgb(folder / p) for p in rows["path"]])
         labels = rows["label"].to_numpy(np.int64)
-        embeddings = embed_all(models, images)
         sources = rows[EDIT_OF].fillna("").to_numpy(str) if EDIT_OF in rows else None
-        columns["confidence"].append(confidence(embeddings, labels, references.source_folds(sources)))
-        realism = np.array([ref.scores(e.features) for e, (ref, _) in zip(embeddings, references.realism)])
-        thresholds = np.array([t for _, t in references.realism])[:, None]
-        columns["realism"].append(realism.mean(axis=0))
-        columns["realism_votes"].append((realism >= thresholds).mean(axis=0))
+        chunk = references.tests.score(embed_all(references.tests.models, images), labels,
+                                       references.source_folds(sources))
         for space, copies in references.copies.items():
-            ratio, flagged = copies.ratios(images, sources)
-            columns["copy_ratio" if space == "pixel" else "feature_copy_ratio"].append(ratio)
-            columns[f"near_copy_{space}"].append(flagged)
+            chunk["copy_ratio" if space == "pixel" else "feature_copy_ratio"], chunk[f"near_copy_{space}"] = \
+                copies.ratios(images, sources)
+        for name, values in chunk.items():
+            columns.setdefault(name, []).append(values)
     scores = candidates[["id", "class_name", "label"]].reset_index(drop=True)
-    for name, parts in columns.items():
-        scores[name] = np.concatenate(parts)
-    scores["passed_confidence"] = scores["confidence"] >= references.confidence_thresholds[scores["label"]]
-    scores["passed_realism"] = scores["realism_votes"] >= 0.5  # realistic in most models' feature spaces
+    for name in SCORE_COLUMNS:
+        scores[name] = np.concatenate(columns[name])
     scores["near_copy"] = np.zeros(len(scores), bool)
     for space in params.near_copy_spaces:
         scores["near_copy"] |= scores[f"near_copy_{space}"]
@@ -219,7 +200,7 @@ def _report(params: CurateParams, scores: pd.DataFrame, outcome: pd.Series, refe
             "near_copies": int(rows["near_copy"].sum()),
             "kept": int((rows["curation"] == "kept").sum()),
             "filled": int((rows["curation"] == "filled").sum()),
-            "confidence_threshold": float(references.confidence_thresholds[label]),
+            "confidence_threshold": float(references.tests.confidence_thresholds[label]),
             "near_copies_pixel": int(rows["near_copy_pixel"].sum()),
             "near_copies_feature": int(rows["near_copy_feature"].sum()),
             "near_copy_ratio_threshold": float(references.copies["pixel"].thresholds[label]),
@@ -228,7 +209,7 @@ def _report(params: CurateParams, scores: pd.DataFrame, outcome: pd.Series, refe
             "mean_confidence_candidates": float(rows["confidence"].mean()),
         }
     metrics = {"enabled": params.enabled, "params": params.model_dump(),
-               "realism_thresholds": [t for _, t in references.realism], "classes": per_class}
+               "realism_thresholds": [t for _, t in references.tests.realism], "classes": per_class}
     with atomic_output_dir(report_dir) as tmp:
         csv_frame(table).to_csv(tmp / SCORES_FILE, index=False, lineterminator="\n", float_format="%.6g")
         atomic_write_text(tmp / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")

@@ -8,12 +8,15 @@ A family is a module with these names (see :mod:`histosynth.generators.gan.famil
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import nn
 
 from histosynth.config.gan import GanParams
 from histosynth.config.generate import DiffusionSampling
+
+if TYPE_CHECKING:
+    from histosynth.generators.training.selection import SampleFilter
 
 
 class GeneratorFamily(Protocol):
@@ -24,8 +27,8 @@ class GeneratorFamily(Protocol):
     def image_sizes(arch: str) -> tuple[int, ...]: ...
 
     @staticmethod
-    def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path,
-              report_dir: Path) -> dict[str, Any]:
+    def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path,
+              sample_filter: SampleFilter | None = None) -> dict[str, Any]:
         """Train (or resume) into ``model_dir`` (checkpoint.pt, generator.pt, record.json) and
         ``report_dir`` (grids, losses.tsv, probe.tsv, metrics.json); return the record."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from histosynth.errors import ConfigError, DataError
 from histosynth.generators.family import GeneratorFamily
 from histosynth.generators.training import checkpoint
 from histosynth.output_policy import check_outputs, mark_as_output
+
+if TYPE_CHECKING:
+    from histosynth.generators.training.selection import SampleFilter
 
 _MODULES = {"gan": "histosynth.generators.gan.family", "diffusion": "histosynth.generators.diffusion.family"}
 _FAMILY_OF = {**{arch: "gan" for arch in GAN_ARCHS}, **{arch: "diffusion" for arch in DIFFUSION_ARCHS}}
@@ -44,13 +47,15 @@ def default_train_dir(params: GanParams) -> Path:
     return paths.AUGMENTED_DIR if params.train_on == "augmented" else paths.REAL_DIR
 
 
-def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
-    """Train (or resume) the generator ``gan.arch`` names; returns its record."""
+def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path,
+          sample_filter: SampleFilter | None = None) -> dict[str, Any]:
+    """Train (or resume) the generator ``gan.arch`` names; returns its record. ``sample_filter``: curation's
+    tests, which ``gan.select.by: curated_colour`` scores checkpoints through."""
     check_outputs({"model folder": model_dir, "report folder": report_dir},
                   {"training images": train_dir, "real images": holdout_dir})
     mark_as_output(model_dir)
     mark_as_output(report_dir)
-    return family(params.arch).train(params, train_dir, holdout_dir, model_dir, report_dir)
+    return family(params.arch).train(params, train_dir, holdout_dir, model_dir, report_dir, sample_filter)
 
 
 def load_sampling_model(model_dir: Path, device: str | torch.device = "cpu",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from histosynth import paths
 from histosynth.config import Params
+from histosynth.errors import ConfigError
 from histosynth.pipeline.definition import Slot, Stage, StageIO, Tracked, index
 
 REAL_MANIFEST, REAL_TRAIN, REAL_VAL = (paths.REAL_DIR / part for part in (paths.MANIFEST_NAME, "train", "val"))
@@ -36,7 +37,20 @@ def _augment(params: Params, io: StageIO) -> None:
 def _train(params: Params, io: StageIO) -> None:
     from histosynth.generators import default_train_dir, train
 
-    train(params.gan, io["data"] or io.locate(default_train_dir(params.gan)), io["real"], io["out"], io["report"])
+    data = io["data"] or io.locate(default_train_dir(params.gan))
+    sample_filter = None
+    if params.gan.select.by == "curated_colour":
+        from histosynth.curate.acceptance import CandidateTests
+        from histosynth.output_policy import check_outputs
+
+        if not params.curate.enabled:
+            raise ConfigError("gan.select.by = curated_colour scores samples as curation keeps them, but curation is "
+                              "off (curate.enabled: false); set gan.select.by: train_colour")
+        # train checks its outputs too, but curation's tests read the inputs first
+        check_outputs({"model folder": io["out"], "report folder": io["report"]},
+                      {"training images": data, "real images": io["real"], "feature net": io["featurenet"]})
+        sample_filter = CandidateTests.of(params.curate, io["real"], io["featurenet"])
+    train(params.gan, data, io["real"], io["out"], io["report"], sample_filter)
 
 
 def _generate(params: Params, io: StageIO) -> None:
@@ -119,17 +133,34 @@ STAGES: tuple[Stage, ...] = (
         outputs=(Tracked(paths.AUGMENTED_DIR), Tracked(paths.AUGMENT_REPORT_DIR, "plots", cache=False)),
     ),
     Stage(
+        "featurenet", "Train the domain feature net that `qa` measures synthetic images with, and its cross-fitted "
+                      "copies (qa.featurenet recipe).", _featurenet,
+        params=("qa.featurenet",),
+        slots=(_in("real", paths.REAL_DIR, "Folder written by `ingest` (its train and val splits are read)."),
+               _out("out", paths.FEATURENET_DIR, "Output folder (weights.pt + record.json, the cross-fitted copies in "
+                    "folds/ and their out-of-fold predictions); replaced."),
+               _out("report", paths.FEATURENET_REPORT_DIR, "Folder for metrics.json and history.csv.")),
+        deps=(REAL_MANIFEST, REAL_TRAIN, REAL_VAL),  # never the test split
+        outputs=(Tracked(paths.FEATURENET_DIR),
+                 Tracked(paths.FEATURENET_REPORT_DIR / "metrics.json", "metrics", cache=False),
+                 Tracked(paths.FEATURENET_REPORT_DIR / "history.csv", "plots", cache=False,
+                         plot={"x": "epoch", "y": "val_accuracy"})),
+    ),
+    Stage(
         "train", "Train (or resume) the generator named by gan.arch (a GAN or the diffusion model). Multi-GPU: run "
                  "under torchrun.", _train,
-        params=("gan",),
+        params=("gan", "curate.enabled", "curate.confidence_quantile", "curate.realism_quantile",
+                "curate.realism_k"),  # curation's tests, through which gan.select.by curated_colour scores
         slots=(_in("data", None, "Training images, a folder with a manifest (default: data/augmented, or data/real "
                    "when gan.train_on = real); its train split is used."),
                _in("real", paths.REAL_DIR, "Folder written by `ingest`; its val split feeds the real-vs-fake "
                    "probe, its train split the checkpoints' colour scores (gan.select)."),
+               _in("featurenet", paths.FEATURENET_DIR, "Folder written by `featurenet`: its cross-fitted classifiers "
+                   "are curation's tests, which gan.select.by curated_colour scores checkpoints through."),
                _out("out", paths.GAN_DIR, "Model folder (checkpoint.pt, generator.pt, record.json); a matching "
                     "checkpoint there is resumed."),
                _out("report", paths.TRAIN_REPORT_DIR, "Folder for sample grids, loss and probe curves, metrics.json.")),
-        deps=(paths.AUGMENTED_DIR, paths.REAL_DIR),
+        deps=(paths.AUGMENTED_DIR, paths.REAL_DIR, paths.FEATURENET_DIR),
         outputs=(Tracked(paths.GAN_DIR, persist=True),  # the checkpoint survives a kill: the next run resumes it
                  Tracked(paths.TRAIN_REPORT_DIR / "metrics.json", "metrics", cache=False),
                  Tracked(paths.TRAIN_REPORT_DIR / "losses.tsv", "plots", cache=False),
@@ -150,20 +181,6 @@ STAGES: tuple[Stage, ...] = (
                _out("out", paths.CANDIDATES_DIR, "Output folder (class folders with MD5SUMS + manifest); replaced.")),
         deps=(paths.GAN_DIR, REAL_MANIFEST, REAL_TRAIN),
         outputs=(Tracked(paths.CANDIDATES_DIR),),
-    ),
-    Stage(
-        "featurenet", "Train the domain feature net that `qa` measures synthetic images with, and its cross-fitted "
-                      "copies (qa.featurenet recipe).", _featurenet,
-        params=("qa.featurenet",),
-        slots=(_in("real", paths.REAL_DIR, "Folder written by `ingest` (its train and val splits are read)."),
-               _out("out", paths.FEATURENET_DIR, "Output folder (weights.pt + record.json, the cross-fitted copies in "
-                    "folds/ and their out-of-fold predictions); replaced."),
-               _out("report", paths.FEATURENET_REPORT_DIR, "Folder for metrics.json and history.csv.")),
-        deps=(REAL_MANIFEST, REAL_TRAIN, REAL_VAL),  # never the test split
-        outputs=(Tracked(paths.FEATURENET_DIR),
-                 Tracked(paths.FEATURENET_REPORT_DIR / "metrics.json", "metrics", cache=False),
-                 Tracked(paths.FEATURENET_REPORT_DIR / "history.csv", "plots", cache=False,
-                         plot={"x": "epoch", "y": "val_accuracy"})),
     ),
     Stage(
         "curate", "Score every candidate (class confidence, realism, near-copy ratio) and keep the first n per class "

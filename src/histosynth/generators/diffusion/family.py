@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -16,6 +16,9 @@ from histosynth.generators.diffusion.networks import build_unet, diffusers_versi
 from histosynth.generators.diffusion.sampling import GuidedSampler, Sampling
 from histosynth.generators.diffusion.settings import resolve_settings
 
+if TYPE_CHECKING:
+    from histosynth.generators.training.selection import SampleFilter
+
 log = logging.getLogger(__name__)
 
 NAME = "diffusion"
@@ -26,7 +29,8 @@ def image_sizes(arch: str) -> tuple[int, ...]:
     return recipe.get_recipe(arch).image_sizes
 
 
-def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
+def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path,
+          sample_filter: SampleFilter | None = None) -> dict[str, Any]:
     """Train (or resume) a diffusion arch; returns the record (also in ``model_dir/record.json``)."""
     # the training code, imported here: sampling does not need it
     from histosynth.generators.training.runtime import training_runtime
@@ -34,7 +38,7 @@ def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path
     from histosynth.generators.training.run import FamilyRun, load_training_data, run_training
 
     settings = resolve_settings(params)
-    data = load_training_data(train_dir, holdout_dir, settings, image_sizes(settings.arch))
+    data = load_training_data(train_dir, holdout_dir, settings, image_sizes(settings.arch), sample_filter)
     n_classes = len(data.class_names)
     unet = unet_config(data.image_size, n_classes, settings.width, settings.layers_per_block,
                        settings.attention_max_size, settings.dropout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -13,6 +13,9 @@ from histosynth.config.generate import DiffusionSampling
 from histosynth.errors import DataError
 from histosynth.generators.gan.models import build_discriminator, build_generator, get_recipe, known_archs
 
+if TYPE_CHECKING:
+    from histosynth.generators.training.selection import SampleFilter
+
 log = logging.getLogger(__name__)
 
 NAME = "gan"
@@ -20,10 +23,11 @@ ARCHS = known_archs()
 __all__ = ["NAME", "ARCHS", "image_sizes", "train", "sampling_model", "networks"]
 
 
-def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
+def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path,
+          sample_filter: SampleFilter | None = None) -> dict[str, Any]:
     from histosynth.generators.gan.train import train as train_gan  # the training code: not needed to sample
 
-    return train_gan(params, train_dir, holdout_dir, model_dir, report_dir)
+    return train_gan(params, train_dir, holdout_dir, model_dir, report_dir, sample_filter)
 
 
 def image_sizes(arch: str) -> tuple[int, ...]:

@@ -16,12 +16,14 @@ from histosynth.generators.gan.models import get_recipe
 from histosynth.generators.gan.settings import TrainSettings, resolve_settings
 from histosynth.generators.training.run import FamilyRun, load_training_data, run_training
 from histosynth.generators.training.runtime import training_runtime
+from histosynth.generators.training.selection import SampleFilter
 
 
-def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path) -> dict[str, Any]:
+def train(params: GanParams, train_dir: Path, holdout_dir: Path, model_dir: Path, report_dir: Path,
+          sample_filter: SampleFilter | None = None) -> dict[str, Any]:
     """Train (or resume) and return the final record (also written to ``model_dir/record.json``)."""
     settings = resolve_settings(params)
-    data = load_training_data(train_dir, holdout_dir, settings, get_recipe(settings.arch).image_sizes)
+    data = load_training_data(train_dir, holdout_dir, settings, get_recipe(settings.arch).image_sizes, sample_filter)
     settings = settings.for_images(data.image_size)
     fingerprint = settings.fingerprint(data.manifest_md5, data.class_names, data.image_size)
     with training_runtime(settings.device, settings.precision, settings.threads) as runtime:

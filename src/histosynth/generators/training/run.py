@@ -15,6 +15,7 @@ Under ``torchrun`` every process trains on its shard; only the first one writes 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import platform
 import time
@@ -40,7 +41,7 @@ from histosynth.generators.training.monitor import SampleGrid, TrainingReport, g
 from histosynth.generators.training.probe import real_vs_fake_accuracy
 from histosynth.generators.training.runtime import Runtime
 from histosynth.generators.training.seeds import derive_seed
-from histosynth.generators.training.selection import CheckpointChoice, colour_kl_of, colour_reference
+from histosynth.generators.training.selection import CheckpointChoice, SampleFilter, colour_kl_of, colour_reference
 from histosynth.generators.training.settings import RunSettings
 from histosynth.progress import EpochProgress
 
@@ -77,6 +78,7 @@ class TrainingData:
     probe: ImageSet | None
     # (classes, 3, bins) colour counts of real train, what checkpoints are scored against; None: gan.select.by last
     colour_reference: np.ndarray | None = None
+    sample_filter: SampleFilter | None = None  # curation's tests, for gan.select.by curated_colour
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -87,11 +89,15 @@ class TrainingData:
         return self.images.image_size
 
 
-def load_training_data(train_dir: Path, holdout_dir: Path, settings: RunSettings,
-                       image_sizes: tuple[int, ...]) -> TrainingData:
+def load_training_data(train_dir: Path, holdout_dir: Path, settings: RunSettings, image_sizes: tuple[int, ...],
+                       sample_filter: SampleFilter | None = None) -> TrainingData:
     """The training images (train split of ``train_dir``, in one of the arch's ``image_sizes``), the probe's
     subset of the real val images and, unless ``gan.select.by`` is last, the real train images' colours
-    that checkpoints are scored against."""
+    that checkpoints are scored against (through ``sample_filter``: curation's tests, under curated_colour)."""
+    if settings.select_by == "curated_colour" and sample_filter is None:
+        raise ConfigError("gan.select.by = curated_colour scores samples as curation would keep them, which needs "
+                          "curation's tests (the train stage builds them from models/featurenet); run `dvc repro "
+                          "train` or set gan.select.by: train_colour")
     train_dir, holdout_dir = Path(train_dir), Path(holdout_dir)
     log.info("loading training images from %s (gan.train_on = %s)", train_dir, settings.train_on)
     images = load_training_set(train_dir)
@@ -106,7 +112,8 @@ def load_training_data(train_dir: Path, holdout_dir: Path, settings: RunSettings
         reference = colour_reference(real_train, images.class_names)
     log.info("%d images of %d px in %d classes: %s", len(images), images.image_size, len(images.class_names),
              ", ".join(images.class_names))
-    return TrainingData(images, manifest_md5(train_dir), probe, reference)
+    return TrainingData(images, manifest_md5(train_dir), probe, reference,
+                        sample_filter if settings.select_by == "curated_colour" else None)
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,9 @@ class _Run:
         self.image_size = data.image_size
         self.n_classes = len(data.class_names)
         self.fingerprint = family.fingerprint
+        if data.sample_filter is not None:  # the scores, and so the choice, depend on curation's tests too
+            self.fingerprint = hashlib.md5(f"{family.fingerprint} {data.sample_filter.identity}".encode(),
+                                           usedforsecurity=False).hexdigest()
         self.report = TrainingReport(report_dir, family.loss_columns)
         self.grid = SampleGrid(self.n_classes, family.latent_dim, settings.seed)
         self.history: list[dict[str, Any]] = []
@@ -285,7 +295,7 @@ class _Run:
 
     def _colour_kl(self) -> np.ndarray:
         return colour_kl_of(self.trainer.sampling_generator, self.data.colour_reference, self.settings.select_per_class,
-                            self.family.latent_dim, self.settings.seed, self.runtime.device)
+                            self.family.latent_dim, self.settings.seed, self.runtime.device, self.data.sample_filter)
 
     def _chosen_generator(self) -> nn.Module:
         """The sampling generator, with the chosen checkpoint's weights when ``gan.select`` chose one."""
