@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make repro` and `make test`.
-# Both create .venv on first use and reinstall when pyproject.toml changes.
+# Both create .venv on first use and reinstall when pyproject.toml or constraints.txt changes; every
+# library is installed at the version constraints.txt pins (the same bytes on every machine).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,9 +10,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: repro test install bench publish clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -85,8 +85,9 @@ def make_repro(cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
 def make_project(root: Path, params: dict, source: Path = REPO) -> Path:
     """Copy the pipeline of ``source`` (this checkout, or another revision's files) into ``root`` with
     params.yaml overridden by ``params``; git + DVC init, no repro."""
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile"):
-        shutil.copy(source / name, root / name)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile", "constraints.txt"):
+        if (source / name).is_file() or name != "constraints.txt":  # revisions before the pins had none
+            shutil.copy(source / name, root / name)
     for folder in ("stages", "src"):
         shutil.copytree(source / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     merged = deep_update(yaml.safe_load((source / "params.yaml").read_text()), params)
