@@ -4,15 +4,19 @@ params.yaml, and stages run in processes of their own (as DVC runs them) with th
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 from PIL import Image
+
+from stage_peak import PEAK_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,17 +64,22 @@ def update(base: dict, extra: dict) -> None:
 
 
 def run_stage(code: Path, project: Path, name: str) -> dict:
-    """Run ``stages/<name>.py`` of ``code`` in ``project``: its seconds, its CPU seconds and its peak RSS
-    (``wait4``: CPU summed, RSS the largest, over the process and the children it waited for). Both times
-    need an idle machine: on shared cores torch's OpenMP threads spin while they wait, so CPU seconds grow too."""
-    env = {**os.environ, "PYTHONPATH": str(code / "src"), "HISTOSYNTH_PROGRESS": "0"}
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(code / "stages" / f"{name}.py")], cwd=project, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} ({code}) failed:\n{stderr[-3000:]}")
+    """Run ``stages/<name>.py`` of ``code`` in ``project``: its seconds, its CPU seconds (``wait4``: the
+    process and the children it waited for) and its peak RSS (the largest single process of its tree, as
+    the stage measures it: bench/stage_peak.py says why not ``wait4``'s). Both times need an idle machine:
+    on shared cores torch's OpenMP threads spin while they wait, so CPU seconds grow too."""
+    with tempfile.TemporaryDirectory(prefix="stage-peak-") as scratch:
+        peak_file = Path(scratch) / "peak.json"
+        env = {**os.environ, "PYTHONPATH": str(code / "src"), "HISTOSYNTH_PROGRESS": "0", PEAK_FILE: str(peak_file)}
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("stage_peak.py")),
+                                 str(code / "stages" / f"{name}.py")], cwd=project, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stderr = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} ({code}) failed:\n{stderr[-3000:]}")
+        peak = json.loads(peak_file.read_text())
     return {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+            "peak_rss_mib": round(max(peak["own_kib"], peak["children_kib"]) / 1024, 1)}
