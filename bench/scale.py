@@ -9,7 +9,7 @@ A PathMNIST-like folder source (9 classes of textured tiles, PNG) of N images at
 the ten stages of `dvc repro`, each in a process of its own as DVC runs it, with a recipe whose work
 grows with N and nothing else (one GAN epoch, candidates and affine children in proportion to the
 train split, one feature-net epoch, a benchmark of real_only and augmented with N / 64 steps). For
-each stage it records the peak RSS (``wait4``), the seconds and the bytes the stage wrote; then, per
+each stage it records the peak RSS (the largest process of the stage's tree, bench/stage_peak.py), the seconds and the bytes the stage wrote; then, per
 stage and image size, how flat the peak RSS is from the smallest N to the largest (largest /
 smallest), the seconds per image at each N and the least-squares line of seconds against N, and the
 line's projection to 90,000 images of 224 px. The default grid is the issue's: 3k, 10k and 30k images

@@ -28,9 +28,17 @@ def own_peak_kib() -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 
 
+def children_peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+
+
+def tree_peak_kib() -> int:
+    """The largest peak RSS of this process and the children it waited for."""
+    return max(own_peak_kib(), children_peak_kib())
+
+
 def write_peak(path: Path) -> None:
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    path.write_text(json.dumps({"own_kib": own_peak_kib(), "children_kib": children}))
+    path.write_text(json.dumps({"own_kib": own_peak_kib(), "children_kib": children_peak_kib()}))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def _benchmark_rise(n: int, out: Path) -> dict:
                     reason="set HISTOSYNTH_MEMORY_BENCHMARK=1 to measure the benchmark stage's workers at 224 px "
                            "(1.5 minutes; make test stays under its 15)")
 def test_the_benchmark_and_its_workers_hold_no_more_memory_for_more_images(tmp_path):
-    # The stage's peak is one process's (bench/stage_runs.py: wait4), at 224 px a training worker's: its
+    # The stage's peak is one process's (bench/stage_peak.py), at 224 px a training worker's: its
     # imports, one training step, one evaluation batch (2.5 GB at batch 64 on 1k and 3k images). Workers
     # that got the images as arrays instead of store paths held 53 MiB more here (the parent 149 MiB more:
     # it pickled them); evaluating 512 images a batch, as before, 247 MiB more.

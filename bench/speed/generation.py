@@ -11,8 +11,8 @@
    on the weights), in fp32 (the CPU default) and, where the CPU has native bf16, in bf16
    (generate.precision).
 2. Memory: peak RSS of the real `generate` entry point (checkpoint loading included) making
-   10k and 100k images of 28 px, each in its own child process (``os.wait4`` gives that child's
-   ru_maxrss), writing to a temporary folder on disk that is deleted afterwards.
+   10k and 100k images of 28 px, each in its own child process that reports its own peak
+   (bench/stage_peak.py: ``wait4``'s ru_maxrss would count this process's memory too), writing to a temporary folder on disk that is deleted afterwards.
 
 Results go to bench/results/generation.json and bench/results/generation.md (the table that
 bench/README.md quotes).
@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import machine_info, save_results
+from stage_peak import tree_peak_kib
 
 from histosynth.config.generate import GenerateParams
 from histosynth.generate import generate
@@ -114,11 +115,11 @@ def throughput(image_size: int, n_per_class: int, rounds: int, scratch: Path, pr
 def peak_rss(n_images: int, model_dir: Path, scratch: Path) -> int:
     """Peak RSS (bytes) of a child process that runs `generate` for ``n_images`` images."""
     out = scratch / f"rss_{n_images}"
-    child = subprocess.Popen([sys.executable, __file__, "--child", str(n_images), str(model_dir), str(out)])
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(f"the child generating {n_images} images failed (wait status {status})")
-    return usage.ru_maxrss * 1024  # kilobytes on Linux
+    child = subprocess.run([sys.executable, __file__, "--child", str(n_images), str(model_dir), str(out)],
+                           stdout=subprocess.PIPE, text=True)
+    if child.returncode != 0:
+        raise SystemExit(f"the child generating {n_images} images failed (exit status {child.returncode})")
+    return int(child.stdout.split()[-1]) * 1024  # the child's last line: its peak in KiB
 
 
 def memory(sizes: list[int], scratch: Path) -> dict:
@@ -149,6 +150,7 @@ def memory(sizes: list[int], scratch: Path) -> dict:
 def run_child(n_images: int, model_dir: Path, out: Path) -> None:
     params = GenerateParams(n_per_class=n_images // N_CLASSES, device="cpu")
     generate(params, model_dir, out)
+    print(tree_peak_kib(), flush=True)
 
 
 def markdown(results: dict) -> str:
