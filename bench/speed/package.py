@@ -46,6 +46,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: machine.py, the helpers every benchmark shares
 from machine import code_revision, machine_info, save_results
+from stage_peak import own_peak_kib
 
 from histosynth.config import params_from_mapping
 from histosynth.fsutil import unique_safe_names
@@ -236,8 +237,7 @@ def memory(inputs_by_n: dict[int, Path], scratch: Path) -> dict:
 
 def run_child(inputs_root: Path, out: Path) -> None:
     stage(input_paths(inputs_root), out, "auto")
-    status = Path("/proc/self/status").read_text()
-    print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))  # kB
+    print(own_peak_kib())
 
 
 def markdown(results: dict) -> str:
